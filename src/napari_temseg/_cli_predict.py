@@ -1,0 +1,3 @@
+"""`temseg predict` and `temseg evaluate` (filled in with core/predict.py)."""
+
+COMMANDS: list = []

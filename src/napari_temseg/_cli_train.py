@@ -1,0 +1,3 @@
+"""`temseg demo` and `temseg train`."""
+
+COMMANDS: list = []

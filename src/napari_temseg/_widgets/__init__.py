@@ -1,0 +1,1 @@
+"""napari docks: thin magicgui Containers over the core generators."""

@@ -1,0 +1,1 @@
+"""Headless core of napari-temseg. Never imports qtpy, napari or magicgui."""

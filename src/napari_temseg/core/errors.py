@@ -1,0 +1,13 @@
+"""User-facing errors. Each message says what is wrong *and* what to do."""
+
+
+class TemsegError(Exception):
+    """Base class for errors meant to be shown to the user as they are."""
+
+
+class InputError(TemsegError, ValueError):
+    """Bad image / mask / layer input (shape, values, dtype, ...)."""
+
+
+class ModelFileError(TemsegError, ValueError):
+    """A model file is missing, corrupt, or does not match its config."""

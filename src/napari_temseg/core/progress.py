@@ -1,0 +1,95 @@
+"""Progress records and the cooperative stop token shared by every long operation.
+
+Every long operation in napari-temseg is a generator that yields
+:class:`Progress` and *returns* its result. The same generator is driven by
+
+* the GUI (``_widgets/_workers.py`` wraps it in a napari ``thread_worker``),
+* the CLI (``cli.py`` prints a progress bar),
+* the console (``api.py`` runs it to completion with :func:`run`).
+
+Stopping: pass a :class:`StopToken`; the generator checks it at every yield and
+*returns* normally (e.g. the best model so far) once ``request()`` was called.
+``generator.close()`` also works but then there is no return value.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report. ``stage`` is "train", "validate", "predict", ..."""
+
+    stage: str
+    step: int
+    total: int | None = None
+    message: str = ""
+    elapsed: float = 0.0
+    rate: float | None = None  # samples/s (train) or Mpix/s (predict)
+    epoch: int | None = None
+    loss: float | None = None
+    val_dice: float | None = None
+    val_iou: float | None = None
+    warning: str | None = None  # e.g. "loss is flat: the model is not learning"
+    preview: Any = None  # optional (Y, X) float32 probability of a preview slice
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(1.0, self.step / self.total)
+
+    def line(self) -> str:
+        """A compact one-line summary for logs and the CLI."""
+        parts = [f"{self.stage} {self.step}" + (f"/{self.total}" if self.total else "")]
+        if self.epoch is not None:
+            parts.append(f"epoch {self.epoch}")
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.4f}")
+        if self.val_dice is not None:
+            parts.append(f"val Dice {self.val_dice:.3f}")
+        if self.rate is not None:
+            parts.append(f"{self.rate:.1f}/s")
+        parts.append(f"{self.elapsed:.0f}s")
+        if self.message:
+            parts.append(self.message)
+        if self.warning:
+            parts.append(f"WARNING: {self.warning}")
+        return " | ".join(parts)
+
+
+class StopToken:
+    """Thread-safe 'please stop at the next yield' flag."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def request(self) -> None:
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def __bool__(self) -> bool:  # so ``if stop:`` reads naturally
+        return self.requested
+
+
+def run(
+    gen: Generator[Progress, Any, T],
+    on_progress: Callable[[Progress], None] | None = None,
+) -> T:
+    """Drive a progress generator to completion and return its result."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as done:
+            return done.value
+        if on_progress is not None:
+            on_progress(p)

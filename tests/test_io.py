@@ -1,0 +1,146 @@
+import numpy as np
+import pytest
+
+from napari_temseg.core import io
+from napari_temseg.core.data import as_volume
+from napari_temseg.core.errors import InputError
+
+
+@pytest.fixture
+def stack():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 60000, (3, 2, 37, 45), dtype=np.uint16)
+
+
+def test_contiguous_tiff_is_memmap(tmp_path, stack):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "a.tif", stack)
+    arr = io.read_image(tmp_path / "a.tif")
+    assert isinstance(arr, np.memmap)
+    np.testing.assert_array_equal(np.asarray(arr), stack)
+
+
+def test_compressed_tiff_is_lazy_zarr(tmp_path, stack):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "c.tiff", stack, compression="zlib")
+    arr = io.read_image(tmp_path / "c.tiff")
+    assert not isinstance(arr, np.ndarray)
+    assert tuple(arr.shape) == stack.shape
+    np.testing.assert_array_equal(arr[1, 0, 5:9, 3:7], stack[1, 0, 5:9, 3:7])
+    vol = as_volume(arr)
+    np.testing.assert_array_equal(vol.region(2), stack[2])
+
+
+def test_zarr_store_and_group(tmp_path, stack):
+    import zarr
+
+    z = zarr.open(str(tmp_path / "s.zarr"), mode="w", shape=stack.shape, dtype=stack.dtype, chunks=(1, 2, 16, 16))
+    z[:] = stack
+    arr = io.read_image(tmp_path / "s.zarr")
+    np.testing.assert_array_equal(arr[:], stack)
+    with pytest.raises(Exception):  # read-only
+        arr[0, 0, 0, 0] = 1
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    g.create_array("0", shape=stack.shape, dtype=stack.dtype)[:] = stack
+    np.testing.assert_array_equal(io.read_image(tmp_path / "g.zarr")[:], stack)
+
+
+def test_png_and_npy(tmp_path):
+    from PIL import Image
+
+    img = (np.arange(20 * 30) % 251).astype(np.uint8).reshape(20, 30)
+    Image.fromarray(img).save(tmp_path / "p.png")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "p.png"), img)
+    np.save(tmp_path / "n.npy", img)
+    assert isinstance(io.read_image(tmp_path / "n.npy"), np.memmap)
+
+
+def test_read_errors(tmp_path, stack):
+    with pytest.raises(InputError, match="not found"):
+        io.read_image(tmp_path / "missing.tif")
+    (tmp_path / "x.bmp").write_bytes(b"00")
+    with pytest.raises(InputError, match="supported"):
+        io.read_image(tmp_path / "x.bmp")
+    np.save(tmp_path / "n.npy", stack)
+    with pytest.raises(InputError, match="channel axis 7"):
+        io.read_image(tmp_path / "n.npy", channel_axis=7)
+
+
+def _write_pngs(folder, names, value):
+    from PIL import Image
+
+    folder.mkdir()
+    for n in names:
+        Image.fromarray(np.full((8, 9), value, np.uint8)).save(folder / f"{n}.png")
+
+
+def test_list_pairs_and_training_set(tmp_path):
+    _write_pngs(tmp_path / "img", ["b", "a"], 7)
+    _write_pngs(tmp_path / "msk", ["a", "b"], 1)
+    pairs = io.list_pairs(tmp_path / "img", tmp_path / "msk")
+    assert [p[0].stem for p in pairs] == ["a", "b"]
+    assert all(i.stem == m.stem for i, m in pairs)
+    images, masks, names = io.read_training_set(tmp_path / "img", tmp_path / "msk")
+    assert names == ["a", "b"]
+    assert int(images[0][0, 0]) == 7 and int(masks[1][0, 0]) == 1
+    images, masks, names = io.read_training_set(pairs[0][0], pairs[0][1])
+    assert names == ["a"] and len(images) == len(masks) == 1
+
+
+def test_list_pairs_names_the_unmatched(tmp_path):
+    _write_pngs(tmp_path / "img", ["a", "b", "c"], 7)
+    _write_pngs(tmp_path / "msk", ["a", "b"], 1)
+    with pytest.raises(InputError, match="images without a mask: c"):
+        io.list_pairs(tmp_path / "img", tmp_path / "msk")
+    _write_pngs(tmp_path / "msk2", ["a", "b", "c", "zz"], 1)
+    with pytest.raises(InputError, match="masks without an image: zz"):
+        io.list_pairs(tmp_path / "img", tmp_path / "msk2")
+    _write_pngs(tmp_path / "other", ["q"], 1)
+    with pytest.raises(InputError, match="same name"):
+        io.list_pairs(tmp_path / "img", tmp_path / "other")
+    with pytest.raises(InputError, match="either one image file"):
+        io.read_training_set(tmp_path / "img", tmp_path / "other" / "q.png")
+
+
+def test_list_images(tmp_path):
+    _write_pngs(tmp_path / "d", ["b", "a"], 3)
+    (tmp_path / "d" / "notes.txt").write_text("x")
+    assert [p.name for p in io.list_images(tmp_path / "d")] == ["a.png", "b.png"]
+    assert io.list_images(tmp_path / "d" / "a.png") == [tmp_path / "d" / "a.png"]
+    (tmp_path / "e").mkdir()
+    with pytest.raises(InputError, match="no images"):
+        io.list_images(tmp_path / "e")
+
+
+@pytest.mark.parametrize("name", ["o.zarr", "o.tif", "o.npy"])
+def test_create_output_roundtrip_and_no_overwrite(tmp_path, name):
+    path = tmp_path / name
+    out = io.create_output(path, (3, 20, 30), np.float16)
+    for z in range(3):
+        out[z] = np.full((20, 30), z + 0.5, np.float16)
+    if hasattr(out, "flush"):
+        out.flush()
+    back = io.read_image(path)
+    assert tuple(back.shape) == (3, 20, 30)
+    np.testing.assert_array_equal(np.asarray(back[2]), np.full((20, 30), 2.5, np.float16))
+    with pytest.raises(InputError, match="--overwrite"):
+        io.create_output(path, (3, 20, 30), np.float16)
+    out2 = io.create_output(path, (2, 5, 5), np.uint8, overwrite=True)
+    assert tuple(out2.shape) == (2, 5, 5)
+
+
+def test_create_output_refuses_plain_folder_and_bad_suffix(tmp_path):
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "precious.txt").write_text("x")
+    with pytest.raises(InputError):
+        io.create_output(tmp_path / "keep", (1, 2, 2), np.uint8, overwrite=True)
+    with pytest.raises(InputError, match="must end in"):
+        io.create_output(tmp_path / "o.png", (1, 2, 2), np.uint8)
+    assert (tmp_path / "keep" / "precious.txt").exists()
+
+
+def test_zarr_output_chunks_one_slice(tmp_path):
+    out = io.create_output(tmp_path / "c.zarr", (4, 2000, 3000), np.uint8)
+    assert tuple(out.chunks) == (1, 1024, 1024)

@@ -1,3 +1,164 @@
-"""`temseg demo` and `temseg train`."""
+"""`temseg train` and `temseg demo`: both drive core.train.fit (and the demo core.predict)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .core.errors import InputError
+
+DEMO_ANNOTATED = (1, 4)  # slices the demo "paints" (ground truth); the others are unseen
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from .core.config import AUGMENT_PRESETS, LOSSES
+
+    g = p.add_argument_group("model and training")
+    g.add_argument("--arch", default=None, help="small-unet (default), unet, resunet, or an smp arch like Unet")
+    g.add_argument("--encoder", default=None, help="smp encoder, e.g. resnet18, efficientnet-b0")
+    g.add_argument("--encoder-weights", default=None, help="'imagenet' (needs internet once) or none")
+    g.add_argument("--patch", type=int, default=256, help="patch size in pixels (multiple of 16)")
+    g.add_argument("--batch", type=int, default=4)
+    g.add_argument("--context", type=int, default=0, help="neighbouring slices on each side (2.5D)")
+    g.add_argument("--augment", default="default", choices=AUGMENT_PRESETS)
+    g.add_argument("--loss", default="bce+dice", choices=LOSSES)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps")
+
+
+def _configs(args, seconds: float | None, epochs: int | None):
+    from .core.config import ModelConfig, TrainConfig
+
+    mcfg = None
+    if args.arch or args.encoder:
+        from .core.models import DEFAULT_MODEL
+
+        weights = None if args.encoder_weights in (None, "none") else args.encoder_weights
+        mcfg = ModelConfig(arch=args.arch or DEFAULT_MODEL.arch, encoder=args.encoder, encoder_weights=weights)
+    tcfg = TrainConfig(
+        patch=args.patch, batch=args.batch, seconds=seconds, epochs=epochs, lr=args.lr, loss=args.loss,
+        augment=args.augment, seed=args.seed, device=args.device,
+        sparse=getattr(args, "sparse", False), val_fraction=getattr(args, "val_fraction", 0.2),
+    )
+    return mcfg, tcfg
+
+
+def _train_with_bar(gen, quiet: bool = False):
+    from .cli import _Bar
+    from .core.progress import run
+
+    bar = _Bar(quiet=quiet)
+    try:
+        return run(gen, bar)
+    finally:
+        bar.close()
+
+
+# --- train -----------------------------------------------------------------------------------
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on images + painted masks",
+                       description="Train a U-Net. IMAGE/MASK: a TIFF (2D or stack) or folders of "
+                       "PNG/TIFF images with masks of the same names.")
+    p.add_argument("image")
+    p.add_argument("mask")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--val-image", help="validation image(s); default: hold out --val-fraction")
+    p.add_argument("--val-mask")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seconds", type=float, default=None, help="time budget (default 300 s if no --epochs)")
+    p.add_argument("--channel-axis", type=int, default=None)
+    p.add_argument("--sparse", action="store_true", help="masks are scribbles: 1 fg, 2 bg, 0 unlabelled")
+    p.add_argument("--annotated", default=None, help="comma-separated slices to use (even if empty)")
+    p.add_argument("--resume", default=None, help="continue training this model file")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_model_args(p)
+
+
+def _cmd_train(args) -> int:
+    from .core import io
+    from .core.modelfile import load_model
+    from .core.train import fit
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise InputError(f"'{out}' exists: choose another --output or pass --overwrite")
+    if (args.val_image is None) != (args.val_mask is None):
+        raise InputError("give both --val-image and --val-mask, or neither")
+    seconds = args.seconds if args.seconds is not None or args.epochs is not None else 300.0
+    mcfg, tcfg = _configs(args, seconds, args.epochs)
+    images, masks, names = io.read_training_set(args.image, args.mask)
+    val = io.read_training_set(args.val_image, args.val_mask) if args.val_image else (None, None, None)
+    annotated = [int(v) for v in args.annotated.split(",")] if args.annotated else None
+    resume = load_model(args.resume) if args.resume else None
+    print(f"training on {len(images)} image(s): {', '.join(names[:5])}", file=sys.stderr)
+    gen = fit(images, masks, train_cfg=tcfg, model_cfg=mcfg, context=args.context,
+              channel_axis=args.channel_axis, val_images=val[0], val_masks=val[1],
+              annotated=annotated, resume=resume)
+    model = _train_with_bar(gen, args.quiet)
+    model.save(out, overwrite=args.overwrite)
+    last = model.history[-1] if model.history else {}
+    dice = max((h.get("val_dice", -1) for h in model.history), default=-1)
+    print(f"saved {out} ({model!r}); best validation Dice {dice:.3f}" if dice >= 0 else f"saved {out}")
+    return 0 if last else 1
+
+
+# --- demo ------------------------------------------------------------------------------------
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="train and predict on built-in synthetic FIB-SEM data (offline)",
+                       description="Generate a synthetic 2-detector FIB-SEM stack, 'paint' two slices "
+                       "from its ground truth, train a small U-Net for a bounded time, predict the "
+                       "whole stack with tiling and report Dice/IoU on the slices it never saw.")
+    p.add_argument("--out", default="temseg-demo", help="output folder (default ./temseg-demo)")
+    p.add_argument("--seconds", type=float, default=90.0, help="training time budget (default 90)")
+    p.add_argument("--slices", type=int, default=8)
+    p.add_argument("--size", type=int, default=256, help="slice height and width in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true", help="replace files in an existing --out folder")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def _cmd_demo(args) -> int:
+    import numpy as np
+    import tifffile
+
+    from .core.config import TrainConfig
+    from .core.metrics import evaluate_stack
+    from .core.predict import predict_stack
+    from .core.synthetic import make_fibsem
+    from .core.train import fit
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise InputError(f"'{out}' exists and is not empty: pass --out NEWDIR or --overwrite")
+    if args.slices < max(DEMO_ANNOTATED) + 2:
+        raise InputError(f"the demo needs --slices >= {max(DEMO_ANNOTATED) + 2}")
+    t0 = time.monotonic()
+    image, truth = make_fibsem(shape=(args.slices, 2, args.size, args.size), seed=args.seed)
+    painted = np.zeros_like(truth)
+    painted[list(DEMO_ANNOTATED)] = truth[list(DEMO_ANNOTATED)]
+    print(f"synthetic FIB-SEM stack {image.shape} (Z, C, Y, X); painted slices {DEMO_ANNOTATED}", file=sys.stderr)
+    cfg = TrainConfig(patch=min(128, args.size // 16 * 16), batch=8, seconds=args.seconds, epochs=None,
+                      steps_per_epoch=25, lr=2e-3, seed=args.seed, device=args.device)
+    model = _train_with_bar(fit(image, painted, train_cfg=cfg, context=1), args.quiet)
+    res = _train_with_bar(predict_stack(model, image, device=args.device), args.quiet)
+    prob, labels = res.probability, res.labels
+    unseen = [z for z in range(args.slices) if z not in DEMO_ANNOTATED]
+    scores = evaluate_stack(labels[unseen], truth[unseen])["overall"]
+    out.mkdir(parents=True, exist_ok=True)
+    for name, arr in (("image", image), ("probability", prob), ("labels", labels), ("truth", truth)):
+        tifffile.imwrite(out / f"{name}.tif", np.asarray(arr))
+    model.save(out / "model.safetensors", overwrite=True)
+    print(f"unseen slices {unseen}: Dice {scores['dice']:.3f}  IoU {scores['iou']:.3f}  "
+          f"precision {scores['precision']:.3f}  recall {scores['recall']:.3f}")
+    print(f"wrote image, probability, labels, truth (.tif) and model.safetensors to {out}/ "
+          f"in {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+COMMANDS = [(_add_demo, _cmd_demo), (_add_train, _cmd_train)]

@@ -72,7 +72,7 @@ class TrainedModel:
         arch = self.model_cfg.arch + (f"/{self.model_cfg.encoder}" if self.model_cfg.encoder else "")
         return (
             f"TrainedModel({arch}, channels={self.channels}, context={self.context}, "
-            f"threshold={self.threshold}, trained_steps={len(self.history)})"
+            f"threshold={self.threshold}, epochs={len(self.history)})"
         )
 
 

@@ -41,9 +41,11 @@ class Progress:
 
     @property
     def fraction(self) -> float | None:
-        if not self.total:
-            return None
-        return min(1.0, self.step / self.total)
+        """Done fraction: step/total, or ``extra["fraction"]`` (e.g. of a time budget)."""
+        if self.total:
+            return min(1.0, self.step / self.total)
+        f = self.extra.get("fraction")
+        return None if f is None else min(1.0, float(f))
 
     def line(self) -> str:
         """A compact one-line summary for logs and the CLI."""

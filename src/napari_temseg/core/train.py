@@ -1,0 +1,357 @@
+"""fit(): the training engine, one generator for the GUI, the CLI and the console.
+
+``fit`` yields a :class:`Progress` after every batch and *returns* the trained
+:class:`TrainedModel` (best validation Dice so far). It stops at the next yield
+when its ``stop`` token is set, when the epochs or the time budget are used up,
+or on early stopping - and in every case returns the best model.
+
+Pipeline per step: a background thread draws numpy patches (foreground
+oversampling, padding with zero loss weight) while the model trains; the batch
+is moved to the device, augmented there (``augment.Augmenter``), and trained
+with a weighted BCE / Dice loss (weight 0 = unlabelled or padding).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import queue
+import threading
+import time
+from typing import Any, Callable, Generator, Sequence
+
+import numpy as np
+
+from .config import InputSpec, ModelConfig, TrainConfig
+from .data import annotated_slices, as_mask, as_volume, compute_norm, read_mask
+from .errors import InputError
+from .modelfile import TrainedModel
+from .progress import Progress, StopToken
+from .sampling import PatchSampler, split_regions, validation_patches
+
+FLAT_EPOCHS = 4  # epochs after which an unchanged loss is reported as "not learning"
+
+
+def _as_list(x: Any) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _inputs(images: Any, masks: Any, channel_axis: int | None, sparse: bool):
+    vols = [as_volume(im, channel_axis=channel_axis) for im in _as_list(images)]
+    mvols_raw = _as_list(masks)
+    if len(vols) != len(mvols_raw):
+        raise InputError(f"got {len(vols)} image(s) but {len(mvols_raw)} mask(s): give one mask per image")
+    return vols, [as_mask(m, v, sparse) for m, v in zip(mvols_raw, vols)]
+
+
+def _annotated(mvols: list, annotated: Sequence[int] | None) -> list[tuple[int, int]]:
+    items = [(i, z) for i, m in enumerate(mvols) for z in annotated_slices(m, annotated)]
+    if not items:
+        raise InputError(
+            "no annotated slice: every mask slice is empty. Paint some foreground (label 1) "
+            "on at least one slice, or list the annotated slices explicitly (annotated=[...])"
+        )
+    return items
+
+
+def _check_labels(masks: list[np.ndarray], sparse: bool) -> None:
+    has_fg = any(np.any(m == 1) for m in masks)
+    has_bg = any(np.any(m == 2) for m in masks) if sparse else any(np.any(m == 0) for m in masks)
+    if not has_fg:
+        raise InputError("the masks have no foreground (label 1): paint the structures to segment")
+    if not has_bg:
+        what = "scribble some background with label 2" if sparse else "leave or paint some background (0)"
+        raise InputError(f"the masks have no background: {what}, or the model can only learn 'all foreground'")
+
+
+def _make_net(model_cfg: ModelConfig | None, spec: InputSpec, resume: TrainedModel | None, device):
+    from .models import DEFAULT_MODEL, build_model
+
+    if resume is not None:
+        if resume.input_spec.channels != spec.channels or resume.input_spec.context != spec.context:
+            raise InputError(
+                f"cannot continue training: the model takes {resume.input_spec.channels} channel(s) with "
+                f"context {resume.input_spec.context}, the data has {spec.channels} with context {spec.context}"
+            )
+        return copy.deepcopy(resume.net).to(device), resume.model_cfg
+    base = model_cfg or DEFAULT_MODEL
+    fields = {**base.__dict__, "in_channels": spec.network_channels}
+    cfg = ModelConfig(**fields)
+    return build_model(cfg).to(device), cfg
+
+
+def _loss_fn(name: str):
+    import torch
+    import torch.nn.functional as F
+
+    def bce(logits, y, w):
+        return (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).sum() / w.sum().clamp_min(1)
+
+    def dice(logits, y, w):
+        p = torch.sigmoid(logits) * w
+        inter = (p * y).sum()
+        return 1 - (2 * inter + 1) / (p.sum() + (y * w).sum() + 1)
+
+    return {"bce": bce, "dice": dice, "bce+dice": lambda lo, y, w: bce(lo, y, w) + dice(lo, y, w)}[name]
+
+
+def _lr_factor(t: float) -> float:
+    """Warm-up over the first 3 %, then cosine decay to 5 % of the base rate."""
+    if t < 0.03:
+        return 0.1 + 0.9 * t / 0.03
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (t - 0.03) / 0.97)))
+
+
+class _Prefetcher:
+    """Draws batches in a background thread (numpy releases the GIL for most of it)."""
+
+    def __init__(self, sampler: PatchSampler, batch: int, depth: int = 2):
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.t = threading.Thread(target=self._run, args=(sampler, batch), daemon=True)
+        self.t.start()
+
+    def _run(self, sampler: PatchSampler, batch: int) -> None:
+        try:
+            while not self.done.is_set():
+                item = sampler.sample(batch)
+                while not self.done.is_set():
+                    try:
+                        self.q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # surfaced in next()
+            self.error = e
+
+    def next(self):
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                return self.q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def close(self) -> None:
+        self.done.set()
+
+
+def _evaluate(net, val, device, amp: bool) -> tuple[float, float, bool]:
+    """Dice, IoU over the weighted validation pixels, and whether the prediction is constant."""
+    import torch
+
+    from .device import autocast
+    from .metrics import counts
+
+    x, y, w = val
+    net.eval()
+    preds = []
+    with torch.inference_mode(), autocast(device, amp):
+        for i in range(0, len(x), 4):
+            preds.append((net(torch.from_numpy(x[i:i + 4]).to(device)).float() > 0).cpu().numpy())
+    net.train()
+    pred = np.concatenate(preds)
+    c = counts(pred, y, valid=w > 0)
+    valid_pred = pred[w > 0]
+    constant = valid_pred.size > 0 and (valid_pred.all() or not valid_pred.any())
+    return c.dice, c.iou, bool(constant)
+
+
+def _warning(history: list[dict], constant: bool) -> str | None:
+    if constant:
+        return ("the model predicts the same class everywhere on the validation data: train longer, "
+                "paint more foreground, or lower the learning rate")
+    losses = [h["loss"] for h in history]
+    if len(losses) >= FLAT_EPOCHS and losses[-1] > 0.98 * losses[0]:
+        return ("the loss is flat: the model is not learning. Check that the masks mark the structures, "
+                "or try another learning rate / model")
+    return None
+
+
+class _Session:
+    """Everything fit() sets up before the first step (inputs, split, model, optimiser)."""
+
+    def __init__(self, images, masks, cfg: TrainConfig, model_cfg, context, channel_axis,
+                 val_images, val_masks, annotated, resume: TrainedModel | None):
+        import torch
+
+        from .augment import Augmenter
+        from .device import resolve_device
+
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        vols, mvols = _inputs(images, masks, channel_axis, cfg.sparse)
+        items = _annotated(mvols, annotated)
+        if val_images is not None:
+            vv, vm = _inputs(val_images, val_masks, channel_axis, cfg.sparse)
+            val_items = [(i + len(vols), z) for i, z in _annotated(vm, None)]
+            shapes = [v.shape[2:] for v in vols + vv]
+            train_r, _ = split_regions(items, shapes, 0.0, cfg.seed)
+            val_r, _ = split_regions(val_items, shapes, 0.0, cfg.seed)
+            vols, mvols = vols + vv, mvols + vm
+        else:
+            train_r, val_r = split_regions(items, [v.shape[2:] for v in vols], cfg.val_fraction, cfg.seed)
+        self.spec = self._spec(vols, items, context, resume)
+        self.sampler = PatchSampler(vols, mvols, train_r, self.spec, cfg.patch, cfg.sparse,
+                                    cfg.foreground_oversample, cfg.seed)
+        val_sampler = PatchSampler(vols, mvols, val_r, self.spec, cfg.patch, cfg.sparse, 0.0, cfg.seed) \
+            if val_r else None
+        _check_labels(self.sampler.masks + (val_sampler.masks if val_sampler else []), cfg.sparse)
+        self.val = validation_patches(val_sampler) if val_sampler else None
+        self.net, self.model_cfg = _make_net(model_cfg, self.spec, resume, self.device)
+        if cfg.channels_last and self.device.type == "cuda":
+            self.net = self.net.to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        wd = cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
+        self.opt = opt(self.net.parameters(), lr=cfg.lr, weight_decay=wd)
+        self.augment = Augmenter(cfg.augment, seed=cfg.seed)
+        self.loss_fn = _loss_fn(cfg.loss)
+        self.history = list(resume.history) if resume is not None else []
+        self.n_train, self.n_val = len(train_r), len(val_r)
+
+    @staticmethod
+    def _spec(vols, items, context: int, resume: TrainedModel | None) -> InputSpec:
+        if resume is not None:
+            return resume.input_spec
+        if context > 0 and all(v.shape[0] == 1 for v in vols):
+            raise InputError(
+                f"context={context} needs neighbouring slices, but every image is a single slice: "
+                "use context=0 for 2D images"
+            )
+        per_image = [[z for i2, z in items if i2 == i] for i in range(len(vols))]
+        lo, hi = compute_norm(vols, per_image)
+        return InputSpec(channels=vols[0].shape[1], context=context, norm_lo=lo, norm_hi=hi)
+
+    def step(self, batch, frac: float) -> float:
+        import torch
+
+        from .device import autocast
+
+        x, y, w = (torch.from_numpy(a).to(self.device, non_blocking=True) for a in batch)
+        x, y, w = self.augment(x, y, w)
+        if self.cfg.channels_last and self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        for g in self.opt.param_groups:
+            g["lr"] = self.cfg.lr * _lr_factor(frac)
+        with autocast(self.device, self.cfg.amp):
+            logits = self.net(x)
+        loss = self.loss_fn(logits.float(), y, w)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+
+class _Loop:
+    """The step / epoch / stop bookkeeping of one fit() call."""
+
+    def __init__(self, s: _Session, stop: StopToken | None, preview, preview_every: float):
+        self.s, self.stop, self.preview, self.preview_every = s, stop, preview, preview_every
+        cfg = s.cfg
+        self.total = cfg.epochs * cfg.steps_per_epoch if cfg.epochs else None
+        self.step = 0
+        self.epoch = len(s.history)
+        self.losses: list[float] = []
+        self.best_dice, self.best_state, self.since_best = -1.0, None, 0
+        self.warning: str | None = None
+        self.t0 = self.last_preview = time.monotonic()
+
+    def fraction(self) -> float:
+        cfg, el = self.s.cfg, time.monotonic() - self.t0
+        f = [self.step / self.total] if self.total else []
+        f += [el / cfg.seconds] if cfg.seconds else []
+        return min(1.0, max(f))
+
+    def run(self) -> Generator[Progress, None, None]:
+        pf = _Prefetcher(self.s.sampler, self.s.cfg.batch)
+        try:
+            while True:
+                loss = self.s.step(pf.next(), self.fraction())
+                self.step += 1
+                self.losses.append(loss)
+                finished = self.fraction() >= 1.0
+                end_epoch = self.step % self.s.cfg.steps_per_epoch == 0 or finished
+                record = self.end_epoch() if end_epoch else {}
+                yield self.progress(loss, record, self._preview())
+                if self.stop is not None and self.stop.requested:
+                    if not end_epoch:
+                        self.end_epoch()
+                    return
+                early = self.s.cfg.early_stop is not None and self.since_best >= self.s.cfg.early_stop
+                if finished or early:
+                    return
+        finally:
+            pf.close()
+
+    def end_epoch(self) -> dict:
+        s = self.s
+        rec = {"epoch": self.epoch + 1, "step": self.step, "loss": float(np.mean(self.losses) if self.losses else 0),
+               "lr": s.opt.param_groups[0]["lr"], "elapsed": round(time.monotonic() - self.t0, 2)}
+        constant = False
+        if s.val is not None:
+            rec["val_dice"], rec["val_iou"], constant = _evaluate(s.net, s.val, s.device, s.cfg.amp)
+        score = rec.get("val_dice", self.step)  # without validation the latest model is the best
+        if score >= self.best_dice:
+            self.best_dice, self.since_best = score, 0
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in s.net.state_dict().items()}
+        else:
+            self.since_best += 1
+        self.losses = []
+        self.epoch += 1
+        s.history.append(rec)
+        self.warning = _warning(s.history, constant)
+        return rec
+
+    def _preview(self) -> Any:
+        now = time.monotonic()
+        if self.preview is None or now - self.last_preview < self.preview_every:
+            return None
+        self.last_preview = now
+        req = self.preview()
+        if req is None:
+            return None
+        from .predict import predict_slice
+
+        prob = predict_slice(self.model(), req[0], req[1], device=self.s.device)
+        self.s.net.train()
+        return prob
+
+    def progress(self, loss: float, rec: dict, preview: Any) -> Progress:
+        el = time.monotonic() - self.t0
+        return Progress(
+            stage="train", step=self.step, total=self.total, elapsed=el, epoch=self.epoch,
+            rate=self.step * self.s.cfg.batch / max(el, 1e-9), loss=loss,
+            val_dice=rec.get("val_dice"), val_iou=rec.get("val_iou"), warning=self.warning,
+            preview=preview, message="epoch done" if rec else "",
+            extra={"fraction": self.fraction(), "epoch_record": rec or None},
+        )
+
+    def model(self) -> TrainedModel:
+        s = self.s
+        return TrainedModel(net=s.net, model_cfg=s.model_cfg, input_spec=s.spec,
+                            threshold=s.cfg.threshold, train_cfg=s.cfg, history=s.history)
+
+    def result(self) -> TrainedModel:
+        if self.best_state is not None:
+            self.s.net.load_state_dict(self.best_state)
+        self.s.net.eval()
+        return self.model()
+
+
+def fit(
+    images: Any, masks: Any, *, train_cfg: TrainConfig | None = None, model_cfg: ModelConfig | None = None,
+    context: int = 0, channel_axis: int | None = None, val_images: Any = None, val_masks: Any = None,
+    annotated: Sequence[int] | None = None, resume: TrainedModel | None = None,
+    stop: StopToken | None = None, preview: Callable[[], tuple[Any, int] | None] | None = None,
+    preview_every: float = 5.0,
+) -> Generator[Progress, None, TrainedModel]:
+    """Train a model on painted masks; see the module docstring. Yields Progress, returns the model."""
+    cfg = train_cfg or TrainConfig()
+    s = _Session(images, masks, cfg, model_cfg, context, channel_axis, val_images, val_masks,
+                 annotated, resume)
+    loop = _Loop(s, stop, preview, preview_every)
+    yield from loop.run()
+    return loop.result()

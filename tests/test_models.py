@@ -1,0 +1,135 @@
+"""Model registry: shapes, parameter counts, architecture details, errors."""
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_temseg.core import models  # noqa: E402
+from napari_temseg.core.config import ConfigError, ModelConfig  # noqa: E402
+
+
+def _modules(net, cls):
+    return [m for m in net.modules() if isinstance(m, cls)]
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, napari_temseg.core.models; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("arch", ["unet", "small-unet", "resunet"])
+@pytest.mark.parametrize("hw", [(32, 32), (48, 80)])
+def test_native_output_shape(arch, hw):
+    cfg = ModelConfig(arch=arch, in_channels=3, classes=2, base_width=8)
+    net = models.build_model(cfg).eval()
+    assert models.required_multiple(cfg) == 16
+    with torch.no_grad():
+        y = net(torch.randn(2, 3, *hw))
+    assert y.shape == (2, 2, *hw)
+    assert y.dtype == torch.float32
+    assert torch.isfinite(y).all()
+
+
+def test_small_unet_parameter_count():
+    n = models.count_parameters(models.build_model(ModelConfig("small-unet", in_channels=1)))
+    assert abs(n - 2.16e6) / 2.16e6 < 0.03, n
+    convs = _modules(models.build_model(ModelConfig("small-unet")), torch.nn.Conv2d)
+    widths = sorted({c.out_channels for c in convs})
+    assert widths == [1, 16, 32, 64, 128, 256]
+
+
+def test_unet_is_ronneberger_shaped_and_base_width_scales():
+    net = models.build_model(ModelConfig("unet"))
+    assert len(_modules(net, torch.nn.MaxPool2d)) == 4
+    ups = _modules(net, torch.nn.ConvTranspose2d)
+    assert len(ups) == 4 and all(u.kernel_size == (2, 2) and u.stride == (2, 2) for u in ups)
+    assert max(c.out_channels for c in _modules(net, torch.nn.Conv2d)) == 32 * 16
+    n32 = models.count_parameters(net)
+    n16 = models.count_parameters(models.build_model(ModelConfig("unet", base_width=16)))
+    assert 3.5 < n32 / n16 < 4.1  # conv weights scale with width squared
+
+
+def test_resunet_has_residual_blocks_and_paper_widths():
+    net = models.build_model(ModelConfig("resunet"))
+    blocks = _modules(net, models.ResBlock)
+    assert len(blocks) == 7  # 3 encoder + bridge + 3 decoder
+    assert [b.skip[0].out_channels for b in blocks[:4]] == [64, 128, 256, 512]
+    assert [b.skip[0].stride for b in blocks[:4]] == [(1, 1), (2, 2), (2, 2), (2, 2)]
+    x = torch.randn(1, 1, 32, 32, requires_grad=True)
+    net(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "mobilenet_v2"])
+def test_smp_unet_random_init(encoder):
+    cfg = ModelConfig(arch="Unet", encoder=encoder, in_channels=2)
+    assert models.required_multiple(cfg) == 32
+    net = models.build_model(cfg).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 2, 64, 96)).shape == (1, 1, 64, 96)
+
+
+def test_unknown_arch_and_encoder_list_choices():
+    with pytest.raises(ConfigError, match="small-unet.*fpn"):
+        models.build_model(ModelConfig(arch="Vnet9"))
+    with pytest.raises(ConfigError, match="resnet18"):
+        models.build_model(ModelConfig(arch="Unet", encoder="resnet1234"))
+    with pytest.raises(ConfigError, match="encoder_weights=None"):
+        models.build_model(ModelConfig(arch="Unet", encoder="resnet18", encoder_weights="bogus"))
+
+
+def test_offline_pretrained_weights_give_config_error(monkeypatch):
+    import segmentation_models_pytorch.encoders as enc
+
+    def no_net(*a, **k):
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setattr(enc, "hf_hub_download", no_net)
+    cfg = ModelConfig(arch="Unet", encoder="resnet18", encoder_weights="imagenet")
+    with pytest.raises(ConfigError, match="no internet: use encoder_weights=None"):
+        models.build_model(cfg)
+
+
+def test_list_archs_and_default():
+    archs = models.list_archs()
+    assert archs[:3] == ["unet", "small-unet", "resunet"]
+    assert "fpn" in archs and "unetplusplus" in archs
+    assert models.DEFAULT_MODEL.arch == models.DEFAULT_ARCH
+    assert models.DEFAULT_MODEL.encoder == (models.DEFAULT_ENCODER or models.DEFAULT_MODEL.encoder)
+    assert models.build_model() is not None
+
+
+def test_state_dict_roundtrip_and_pickle():
+    torch.manual_seed(0)
+    cfg = ModelConfig("small-unet", base_width=8)
+    a, b = models.build_model(cfg).eval(), models.build_model(cfg).eval()
+    x = torch.randn(1, 1, 32, 32)
+    b.load_state_dict(a.state_dict(), strict=True)
+    assert torch.equal(a(x), b(x))
+    c = pickle.loads(pickle.dumps(a))
+    assert torch.equal(a(x), c(x))
+
+
+@pytest.mark.parametrize("arch", ["small-unet", "resunet"])
+def test_learns_a_simple_task(arch):
+    """A few Adam steps on 'foreground = bright disc' must cut the loss clearly."""
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    cy, cx = torch.randint(8, 24, (2, 4, 1, 1)).float()
+    y = (((yy - cy) ** 2 + (xx - cx) ** 2) < 36).float().unsqueeze(1)
+    x = y * 0.6 + 0.2 * torch.rand_like(y)
+    net = models.build_model(ModelConfig(arch, base_width=8))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    first = loss_fn(net(x), y).item()
+    for _ in range(25):
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first

@@ -1,0 +1,92 @@
+"""Small helpers shared by the docks: layer dropdowns that follow the viewer, error guard."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+from ..core.errors import TemsegError
+from ._layers import layers_of
+
+log = logging.getLogger("napari_temseg")
+
+CHANNEL_AXIS_CHOICES = ("auto", "0", "1", "2", "3")
+
+
+def channel_axis_value(text: str) -> int | None:
+    return None if text == "auto" else int(text)
+
+
+def layer_choices(viewer: Any, kind: str) -> Callable:
+    def choices(_widget: Any = None) -> list:
+        return [(la.name, la) for la in layers_of(viewer, kind)]
+
+    return choices
+
+
+def layer_combo(viewer: Any, kind: str, label: str, nullable: bool = False, multiple: bool = False):
+    """A ComboBox (or multi-Select) listing the viewer's ``kind`` layers."""
+    from magicgui.widgets import ComboBox, Select
+
+    if multiple:
+        w = Select(label=label, choices=layer_choices(viewer, kind), allow_multiple=True)
+        w.native.setMaximumHeight(80)
+        return w
+    return ComboBox(label=label, choices=layer_choices(viewer, kind), nullable=nullable)
+
+
+def follow_layers(viewer: Any, container: Any) -> None:
+    """Refresh ``container``'s layer dropdowns when layers are added, removed or renamed."""
+
+    def refresh(*_: Any) -> None:
+        try:
+            container.reset_choices()
+        except RuntimeError:  # the dock was closed (Qt object deleted)
+            disconnect()
+
+    def on_inserted(event: Any) -> None:
+        event.value.events.name.connect(refresh)
+        refresh()
+
+    def disconnect() -> None:
+        for ev, cb in hooks:
+            ev.disconnect(cb)
+
+    hooks = [
+        (viewer.layers.events.inserted, on_inserted),
+        (viewer.layers.events.removed, refresh),
+        (viewer.layers.events.moved, refresh),
+    ]
+    for ev, cb in hooks:
+        ev.connect(cb)
+    for la in viewer.layers:
+        la.events.name.connect(refresh)
+    container.native.destroyed.connect(lambda *_: disconnect())
+
+
+def guarded(what: str) -> Callable:
+    """Decorator for button handlers: errors become a napari notification, never a crash."""
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from napari.utils.notifications import show_error
+
+            try:
+                return fn(*args, **kwargs)
+            except TemsegError as e:
+                show_error(f"{what}: {e}")
+            except Exception as e:  # a bug: say so, keep the viewer running
+                log.exception("%s failed", what)
+                show_error(f"{what} failed ({type(e).__name__}: {e}). Details are in the log.")
+            return None
+
+        return wrapper
+
+    return deco
+
+
+def add_qwidget(container: Any, qwidget: Any) -> None:
+    """Append a plain Qt widget (plot, table) to a magicgui Container."""
+    container.native.layout().addWidget(qwidget)

@@ -1,0 +1,152 @@
+"""The one place that runs a core generator in a napari thread worker.
+
+``start_worker(gen, on_progress, on_done, on_error, stop)`` drives a generator that
+yields :class:`~napari_temseg.core.progress.Progress` and returns a result:
+
+* in a napari ``thread_worker`` (a QThreadPool thread), so the viewer stays live;
+* with a napari progress bar (activity dock) fed from ``Progress.step / total``;
+* Stop = ``Job.stop()`` sets the :class:`StopToken` the generator checks at every
+  yield, so it *returns* its result (e.g. the best model so far) instead of being killed;
+* records are thinned out in the worker thread (at most one per ``min_interval``
+  seconds, except records that carry a preview, a validation score or a warning),
+  so a fast generator does not flood the GUI thread with signals;
+* errors become one napari notification; user errors (TemsegError) show their
+  message only, anything else shows the exception type too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Generator
+
+from ..core.errors import TemsegError
+from ..core.progress import Progress, StopToken
+
+
+def _important(p: Any) -> bool:
+    return isinstance(p, Progress) and (
+        p.preview is not None or p.val_dice is not None or p.warning is not None
+        or (p.total is not None and p.step >= p.total)
+    )
+
+
+def thinned(gen: Generator, min_interval: float) -> Generator:
+    """Re-yield ``gen``'s records at most every ``min_interval`` s (important ones always)."""
+    last = 0.0
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as done:
+            return done.value
+        now = time.monotonic()
+        if _important(p) or now - last >= min_interval:
+            last = now
+            yield p
+
+
+def user_message(exc: BaseException) -> str:
+    """What to show for an exception raised in a worker."""
+    if isinstance(exc, TemsegError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def notify_error(exc: BaseException, what: str = "") -> None:
+    from napari.utils.notifications import show_error
+
+    prefix = f"{what} failed: " if what else ""
+    show_error(prefix + user_message(exc))
+
+
+class Job:
+    """A running generator: ``stop()`` asks it to finish early, ``worker`` is the napari worker."""
+
+    def __init__(self, worker: Any, stop: StopToken, pbar: Any):
+        self.worker, self.stop_token, self.pbar = worker, stop, pbar
+        self.running = True
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.records = 0
+
+    def stop(self) -> None:
+        self.stop_token.request()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_token.requested
+
+
+def _update_bar(pbar: Any, p: Any) -> None:
+    if pbar is None or not isinstance(p, Progress):
+        return
+    if p.total and pbar.total != p.total:
+        pbar.total = p.total
+    if p.total:
+        delta = min(p.step, p.total) - pbar.n
+        if delta > 0:
+            pbar.update(delta)
+    pbar.set_description(f"{p.stage}: {p.line()}"[:90], refresh=True)
+
+
+def start_worker(
+    gen: Generator,
+    on_progress: Callable[[Any], None] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    stop: StopToken | None = None,
+    *,
+    desc: str = "napari-temseg",
+    min_interval: float = 0.1,
+    progress_bar: bool = True,
+    on_finished: Callable[[], None] | None = None,
+) -> Job:
+    """Run ``gen`` in a napari thread worker; callbacks run in the GUI thread.
+
+    ``on_error`` defaults to a napari error notification. ``on_finished`` runs last in
+    every case (done, error), e.g. to re-enable buttons.
+    """
+    from napari.qt.threading import create_worker
+    from superqt.utils._qthreading import GeneratorWorker
+
+    token = stop if stop is not None else StopToken()
+    pbar = None
+    if progress_bar:
+        from napari.utils import progress
+
+        pbar = progress(total=0, desc=desc)
+
+    def run():  # a generator function, as create_worker needs
+        return (yield from thinned(gen, min_interval))
+
+    # superqt's GeneratorWorker (not napari's subclass) so an error is reported once, by us
+    worker = create_worker(run, _start_thread=False, _worker_class=GeneratorWorker, _ignore_errors=True)
+    job = Job(worker, token, pbar)
+
+    def yielded(p):
+        job.records += 1
+        _update_bar(pbar, p)
+        if on_progress is not None:
+            on_progress(p)
+
+    def returned(result):
+        job.result = result
+        if on_done is not None:
+            on_done(result)
+
+    def errored(exc):
+        job.error = exc
+        (on_error or notify_error)(exc)
+
+    def finished():
+        job.running = False
+        if pbar is not None:
+            pbar.close()
+        if on_finished is not None:
+            on_finished()
+
+    worker.yielded.connect(yielded)
+    worker.returned.connect(returned)
+    worker.errored.connect(errored)
+    worker.finished.connect(finished)
+    worker.start()
+    return job

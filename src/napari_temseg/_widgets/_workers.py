@@ -3,7 +3,8 @@
 ``start_worker(gen, on_progress, on_done, on_error, stop)`` drives a generator that
 yields :class:`~napari_temseg.core.progress.Progress` and returns a result:
 
-* in a napari ``thread_worker`` (a QThreadPool thread), so the viewer stays live;
+* in a superqt ``GeneratorWorker`` (the class behind napari's ``thread_worker``; a
+  QThreadPool thread), so the viewer stays live;
 * with a napari progress bar (activity dock) fed from ``Progress.step / total``;
 * Stop = ``Job.stop()`` sets the :class:`StopToken` the generator checks at every
   yield, so it *returns* its result (e.g. the best model so far) instead of being killed;
@@ -58,6 +59,17 @@ def notify_error(exc: BaseException, what: str = "") -> None:
     show_error(prefix + user_message(exc))
 
 
+def _safe(fn: Callable, *args: Any) -> None:
+    """Run a GUI callback; an error in it becomes a notification, not a Qt crash."""
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - reported to the user
+        import logging
+
+        logging.getLogger("napari_temseg").exception("GUI callback failed")
+        notify_error(e)
+
+
 class Job:
     """A running generator: ``stop()`` asks it to finish early, ``worker`` is the napari worker."""
 
@@ -85,7 +97,7 @@ def _update_bar(pbar: Any, p: Any) -> None:
         delta = min(p.step, p.total) - pbar.n
         if delta > 0:
             pbar.update(delta)
-    pbar.set_description(f"{p.stage}: {p.line()}"[:90], refresh=True)
+    pbar.set_description(f"{p.stage}: {p.line()}"[:90])
 
 
 def start_worker(
@@ -105,8 +117,7 @@ def start_worker(
     ``on_error`` defaults to a napari error notification. ``on_finished`` runs last in
     every case (done, error), e.g. to re-enable buttons.
     """
-    from napari.qt.threading import create_worker
-    from superqt.utils._qthreading import GeneratorWorker
+    from superqt.utils import create_worker
 
     token = stop if stop is not None else StopToken()
     pbar = None
@@ -118,20 +129,21 @@ def start_worker(
     def run():  # a generator function, as create_worker needs
         return (yield from thinned(gen, min_interval))
 
-    # superqt's GeneratorWorker (not napari's subclass) so an error is reported once, by us
-    worker = create_worker(run, _start_thread=False, _worker_class=GeneratorWorker, _ignore_errors=True)
+    # superqt's worker (what napari.qt.threading wraps), not napari's create_worker: that one
+    # reports errors a second time and its task-status slot breaks on `errored` (napari 0.9.2)
+    worker = create_worker(run, _start_thread=False, _ignore_errors=True)
     job = Job(worker, token, pbar)
 
     def yielded(p):
         job.records += 1
-        _update_bar(pbar, p)
+        _safe(_update_bar, pbar, p)
         if on_progress is not None:
-            on_progress(p)
+            _safe(on_progress, p)
 
     def returned(result):
         job.result = result
         if on_done is not None:
-            on_done(result)
+            _safe(on_done, result)
 
     def errored(exc):
         job.error = exc

@@ -1,0 +1,97 @@
+"""The worker adapter with fake generators: results, Stop, errors, thinning, progress bar."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from _widget_helpers import errors_since, n_records
+
+pytestmark = pytest.mark.gui
+
+
+def _counting(n, stop, dt=0.0):
+    from napari_temseg.core.progress import Progress
+
+    for i in range(1, n + 1):
+        if stop is not None and stop.requested:
+            return ("stopped", i - 1)
+        time.sleep(dt)
+        yield Progress("train", i, n, loss=1.0 / i)
+    return ("done", n)
+
+
+def _failing(exc):
+    from napari_temseg.core.progress import Progress
+
+    yield Progress("train", 1, 3)
+    raise exc
+
+
+def _start(gen, **kw):
+    from napari_temseg._widgets._workers import start_worker
+
+    seen = []
+    job = start_worker(gen, on_progress=seen.append, **kw)
+    return job, seen
+
+
+def test_result_and_progress(make_napari_viewer, qtbot):
+    make_napari_viewer()
+    from napari_temseg.core.progress import StopToken
+
+    stop = StopToken()
+    job, seen = _start(_counting(20, stop, 0.005), stop=stop, min_interval=0.0)
+    qtbot.waitUntil(lambda: not job.running, timeout=10000)
+    assert job.result == ("done", 20) and job.error is None
+    assert [p.step for p in seen] == list(range(1, 21))
+    assert job.pbar.n == 20 and job.pbar.total == 20
+
+
+def test_thinning_keeps_last_and_important(make_napari_viewer, qtbot):
+    from napari_temseg._widgets._workers import thinned
+    from napari_temseg.core.progress import Progress, run
+
+    def gen():
+        for i in range(1, 1001):
+            yield Progress("train", i, 1000, val_dice=0.5 if i % 250 == 0 else None)
+        return "r"
+
+    kept = []
+    assert run(thinned(gen(), 10.0), kept.append) == "r"
+    steps = [p.step for p in kept]
+    assert steps[0] == 1 and 1000 in steps and 250 in steps and 500 in steps
+    assert len(steps) <= 6  # the first, the 4 validation records (incl. the last)
+
+
+def test_stop_returns_result_instead_of_killing(make_napari_viewer, qtbot):
+    make_napari_viewer()
+    from napari_temseg.core.progress import StopToken
+
+    stop = StopToken()
+    job, seen = _start(_counting(10_000, stop, 0.002), stop=stop)
+    qtbot.waitUntil(lambda: len(seen) >= 2, timeout=10000)
+    job.stop()
+    qtbot.waitUntil(lambda: not job.running, timeout=10000)
+    state, steps = job.result
+    assert state == "stopped" and 0 < steps < 10_000
+
+
+@pytest.mark.parametrize("kind", ["user", "bug"])
+def test_error_becomes_notification_and_viewer_survives(make_napari_viewer, qtbot, kind):
+    from napari_temseg.core.errors import InputError
+
+    viewer = make_napari_viewer()
+    start = n_records()
+    exc = InputError("paint some foreground") if kind == "user" else ZeroDivisionError("oops")
+    finished = []
+    job, _ = _start(_failing(exc), on_finished=lambda: finished.append(1))
+    qtbot.waitUntil(lambda: not job.running, timeout=10000)
+    assert job.error is exc and job.result is None and finished == [1]
+    msgs = errors_since(start)
+    assert len(msgs) == 1, msgs  # reported once, not twice
+    want = "paint some foreground" if kind == "user" else "ZeroDivisionError: oops"
+    assert want in msgs[0]
+    viewer.add_points([[1, 1]])  # the viewer is alive and usable
+    assert len(viewer.layers) == 1

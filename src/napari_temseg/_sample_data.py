@@ -1,0 +1,54 @@
+"""napari sample data: File > Open Sample > napari-temseg.
+
+Both samples come from :mod:`napari_temseg.core.synthetic` (fixed seed, so every
+user sees the same data) with their ground truth as a Labels layer named
+``"<image> ground truth"``: train on a few painted slices, then compare the
+prediction with the ground truth in the Evaluate dock.
+
+Channel decision for the FIB-SEM sample: the (Z, C, Y, X) stack is returned as
+ONE layer-data tuple with ``channel_axis=1``, so napari shows it as two gray
+(Z, Y, X) image layers, ``"fibsem ICE"`` (visible) and ``"fibsem TLD"`` (hidden,
+toggle the eye to compare). We do not keep a single 4D layer because napari aligns
+layers by their trailing axes: a (Z, Y, X) mask next to a (Z, C, Y, X) image would
+follow the C slider instead of Z. The Train / Predict docks take several
+same-shape layers as the channels of one image (select both), or either layer
+alone as a one-channel image. Calling :func:`fibsem_sample` from Python still
+gives the whole (Z, C, Y, X) array in ``result[0][0]``.
+"""
+
+from __future__ import annotations
+
+FIBSEM_SHAPE = (16, 2, 384, 384)
+PARTICLES_SHAPE = (512, 512)
+SEED = 2024
+
+
+def fibsem_sample() -> list[tuple]:
+    """A 16 x 2 x 384 x 384 FIB-SEM-like stack (ICE + TLD detectors) and its mitochondria."""
+    from .core.synthetic import make_fibsem
+
+    image, mask = make_fibsem(FIBSEM_SHAPE, seed=SEED)
+    image_kwargs = {
+        "name": ["fibsem ICE", "fibsem TLD"],
+        "channel_axis": 1,
+        "colormap": ["gray", "gray"],
+        "blending": ["translucent_no_depth", "translucent_no_depth"],
+        "visible": [True, False],
+        "contrast_limits": [[0.0, 1.0], [0.0, 1.0]],
+    }
+    labels_kwargs = {"name": "fibsem ground truth", "opacity": 0.35, "visible": False}
+    return [(image, image_kwargs, "image"), (mask, labels_kwargs, "labels")]
+
+
+def particles_sample() -> list[tuple]:
+    """A 512 x 512 TEM-like image of dark particles and its particle mask."""
+    from .core.synthetic import make_particles
+
+    image, mask = make_particles(PARTICLES_SHAPE, seed=SEED)
+    return [
+        (image, {"name": "particles", "colormap": "gray", "contrast_limits": [0.0, 1.0]}, "image"),
+        (mask, {"name": "particles ground truth", "opacity": 0.35, "visible": False}, "labels"),
+    ]
+
+
+__all__ = ["fibsem_sample", "particles_sample"]

@@ -1,0 +1,53 @@
+"""Import hygiene: the headless core never pulls in a GUI, and the CLI starts without torch.
+
+Each check runs in a fresh interpreter so modules imported by other tests do not count.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import napari_temseg
+
+PKG = Path(napari_temseg.__file__).parent
+GUI_MODULES = ("qtpy", "napari", "magicgui", "PySide6", "PySide2", "PyQt5", "PyQt6", "vispy", "superqt")
+HEAVY_MODULES = ("torch", "segmentation_models_pytorch", "kornia", "skimage")
+
+
+def imported_after(code: str) -> set[str]:
+    """Top-level module names present in sys.modules after running ``code`` in a subprocess."""
+    probe = code + "\nimport sys, json\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def core_modules() -> list[str]:
+    names = sorted(p.stem for p in (PKG / "core").glob("*.py") if p.stem != "__init__")
+    assert {"config", "data", "errors", "progress", "synthetic"} <= set(names)
+    return [f"napari_temseg.core.{n}" for n in names]
+
+
+def test_core_and_cli_import_no_gui_toolkit():
+    mods = ["napari_temseg.core", *core_modules(), "napari_temseg.cli", "napari_temseg.doctor"]
+    code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in mods)
+    leaked = sorted(set(GUI_MODULES) & imported_after(code))
+    assert not leaked, f"importing {mods} pulled in GUI modules {leaked}: core must stay headless"
+
+
+def test_package_and_cli_start_without_torch():
+    code = (
+        "import napari_temseg, napari_temseg.cli, napari_temseg.doctor, napari_temseg._sample_data\n"
+        "napari_temseg.cli.build_parser()  # what `temseg --help` does\n"
+    )
+    leaked = sorted(set(HEAVY_MODULES) & imported_after(code))
+    assert not leaked, f"`import napari_temseg` / `temseg --help` imported {leaked}: move those imports into functions"
+
+
+def test_probe_detects_a_leak():
+    """The probe itself works: importing napari_temseg.core + numpy-only code shows numpy, not torch."""
+    seen = imported_after("import napari_temseg.core.synthetic")
+    assert "numpy" in seen and "napari_temseg" in seen and "torch" not in seen

@@ -1,0 +1,381 @@
+"""Batched data augmentation on the training device (GPU when there is one).
+
+``Augmenter(preset)(x, y, w)`` takes a batch of patches
+``x (N, Cin, P, P)`` float (normalised image), ``y (N, 1, P, P)`` target in {0, 1} and
+``w (N, 1, P, P)`` loss weight in {0, 1} (0 = ignore), draws *different* random
+parameters for every sample and returns the augmented ``(x, y, w)`` with the same
+shapes, dtypes and device.
+
+Geometry (moves image and labels together):
+
+* flips and 90 degree rotations: exact (``torch.flip`` / ``torch.rot90``);
+* rotation, zoom, translation and elastic distortion: fused into **one** sampling grid
+  per batch (affine grid + smooth displacement field) and applied with one
+  ``grid_sample`` for the image (bilinear, reflection padding) and one for ``y``/``w``
+  (nearest, so values stay in {0, 1}). Pixels that come from outside the patch get
+  ``w = 0``, so the loss never learns from invented pixels.
+  The elastic field follows Augmentor's ``Distort(grid, grid, magnitude)``: random
+  displacements of up to ``magnitude`` pixels at the interior vertices of a
+  ``G x G`` grid (border vertices fixed), interpolated smoothly (bicubic).
+
+Intensity (image only): brightness, contrast, gamma, FIB-SEM curtaining stripes
+(random per-column offsets, smoothly modulated along y), Gaussian blur, Gaussian noise.
+
+Randomness comes from a seeded ``torch.Generator``: the same seed and inputs give the
+same outputs (bit-exact on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .config import AUGMENT_PRESETS, ConfigError
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class AugmentOps:
+    """Probability (``p_*``, per sample) and range of every operation."""
+
+    p_flip: float = 0.0  # each of horizontal / vertical flip
+    p_rot90: float = 0.0  # rotation by 90, 180 or 270 degrees (square patches)
+    p_rotate: float = 0.0
+    rotate_deg: float = 0.0  # uniform in [-deg, +deg]
+    p_elastic: float = 0.0
+    elastic_grid: int = 8  # G x G tiles
+    elastic_magnitude: float = 2.0  # max vertex displacement in pixels
+    p_zoom: float = 0.0
+    zoom: tuple[float, float] = (1.0, 1.0)  # > 1 magnifies
+    p_translate: float = 0.0
+    translate: float = 0.0  # max shift as a fraction of the patch size
+    p_brightness: float = 0.0
+    brightness: float = 0.0  # additive, uniform in [-b, b]
+    p_contrast: float = 0.0
+    contrast: tuple[float, float] = (1.0, 1.0)  # factor around the sample mean
+    p_gamma: float = 0.0
+    gamma: tuple[float, float] = (1.0, 1.0)  # on the sample's [min, max] range
+    p_curtain: float = 0.0
+    curtain: float = 0.0  # max stripe amplitude (normalised intensity units)
+    p_blur: float = 0.0
+    blur_sigma: tuple[float, float] = (0.5, 1.0)
+    p_noise: float = 0.0
+    noise_std: float = 0.0  # max std of additive Gaussian noise
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.startswith("p_") and not 0.0 <= v <= 1.0:
+                raise ConfigError(f"augmentation probability {f.name} must be in [0, 1], got {v}")
+        for name in ("zoom", "contrast", "gamma", "blur_sigma"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ConfigError(f"augmentation range {name} must be 0 < lo <= hi, got {(lo, hi)}")
+        if self.elastic_grid < 2:
+            raise ConfigError(f"elastic_grid must be >= 2 tiles, got {self.elastic_grid}")
+
+
+_FLIPS = dict(p_flip=0.5, p_rot90=0.5)
+PRESETS: dict[str, AugmentOps] = {
+    "none": AugmentOps(),
+    "flips": AugmentOps(**_FLIPS),
+    "default": AugmentOps(
+        **_FLIPS, p_rotate=0.5, rotate_deg=20.0, p_elastic=0.5, elastic_grid=6,
+        elastic_magnitude=4.0, p_zoom=0.3, zoom=(0.85, 1.25), p_brightness=0.5,
+        brightness=0.1, p_contrast=0.5, contrast=(0.8, 1.25), p_gamma=0.3, gamma=(0.7, 1.5),
+        p_curtain=0.1, curtain=0.05, p_blur=0.2, blur_sigma=(0.3, 1.0), p_noise=0.3,
+        noise_std=0.03,
+    ),
+    # The published TEM U-Net recipe (Augmentor): Rotate 25, Distort 8x8 mag 2, Zoom 1.1-1.6.
+    "augmentor": AugmentOps(
+        p_rotate=0.7, rotate_deg=25.0, p_elastic=0.9, elastic_grid=8, elastic_magnitude=2.0,
+        p_zoom=0.3, zoom=(1.1, 1.6),
+    ),
+    "strong": AugmentOps(
+        **_FLIPS, p_rotate=0.8, rotate_deg=45.0, p_elastic=0.7, elastic_grid=6,
+        elastic_magnitude=8.0, p_zoom=0.5, zoom=(0.7, 1.5), p_translate=0.3, translate=0.1,
+        p_brightness=0.7, brightness=0.2, p_contrast=0.7, contrast=(0.6, 1.6), p_gamma=0.5,
+        gamma=(0.5, 2.0), p_curtain=0.3, curtain=0.1, p_blur=0.4, blur_sigma=(0.3, 1.5),
+        p_noise=0.5, noise_std=0.08,
+    ),
+}
+if tuple(PRESETS) != AUGMENT_PRESETS:  # pragma: no cover - keeps config and this file in sync
+    raise RuntimeError(f"augment presets {tuple(PRESETS)} != config.AUGMENT_PRESETS")
+
+
+class Augmenter:
+    """Callable ``(x, y, w) -> (x, y, w)``; see the module docstring.
+
+    ``preset`` is one of :data:`config.AUGMENT_PRESETS`; keyword ``overrides`` replace
+    single :class:`AugmentOps` fields (``Augmenter("default", p_noise=0)``).
+    ``sparse=True`` (scribble labels) never zooms out, so thin strokes are not dropped
+    by nearest-neighbour label sampling.
+    """
+
+    def __init__(self, preset: str = "default", *, seed: int = 0, sparse: bool = False,
+                 **overrides: Any):
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown augment preset '{preset}': use one of {AUGMENT_PRESETS}")
+        try:
+            ops = dataclasses.replace(PRESETS[preset], **overrides)
+        except TypeError as e:
+            names = [f.name for f in dataclasses.fields(AugmentOps)]
+            raise ConfigError(f"unknown augmentation option ({e}); options are {names}") from None
+        if sparse and ops.zoom[0] < 1:
+            ops = dataclasses.replace(ops, zoom=(1.0, max(1.0, ops.zoom[1])))
+        self.preset, self.ops, self.seed, self.sparse = preset, ops, int(seed), sparse
+        self._gen: Any = None  # CPU generator for per-sample parameters
+        self._dev_gens: dict[str, Any] = {}  # generators for per-pixel noise on other devices
+
+    def __repr__(self) -> str:
+        return f"Augmenter({self.preset!r}, seed={self.seed}, sparse={self.sparse})"
+
+    def __call__(self, x, y, w):
+        import torch
+
+        _check_batch(x, y, w)
+        if self._gen is None:
+            self._gen = torch.Generator().manual_seed(self.seed)
+        if self.ops == PRESETS["none"]:
+            return x, y, w
+        r = _Draw(self._gen, self._device_gen(x.device), x.shape[0], x.device)
+        x0 = x
+        x, y, w = _dihedral(self.ops, r, x, y, w)
+        x, y, w = _warp(self.ops, r, x, y, w)
+        x = _intensity(self.ops, r, x, owned=x is not x0)
+        return x, y, w
+
+    def _device_gen(self, device):
+        import torch
+
+        if device.type == "cpu":
+            return self._gen
+        key = str(device)
+        if key not in self._dev_gens:
+            self._dev_gens[key] = torch.Generator(device=device).manual_seed(self.seed + 1)
+        return self._dev_gens[key]
+
+
+def _check_batch(x, y, w) -> None:
+    shapes = [tuple(getattr(a, "shape", ())) for a in (x, y, w)]
+    if len(shapes[0]) != 4:
+        raise InputError(f"augment needs x as (N, C, H, W), got shape {shapes[0]}")
+    n, _, h, wd = shapes[0]
+    for name, s in zip("yw", shapes[1:]):
+        if s != (n, 1, h, wd):
+            raise InputError(f"augment needs {name} as (N, 1, H, W) = {(n, 1, h, wd)}, got {s}")
+    if not x.is_floating_point():
+        raise InputError(f"augment needs a float image batch, got {x.dtype}: normalise first")
+
+
+class _Draw:
+    """Per-sample random numbers, drawn on CPU (reproducible) and moved to the device."""
+
+    def __init__(self, gen, dev_gen, n: int, device):
+        self.gen, self.dev_gen, self.n, self.device = gen, dev_gen, n, device
+
+    def uniform(self, lo: float, hi: float, shape: tuple = ()):
+        import torch
+
+        u = torch.rand((self.n, *shape), generator=self.gen)
+        return (lo + (hi - lo) * u).to(self.device)
+
+    def coin(self, p: float):
+        import torch
+
+        return (torch.rand(self.n, generator=self.gen) < p).to(self.device)
+
+    def normal(self, shape: tuple, dtype):
+        import torch
+
+        return torch.randn(shape, generator=self.dev_gen, device=self.device, dtype=dtype)
+
+
+def _bcast(v, like):
+    """Per-sample vector -> broadcastable against ``like`` (N, ...)."""
+    return v.view(-1, *([1] * (like.dim() - 1))).to(like.dtype)
+
+
+def _dihedral(ops: AugmentOps, r: _Draw, x, y, w):
+    """Per-sample flips and 90 degree rotations: exact, one copy per tensor."""
+    import torch
+
+    n, square = x.shape[0], x.shape[-1] == x.shape[-2]
+    fx, fy = r.coin(ops.p_flip).tolist(), r.coin(ops.p_flip).tolist()
+    k = torch.where(r.coin(ops.p_rot90 if square else 0.0), r.uniform(1, 4).floor(), 0)
+    k = k.long().tolist()
+    if ops.p_flip == ops.p_rot90 == 0 or not any(fx + fy + k):
+        return x, y, w
+
+    def one(a, i):
+        dims = [d for d, f in ((-1, fx[i]), (-2, fy[i])) if f]
+        t = a[i].flip(dims) if dims else a[i]
+        return torch.rot90(t, k[i], dims=(-2, -1)) if k[i] else t
+
+    return tuple(torch.stack([one(a, i) for i in range(n)]) for a in (x, y, w))
+
+
+def _affine_params(ops: AugmentOps, r: _Draw):
+    """Per-sample rotation angle (rad), zoom factor, shift (fraction) and active flags."""
+    import torch
+
+    zero = torch.zeros(r.n, device=r.device)
+    on_rot, on_zoom, on_tr = r.coin(ops.p_rotate), r.coin(ops.p_zoom), r.coin(ops.p_translate)
+    ang = r.uniform(-ops.rotate_deg, ops.rotate_deg) * (math.pi / 180)
+    zoom = r.uniform(*ops.zoom)
+    shift = r.uniform(-ops.translate, ops.translate, (2,))
+    ang = torch.where(on_rot, ang, zero)
+    zoom = torch.where(on_zoom, zoom, zero + 1)
+    shift = torch.where(on_tr[:, None], shift, 0.0)
+    return ang, zoom, shift, on_rot | on_zoom | on_tr
+
+
+def _grid(ops: AugmentOps, r: _Draw, h: int, w: int, dtype):
+    """Sampling grid (k, H, W, 2) of the fused affine + elastic warp of the k warped samples.
+
+    Output pixel centre (u, v) in normalised [-1, 1] coordinates (align_corners=False)
+    samples the input at ``A (u, v) + t + elastic(u, v)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    ang, zoom, shift, active = _affine_params(ops, r)
+    on_el = r.coin(ops.p_elastic)
+    g = ops.elastic_grid
+    disp = r.uniform(-ops.elastic_magnitude, ops.elastic_magnitude, (2, g + 1, g + 1))
+    idx = (active | on_el).nonzero().flatten()
+    if idx.numel() == 0:
+        return None, idx
+    ang, zoom, shift, on_el = ang[idx], zoom[idx], shift[idx], on_el[idx]
+    c, s = torch.cos(ang) / zoom, torch.sin(ang) / zoom
+    u = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=r.device).view(1, 1, w)
+    v = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=r.device).view(1, h, 1)
+    col = lambda a: a.view(-1, 1, 1)  # noqa: E731
+    gx = col(c) * u - col(s * (h / w)) * v + col(2 * shift[:, 1])
+    gy = col(s * (w / h)) * u + col(c) * v + col(2 * shift[:, 0])
+    grid = torch.stack([gx, gy], dim=-1)
+    if bool(on_el.any()):
+        disp = disp[idx]
+        disp[:, :, [0, -1], :] = 0  # Augmentor keeps the outer vertices fixed
+        disp[:, :, :, [0, -1]] = 0
+        disp = disp * on_el.view(-1, 1, 1, 1)
+        field = F.interpolate(disp, size=(h, w), mode="bicubic", align_corners=True)
+        scale = torch.tensor([2.0 / w, 2.0 / h], device=r.device)
+        grid = grid + field.permute(0, 2, 3, 1) * scale
+    return grid.to(dtype), idx
+
+
+def _warp(ops: AugmentOps, r: _Draw, x, y, w):
+    """One grid_sample for the image (bilinear) and one for y/w (nearest) on warped samples."""
+    import torch
+    import torch.nn.functional as F
+
+    if ops.p_rotate == ops.p_zoom == ops.p_translate == ops.p_elastic == 0:
+        return x, y, w
+    grid, idx = _grid(ops, r, x.shape[-2], x.shape[-1], x.dtype)
+    if grid is None:
+        return x, y, w
+    every = idx.numel() == x.shape[0]
+    sub = (lambda a: a) if every else (lambda a: a[idx])  # noqa: E731
+    xs = F.grid_sample(sub(x), grid, mode="bilinear", padding_mode="reflection",
+                       align_corners=False)
+    yw = torch.cat([sub(y).to(x.dtype), sub(w).to(x.dtype)], dim=1)
+    yw = F.grid_sample(yw, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    ys, ws = yw[:, :1].to(y.dtype), yw[:, 1:].to(w.dtype)
+    if every:
+        return xs, ys, ws
+    return tuple(_put(a, idx, b) for a, b in ((x, xs), (y, ys), (w, ws)))
+
+
+def _put(a, idx, values):
+    out = a.clone()
+    out[idx] = values
+    return out
+
+
+def _subset(x, on, fn) -> None:
+    """In place: ``x[on] = fn(x[on], on_indices)``; nothing when no sample is on."""
+    idx = on.nonzero().flatten()
+    if idx.numel() == x.shape[0]:
+        x.copy_(fn(x, idx))
+    elif idx.numel():
+        x[idx] = fn(x[idx], idx)
+
+
+def _intensity(ops: AugmentOps, r: _Draw, x, owned: bool):
+    """Image-only ops, each on the samples that drew it (in place on a private copy)."""
+    import torch
+
+    used = [p > 0 for p in (ops.p_brightness, ops.p_contrast, ops.p_gamma, ops.p_curtain,
+                            ops.p_blur, ops.p_noise)]
+    if not any(used):
+        return x
+    x = x if owned else x.clone()
+    if used[0]:
+        b = r.uniform(-ops.brightness, ops.brightness) * r.coin(ops.p_brightness)
+        x += _bcast(b, x)
+    if used[1]:
+        c = r.uniform(*ops.contrast)
+        _subset(x, r.coin(ops.p_contrast), lambda a, i: _contrast(a, c[i]))
+    if used[2]:
+        g = r.uniform(*ops.gamma)
+        _subset(x, r.coin(ops.p_gamma), lambda a, i: _gamma(a, g[i]))
+    if used[3]:
+        amp = r.uniform(0.0, ops.curtain)
+        knots = r.uniform(0.3, 1.0, (6,))
+        _subset(x, r.coin(ops.p_curtain), lambda a, i: _curtain(r, a, amp[i], knots[i]))
+    if used[4]:
+        s = r.uniform(*ops.blur_sigma)
+        _subset(x, r.coin(ops.p_blur), lambda a, i: _blur(a, s[i], ops.blur_sigma[1]))
+    if used[5]:
+        std = r.uniform(0.0, ops.noise_std)
+        _subset(x, r.coin(ops.p_noise),
+                lambda a, i: a + _bcast(std[i], a) * r.normal(tuple(a.shape), a.dtype))
+    return x
+
+
+def _contrast(x, c):
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    return (x - mean) * _bcast(c, x) + mean
+
+
+def _gamma(x, g):
+    """``u ** g`` on each sample's (per channel) [min, max] range, mapped back."""
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    span = (x.amax(dim=(-2, -1), keepdim=True) - lo).clamp_min(1e-6)
+    u = ((x - lo) / span).clamp(0, 1)
+    return lo + span * u.pow(_bcast(g, x))
+
+
+def _curtain(r: _Draw, x, amp, knots):
+    """FIB-SEM curtaining: per-column offsets (3 px wide), smoothly modulated along y."""
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    cols = r.normal((n, 1, 1, w), x.dtype)
+    cols = F.avg_pool2d(F.pad(cols, (1, 1, 0, 0), mode="replicate"), (1, 3), stride=1)
+    knots = knots.to(x.dtype).view(n, 1, -1, 1)
+    rows = F.interpolate(knots, size=(h, 1), mode="bicubic", align_corners=True)
+    return x + _bcast(amp, x) * cols * rows
+
+
+def _blur(x, sigma, max_sigma: float):
+    """Separable Gaussian blur with a per-sample sigma (grouped convolution, reflect pad)."""
+    import torch
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    rad = max(1, math.ceil(3 * max_sigma))
+    t = torch.arange(-rad, rad + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma.to(x.dtype).view(-1, 1)) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, dim=0)  # (n*C, taps)
+    pad_h, pad_w = min(rad, h - 1), min(rad, w - 1)
+    xs = F.pad(x.reshape(1, n * c, h, w), (pad_w, pad_w, pad_h, pad_h), mode="reflect")
+    xs = F.conv2d(xs, k[:, None, None, rad - pad_w: rad + pad_w + 1], groups=n * c)
+    xs = F.conv2d(xs, k[:, None, rad - pad_h: rad + pad_h + 1, None], groups=n * c)
+    return xs.view(n, c, h, w)
+
+
+__all__ = ["Augmenter", "AugmentOps", "PRESETS"]

@@ -1,0 +1,137 @@
+"""Per-slice outputs of predictions: dtype conversion, small objects, holes, instances, writing.
+
+Everything works on one ``(Y, X)`` slice (numpy + scipy.ndimage) so it streams with
+the prediction. Connectivity is 8 (touching diagonally = one object), as in
+``skimage.measure.label`` for 2D.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+PROB_DTYPES = ("float32", "float16", "float64", "uint8")
+
+
+def check_prob_dtype(dtype: Any, name: str = "probability") -> np.dtype:
+    """float32 / float16 (/ float64) store probabilities as is; uint8 stores round(255 p)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in PROB_DTYPES:
+        raise InputError(f"the {name} output must be float32, float16 or uint8 (0-255), got {dtype}")
+    return dt
+
+
+def to_prob_dtype(p: np.ndarray, dtype: Any) -> np.ndarray:
+    """Probabilities in [0, 1] as ``dtype`` (uint8: 0-255, rounded)."""
+    dt = np.dtype(dtype)
+    if dt == np.uint8:
+        return np.rint(np.clip(p, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return p.astype(dt, copy=False)
+
+
+def _structure() -> np.ndarray:
+    return np.ones((3, 3), bool)
+
+
+def remove_small(binary: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop 8-connected objects with fewer than ``min_size`` pixels."""
+    from scipy import ndimage as ndi
+
+    if min_size <= 1:
+        return binary
+    lab, n = ndi.label(binary, structure=_structure())
+    if n == 0:
+        return binary
+    sizes = np.bincount(lab.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    return keep[lab]
+
+
+def postprocess(
+    binary: np.ndarray, *, min_size: int = 0, fill_holes: bool = False, instances: bool = False,
+    first_label: int = 1, dtype: Any = np.uint8,
+) -> tuple[np.ndarray, int]:
+    """Clean one binary slice; returns (labels, next free label).
+
+    Holes are filled first, then objects smaller than ``min_size`` px removed. With
+    ``instances`` every object gets its own id starting at ``first_label`` (so ids
+    stay unique across the slices of a stack); otherwise labels are 0 / 1.
+    """
+    from scipy import ndimage as ndi
+
+    b = np.asarray(binary, bool)
+    if fill_holes:
+        b = ndi.binary_fill_holes(b)
+    b = remove_small(b, int(min_size))
+    dt = np.dtype(dtype)
+    if not instances:
+        return b.astype(dt), first_label
+    lab, n = ndi.label(b, structure=_structure())
+    last = first_label + n - 1
+    if dt.kind not in "iu" or last > np.iinfo(dt).max:
+        raise InputError(
+            f"{last} instance labels do not fit the labels output dtype {dt}: use a uint32 output"
+        )
+    out = np.where(lab > 0, lab + (first_label - 1), 0).astype(dt)
+    return out, first_label + n
+
+
+class SliceWriter:
+    """The destination arrays, checked, plus the per-slice writer (runs in a thread)."""
+
+    def __init__(self, vol: Any, prob, labels, unc, prob_dtype, tta, instances, post, threshold):
+        Z, _, Y, X = vol.shape
+        want = (Z, Y, X)
+        if prob is None and labels is None and unc is None:  # nothing given: numpy arrays
+            prob = np.zeros(want, check_prob_dtype(prob_dtype))
+            labels = np.zeros(want, np.uint32 if instances else np.uint8)
+            unc = np.zeros(want, np.float32) if tta else None
+        if unc is not None and not tta:
+            raise InputError("an uncertainty output needs test-time augmentation: pass tta=True (--tta)")
+        self.arrays = [prob, labels, unc]
+        self.targets = [None if a is None else _target(a, want, n) for a, n in
+                        zip(self.arrays, ("probability", "labels", "uncertainty"))]
+        for a, n in ((prob, "probability"), (unc, "uncertainty")):
+            if a is not None:
+                check_prob_dtype(a.dtype, n)
+        self.threshold, self.post, self.next_label = threshold, post, 1
+
+    def write(self, z: int, prob: np.ndarray, var: np.ndarray | None) -> None:
+        p, lab, u = self.targets
+        if p is not None:
+            p[z] = to_prob_dtype(prob, p.dtype)
+        if lab is not None:
+            labels, self.next_label = postprocess(prob >= self.threshold, first_label=self.next_label,
+                                                  dtype=lab.dtype, **self.post)
+            lab[z] = labels
+        if u is not None:
+            u[z] = to_prob_dtype(var * 4.0, u.dtype) if np.dtype(u.dtype) == np.uint8 else var.astype(u.dtype)
+
+
+class _Flat:
+    """Write slice 0 of a (Y, X) array given for a one-slice stack."""
+
+    def __init__(self, a: Any):
+        self.a, self.dtype = a, np.dtype(a.dtype)
+
+    def __setitem__(self, z: int, v: np.ndarray) -> None:
+        self.a[...] = v
+
+
+def _target(a: Any, want: tuple, name: str) -> Any:
+    shape = tuple(a.shape)
+    if shape == want:
+        return a
+    if want[0] == 1 and shape == want[1:]:
+        return _Flat(a)
+    raise InputError(f"the {name} output has shape {shape}; it must be (Z, Y, X) = {want}")
+
+
+__all__ = ["PROB_DTYPES", "check_prob_dtype", "to_prob_dtype", "remove_small", "postprocess", "SliceWriter"]

@@ -1,0 +1,407 @@
+"""Tiled, blended inference on (Z, C, Y, X) stacks of any size, streamed slice by slice.
+
+Pipeline: a background thread reads one row of tiles ("band") of a slice at a time
+through ``data.network_input`` (the model's normalisation, 2.5D context, channel
+order), cuts it into tiles and packs batches (bounded queue, 2 batches ahead). The
+calling thread runs the network under ``torch.inference_mode`` (bf16/fp16 autocast
+and channels_last on CUDA), turns each tile's logits into probabilities
+(``sigmoid``) and adds them, times the blend weights, into a float32 accumulator
+of *one slice* on the device. A finished slice is divided by the summed weights,
+cropped, and handed to a writer thread that converts the dtype, thresholds,
+post-processes and writes ``out[z] = ...`` into the caller's array-likes (numpy,
+zarr, memmap TIFF). Memory is therefore a few bands + one or two slice
+accumulators, never the stack.
+
+We blend **probabilities**, not logits (as nnU-Net v1 blended softmax outputs): a
+tile's contribution is bounded to [0, 1] x weight, so one over-confident logit at a
+tile edge (zero-padding artefacts) cannot outvote the neighbouring tiles, and
+test-time augmentation averages and its variance ("uncertainty") live on the same
+probability scale. Padding: an axis shorter than the tile is reflect-padded to
+the network stride (``models.required_multiple``); otherwise tiles fit inside.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, Iterator, Sequence
+
+import numpy as np
+
+from . import tiling
+from .data import Volume, as_volume, network_input
+from .device import autocast, resolve_device
+from .errors import InputError
+from .modelfile import TrainedModel
+from .progress import Progress, StopToken, run
+from .postprocess import PROB_DTYPES, SliceWriter
+
+
+
+@dataclass
+class PredictResult:
+    """Outputs of :func:`predict_stack` (the caller's arrays or the ones made for it) + stats."""
+
+    prob: Any = None
+    labels: Any = None
+    uncertainty: Any = None
+    slices: list[int] = field(default_factory=list)  # slices finished and written
+    tiles: int = 0
+    seconds: float = 0.0
+    mpix_per_s: float = 0.0
+    stopped: bool = False
+    device: str = "cpu"
+
+
+class _Plan:
+    """Tile geometry of one slice (the same for every slice of the stack)."""
+
+    def __init__(self, shape_yx: Sequence[int], tile: int, overlap: float, multiple: int, blend: str):
+        self.Y, self.X = int(shape_yx[0]), int(shape_yx[1])
+        self.ty, self.tx = tiling.tile_shape((self.Y, self.X), tiling.check_tile(tile, multiple), multiple)
+        self.PY, self.PX = max(self.Y, self.ty), max(self.X, self.tx)
+        self.ys = tiling.tile_starts(self.PY, self.ty, overlap)
+        self.xs = tiling.tile_starts(self.PX, self.tx, overlap)
+        self.n = len(self.ys) * len(self.xs)
+        self.weights = tiling.blend_weights((self.ty, self.tx), blend)
+        self.wsum = tiling.weight_sum((self.PY, self.PX), tiling.tile_grid(
+            (self.PY, self.PX), (self.ty, self.tx), overlap), self.weights)
+
+
+def _batches(vol: Volume, spec: Any, plan: _Plan, slices: Sequence[int], batch: int) -> Iterator:
+    """(tiles (n, Cin, ty, tx) float32, [(z, y0, x0)]) read band by band."""
+    cin = spec.network_channels
+    buf, meta = np.empty((batch, cin, plan.ty, plan.tx), np.float32), []
+    for z in slices:
+        for y0 in plan.ys:
+            band = network_input(vol, z, spec, slice(y0, min(y0 + plan.ty, plan.Y)), slice(None))
+            band = tiling.pad_to(band, (plan.ty, plan.PX))
+            for x0 in plan.xs:
+                buf[len(meta)] = band[:, :, x0 : x0 + plan.tx]
+                meta.append((z, y0, x0))
+                if len(meta) == batch:
+                    yield buf, meta
+                    buf, meta = np.empty_like(buf), []
+    if meta:
+        yield buf[: len(meta)], meta
+
+
+_DONE = object()
+
+
+class _Thread:
+    """Run ``producer()`` (an iterator) or consume ``submit``-ted items in a daemon thread.
+
+    A bounded queue links it to the caller; exceptions are re-raised in the caller.
+    """
+
+    def __init__(self, producer: Iterator | None = None, consumer: Callable | None = None, depth: int = 2):
+        self.q: queue.Queue = queue.Queue(depth)
+        self.cancel = threading.Event()
+        self.error: BaseException | None = None
+        target = self._produce if producer is not None else self._consume
+        self.thread = threading.Thread(target=target, args=(producer or consumer,), daemon=True)
+        self.thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self.cancel.is_set():
+            try:
+                self.q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, it: Iterator) -> None:
+        try:
+            for item in it:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            self._put(e)
+
+    def __iter__(self) -> Iterator:
+        while True:
+            item = self.q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _consume(self, fn: Callable) -> None:
+        while True:
+            item = self.q.get()
+            if item is _DONE:
+                return
+            if self.error is None:
+                try:
+                    fn(*item)
+                except BaseException as e:  # noqa: BLE001
+                    self.error = e
+
+    def submit(self, *item: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self._put(item)
+
+    def close(self, wait: bool = True) -> None:
+        """Producer: cancel and drain. Consumer: finish queued items, then re-raise its error."""
+        if self.thread is None:
+            return
+        if wait:
+            self.q.put(_DONE)
+        else:
+            self.cancel.set()
+            while self.thread.is_alive():
+                try:
+                    self.q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+        self.thread.join()
+        self.thread = None
+        if wait and self.error is not None:
+            raise self.error
+
+
+def _forward(net: Any, x: Any, tta: bool, want_var: bool, device: Any) -> tuple[Any, Any]:
+    """Probabilities (N, H, W) of a batch, averaged over 8 flips/rotations with ``tta``.
+
+    CPU: numpy results (``scipy.special.expit``; single-threaded elementwise work avoids
+    OpenMP start-up costs on a busy machine); other devices: tensors on the device.
+    """
+    import torch
+
+    if device.type == "cpu":
+        from scipy.special import expit as sig
+
+        def prob(lg):
+            return sig(lg.float().numpy())
+    else:
+        def prob(lg):
+            return torch.sigmoid(lg.float())
+
+    with autocast(device):
+        if not tta:
+            return prob(net(x)[:, 0]), None
+        total, sq = 0.0, 0.0
+        for k in range(4):
+            for flip in (False, True):
+                v = torch.rot90(x, k, (2, 3))
+                v = v.flip(3) if flip else v
+                lg = net(v)[:, 0]
+                lg = lg.flip(2) if flip else lg
+                p = prob(torch.rot90(lg, -k, (1, 2)))
+                total, sq = total + p, (sq + p * p) if want_var else sq
+    mean = total / 8.0
+    if not want_var:
+        return mean, None
+    var = sq / 8.0 - mean * mean
+    return mean, (var.clip(0.0) if isinstance(var, np.ndarray) else var.clamp_min(0.0))
+
+
+class _Engine:
+    """Accumulates blended tile probabilities slice by slice on the device.
+
+    On the CPU the accumulators are numpy arrays: many small torch ops each start an
+    OpenMP parallel region, which costs milliseconds on a busy machine.
+    """
+
+    def __init__(self, net, plan: _Plan, device, tta: bool, want_var: bool, outputs: SliceWriter):
+        import torch
+
+        self.net, self.plan, self.device, self.tta, self.want_var = net, plan, device, tta, want_var
+        self.cuda, self.cpu = device.type == "cuda", device.type == "cpu"
+        self.w, self.wsum = plan.weights, plan.wsum
+        if not self.cpu:
+            with torch.inference_mode():
+                self.w, self.wsum = (torch.from_numpy(a).to(device) for a in (plan.weights, plan.wsum))
+        self.acc: dict[int, list] = {}
+        self.count: dict[int, int] = {}
+        self.done: list[int] = []
+        self.writer = _Thread(consumer=outputs.write, depth=2)
+
+    def _zeros(self) -> Any:
+        import torch
+
+        shape = (self.plan.PY, self.plan.PX)
+        if self.cpu:
+            return np.zeros(shape, np.float32)
+        return torch.zeros(shape, dtype=torch.float32, device=self.device)
+
+    def run_batch(self, buf: Any, meta: list) -> None:
+        import torch
+
+        p, ty, tx = self.plan, self.plan.ty, self.plan.tx
+        with torch.inference_mode():
+            x = (buf if isinstance(buf, torch.Tensor) else torch.from_numpy(buf)).to(self.device, non_blocking=True)
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            prob, var = _forward(self.net, x, self.tta, self.want_var, self.device)
+            for i, (z, y0, x0) in enumerate(meta):
+                if z not in self.acc:
+                    self.acc[z] = [self._zeros() for _ in range(2 if self.want_var else 1)]
+                    self.count[z] = 0
+                acc = self.acc[z]
+                acc[0][y0 : y0 + ty, x0 : x0 + tx] += prob[i] * self.w
+                if var is not None:
+                    acc[1][y0 : y0 + ty, x0 : x0 + tx] += var[i] * self.w
+                self.count[z] += 1
+                if self.count[z] == p.n:
+                    self._finish(z)
+
+    def _finish(self, z: int) -> None:
+        acc = self.acc.pop(z)
+        del self.count[z]
+        Y, X = self.plan.Y, self.plan.X
+        out = [(a / self.wsum)[:Y, :X] for a in acc]
+        out = [o if self.cpu else o.cpu().numpy() for o in out]
+        self.writer.submit(z, out[0], out[1] if len(out) > 1 else None)
+        self.done.append(z)
+
+
+def _check_args(model: Any, batch: int, blend: str, threshold: Any, min_size: int) -> float:
+    if not isinstance(model, TrainedModel):
+        raise InputError("predict needs a TrainedModel (modelfile.load_model(path) or a train() result)")
+    if model.model_cfg.classes != 1:
+        raise InputError(f"this model has {model.model_cfg.classes} output classes; predict supports binary models")
+    if not 1 <= int(batch) <= 1024:
+        raise InputError(f"batch must be 1..1024 tiles, got {batch}")
+    if blend not in tiling.BLEND_MODES:
+        raise InputError(f"blend must be one of {tiling.BLEND_MODES}, got '{blend}'")
+    if min_size < 0:
+        raise InputError(f"min_size must be >= 0 px, got {min_size}")
+    thr = model.threshold if threshold is None else float(threshold)
+    if not 0.0 < thr < 1.0:
+        raise InputError(f"threshold must be between 0 and 1 (exclusive), got {thr}")
+    return thr
+
+
+def _slices(slices: Sequence[int] | None, depth: int) -> list[int]:
+    if slices is None:
+        return list(range(depth))
+    zs = [int(z) for z in slices]
+    bad = [z for z in zs if not 0 <= z < depth]
+    if bad:
+        raise InputError(f"slices {bad[:5]} are outside the stack (0..{depth - 1})")
+    return zs
+
+
+def _net_on(model: TrainedModel, device: Any) -> Any:
+    import torch
+
+    net = model.net.to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def predict_stack(
+    model: TrainedModel, image: Any, *, prob_out: Any = None, labels_out: Any = None,
+    uncertainty_out: Any = None, tile: int = 512, overlap: float = 0.25, batch: int = 4,
+    blend: str = "gaussian", tta: bool = False, threshold: float | None = None, device: Any = "auto",
+    channel_axis: int | None = None, slices: Sequence[int] | None = None, prob_dtype: Any = "float32",
+    min_size: int = 0, fill_holes: bool = False, instances: bool = False, stop: StopToken | None = None,
+) -> Generator[Progress, None, PredictResult]:
+    """Segment ``image`` (any array-like, read through ``data.as_volume``) tile by tile.
+
+    Outputs are array-likes written ``out[z] = (Y, X)``: probability (``prob_out``;
+    float32 / float16 as is, uint8 scaled 0-255), labels (``prob >= threshold``,
+    default the model's; post-processed by ``min_size``, ``fill_holes``,
+    ``instances``) and, with ``tta``, the variance of the 8 views (``uncertainty_out``,
+    0..0.25; uint8 scaled so 255 = 0.25). When *all three* are None, numpy arrays
+    ``(Z, Y, X)`` are allocated (probability in ``prob_dtype``, labels uint8, or
+    uint32 for instances, uncertainty float32 with tta); otherwise only the given
+    outputs are written. Yields Progress after every batch; returns PredictResult
+    (stopped=True and the finished slices when ``stop`` was requested).
+    """
+    import torch  # noqa: F401 - fail early if torch is missing
+
+    from .models import required_multiple
+
+    thr = _check_args(model, batch, blend, threshold, min_size)
+    vol = as_volume(image, channel_axis=channel_axis)
+    zs = _slices(slices, vol.shape[0])
+    plan = _Plan(vol.shape[2:], tile, overlap, required_multiple(model.model_cfg), blend)
+    post = dict(min_size=int(min_size), fill_holes=bool(fill_holes), instances=bool(instances))
+    outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, prob_dtype, tta, instances, post, thr)
+    dev = resolve_device(device)
+    was_training = model.net.training
+    net = _net_on(model, dev).eval()
+    engine = _Engine(net, plan, dev, bool(tta), outs.arrays[2] is not None, outs)
+    pin = dev.type == "cuda"
+    reader = _Thread(producer=_pinned(_batches(vol, model.input_spec, plan, zs, int(batch)), pin), depth=2)
+    res = PredictResult(*outs.arrays, device=str(dev))
+    total, t0 = plan.n * len(zs), time.monotonic()
+    try:
+        for buf, meta in reader:
+            engine.run_batch(buf, meta)
+            res.tiles += len(meta)
+            el = time.monotonic() - t0
+            rate = res.tiles / plan.n * plan.Y * plan.X / max(el, 1e-9) / 1e6
+            yield Progress(stage="predict", step=res.tiles, total=total, elapsed=el, rate=rate,
+                           message=f"slice {meta[-1][0] + 1}/{vol.shape[0]}")
+            if stop is not None and stop.requested:
+                res.stopped = True
+                break
+    finally:
+        reader.close(wait=False)
+        engine.writer.close(wait=True)
+        model.net.train(was_training)
+    res.slices = list(engine.done)
+    res.seconds = time.monotonic() - t0
+    res.mpix_per_s = len(res.slices) * plan.Y * plan.X / max(res.seconds, 1e-9) / 1e6
+    return res
+
+
+def _pinned(it: Iterator, pin: bool) -> Iterator:
+    """Page-locked tensors (CUDA only) so host->device copies can be asynchronous."""
+    if not pin:
+        yield from it
+        return
+    import torch
+
+    for buf, meta in it:
+        yield torch.from_numpy(buf).pin_memory(), meta
+
+
+class _One:
+    """Receives the probability of one slice (predict_slice)."""
+
+    def __init__(self, shape: tuple):
+        self.shape, self.dtype, self.value = shape, np.dtype(np.float32), None
+
+    def __setitem__(self, z: int, v: np.ndarray) -> None:
+        self.value = v
+
+
+def predict_slice(
+    model: TrainedModel, image: Any, z: int = 0, *, tile: int = 512, overlap: float = 0.25,
+    batch: int = 4, blend: str = "gaussian", tta: bool = False, device: Any = None,
+    channel_axis: int | None = None,
+) -> np.ndarray:
+    """Probability ``(Y, X)`` float32 of slice ``z`` (used by the training live preview).
+
+    ``device=None`` runs where the network's weights are; the network's train/eval
+    mode is restored afterwards.
+    """
+    if device is None:
+        p = next(iter(model.net.parameters()), None)
+        device = p.device if p is not None else "cpu"
+    vol = as_volume(image, channel_axis=channel_axis)
+    sink = _One((vol.shape[0], vol.shape[2], vol.shape[3]))
+    run(predict_stack(model, vol, prob_out=sink, tile=tile, overlap=overlap, batch=batch,
+                      blend=blend, tta=tta, device=device, slices=[z]))
+    return sink.value
+
+
+def predict_dask(*args: Any, **kwargs: Any) -> PredictResult:
+    """Predict a dask array chunked along Z into zarr (see :func:`predict_dask.predict_dask`)."""
+    from .predict_dask import predict_dask as _predict_dask
+
+    return _predict_dask(*args, **kwargs)
+
+__all__ = ["PredictResult", "predict_stack", "predict_slice", "predict_dask", "resolve_device", "PROB_DTYPES"]

@@ -1,0 +1,153 @@
+"""Distributed inference: the per-slab predictor mapped over a dask array chunked along Z.
+
+Each Z chunk (plus ``context`` neighbouring slices, via ``dask.array.overlap``) is
+predicted by :func:`predict.predict_stack` in a worker, with the model loaded
+once per worker process from its file (cached), and the results are stored into
+zarr (one task per chunk, chunk-aligned writes, no locks). Works with the local
+threaded scheduler or any ``dask.distributed`` cluster (a ``Client`` in scope).
+For a multi-machine cluster pass the model *path* and a zarr input that every
+worker can read.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import Volume, guess_axes
+from .errors import InputError
+from .modelfile import TrainedModel, read_metadata
+
+_CACHE: dict[tuple, TrainedModel] = {}
+_LOCK = threading.Lock()
+LOADS = {"count": 0}  # how many times a model file was read (tests: once per worker)
+
+
+def _cached_model(ref: Any, device: str) -> TrainedModel:
+    if isinstance(ref, TrainedModel):
+        return ref
+    from .modelfile import load_model
+
+    key = (str(ref), os.path.getmtime(ref), str(device))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_model(ref)
+            LOADS["count"] += 1
+        return _CACHE[key]
+
+
+class _Window:
+    """A (Z, C, Y, X) view whose slices ``lo .. lo + len(block)`` are in memory."""
+
+    def __init__(self, block: np.ndarray, lo: int, depth: int):
+        self.block, self.lo = block, lo
+        self.shape = (depth,) + tuple(block.shape[1:])
+        self.dtype = block.dtype
+
+    def __getitem__(self, idx: tuple) -> np.ndarray:
+        return self.block[(idx[0] - self.lo,) + tuple(idx[1:])]
+
+
+class _Shift:
+    """Output sink for slices ``s .. e`` of a stack of depth ``depth``."""
+
+    def __init__(self, out: np.ndarray, s: int, depth: int):
+        self.out, self.s = out, s
+        self.shape, self.dtype = (depth,) + out.shape[1:], out.dtype
+
+    def __setitem__(self, z: int, v: np.ndarray) -> None:
+        self.out[z - self.s] = v
+
+
+def _block(block: np.ndarray, block_info: Any = None, *, ref: Any, k: int, depth: int, rgb: bool,
+           opts: dict) -> np.ndarray:
+    from .predict import predict_stack
+    from .progress import run
+
+    s, e = block_info[None]["array-location"][0]
+    lo = max(0, s - k)
+    vol = Volume(_Window(np.asarray(block), lo, depth), "ZCYX", rgb_to_gray=rgb)
+    out = np.zeros((e - s,) + vol.shape[2:], np.float32)
+    model = _cached_model(ref, opts.get("device", "auto"))
+    run(predict_stack(model, vol, prob_out=_Shift(out, s, depth), slices=range(s, e), **opts))
+    return out
+
+
+def _canonical(arr: Any, channel_axis: int | None) -> tuple[Any, bool]:
+    """A dask array as (Z, C, Y, X), one chunk over C, Y, X."""
+    import dask.array as da
+
+    if not isinstance(arr, da.Array):
+        arr = da.from_array(arr, chunks=(1,) + tuple(arr.shape[1:]) if len(arr.shape) > 2 else arr.shape)
+    axes, rgb = guess_axes(arr.shape, channel_axis, arr.dtype)
+    for ax in "ZC":
+        if ax not in axes:
+            arr, axes = arr[None], ax + axes
+    arr = arr.transpose([axes.index(a) for a in "ZCYX"])
+    return arr.rechunk({1: -1, 2: -1, 3: -1}), rgb
+
+
+def _postprocess_block(p: np.ndarray, thr: float, post: dict) -> np.ndarray:
+    from .postprocess import postprocess
+
+    return np.stack([postprocess(s >= thr, **post)[0] for s in p]) if len(p) else p.astype(np.uint8)
+
+
+def predict_dask(
+    model_or_path: Any, array: Any, out_zarr_path: str | os.PathLike, *,
+    labels_zarr_path: str | os.PathLike | None = None, channel_axis: int | None = None,
+    prob_dtype: Any = "float32", threshold: float | None = None, min_size: int = 0,
+    fill_holes: bool = False, overwrite: bool = False, **opts: Any,
+) -> Any:
+    """Predict ``array`` (dask / zarr / numpy; chunked along Z) into ``out_zarr_path``.
+
+    ``opts`` go to :func:`predict.predict_stack` (tile, overlap, batch, blend, tta,
+    device). Instance labels are not available here (ids would clash across
+    chunks). Returns a :class:`predict.PredictResult` with the zarr arrays.
+    """
+    import time
+
+    import dask.array as da
+
+    from .io import create_output
+    from .postprocess import check_prob_dtype, to_prob_dtype
+    from .predict import PredictResult
+
+    if opts.pop("instances", False) or set(opts) & {"prob_out", "labels_out", "uncertainty_out", "slices"}:
+        raise InputError("predict_dask writes probability/labels zarr only (no instances, slices or outputs)")
+    if isinstance(model_or_path, TrainedModel):
+        ref, k, thr0 = model_or_path, model_or_path.context, model_or_path.threshold
+    else:
+        meta = read_metadata(model_or_path)
+        ref, k = str(Path(model_or_path).resolve()), int(meta["input"].get("context", 0))
+        thr0 = float(meta.get("threshold", 0.5))
+    thr = thr0 if threshold is None else float(threshold)
+    arr, rgb = _canonical(array, channel_axis)
+    Z, _, Y, X = arr.shape
+    if k and min(arr.chunks[0]) < k:
+        arr = arr.rechunk({0: max(k, arr.chunks[0][0])})
+    ghost = da.overlap.overlap(arr, depth={0: k, 1: 0, 2: 0, 3: 0}, boundary="none") if k else arr
+    prob = ghost.map_blocks(
+        _block, dtype=np.float32, chunks=(arr.chunks[0], (Y,), (X,)), drop_axis=1,
+        ref=ref, k=k, depth=Z, rgb=rgb, opts={**opts, "threshold": thr},
+    )
+    pdt = check_prob_dtype(prob_dtype)
+    targets = [create_output(out_zarr_path, (Z, Y, X), pdt, overwrite=overwrite)]
+    sources = [prob.map_blocks(to_prob_dtype, pdt, dtype=pdt)]
+    if labels_zarr_path is not None:
+        post = dict(min_size=int(min_size), fill_holes=bool(fill_holes))
+        targets.append(create_output(labels_zarr_path, (Z, Y, X), np.uint8, overwrite=overwrite))
+        sources.append(prob.map_blocks(_postprocess_block, thr, post, dtype=np.uint8))
+    t0 = time.monotonic()
+    da.store(sources, targets, lock=False)
+    sec = time.monotonic() - t0
+    return PredictResult(prob=targets[0], labels=targets[1] if len(targets) > 1 else None,
+                         slices=list(range(Z)), seconds=sec, mpix_per_s=Z * Y * X / max(sec, 1e-9) / 1e6,
+                         device=str(opts.get("device", "auto")))
+
+
+__all__ = ["predict_dask", "LOADS"]

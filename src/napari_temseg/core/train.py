@@ -215,6 +215,10 @@ class _Session:
     @staticmethod
     def _spec(vols, items, context: int, resume: TrainedModel | None) -> InputSpec:
         if resume is not None:
+            want, got = resume.input_spec.channels, vols[0].shape[1]
+            if want != got:
+                raise InputError(f"cannot continue training: the model takes {want} channel(s), "
+                                 f"the image has {got}; use the image the model was trained on")
             return resume.input_spec
         if context > 0 and all(v.shape[0] == 1 for v in vols):
             raise InputError(

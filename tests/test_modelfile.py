@@ -1,0 +1,90 @@
+"""The model file: round trip, atomic write, no overwrite, no unpickling, clear errors."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from napari_temseg.core.config import InputSpec, ModelConfig, TrainConfig
+from napari_temseg.core.errors import ModelFileError
+from napari_temseg.core.modelfile import META_KEY, TrainedModel, load_model, read_metadata
+
+
+@pytest.fixture
+def model():
+    import torch
+
+    from napari_temseg.core.models import build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="small-unet", in_channels=3)
+    spec = InputSpec(channels=1, context=1, norm_lo=(0.1,), norm_hi=(0.9,))
+    return TrainedModel(build_model(cfg).eval(), cfg, spec, threshold=0.6,
+                        train_cfg=TrainConfig(patch=64), history=[{"epoch": 1, "loss": 0.5}])
+
+
+def test_round_trip_gives_identical_predictions(model, tmp_path):
+    import torch
+
+    path = model.save(tmp_path / "m.safetensors")
+    loaded = load_model(path)
+    assert loaded.input_spec == model.input_spec and loaded.model_cfg == model.model_cfg
+    assert loaded.threshold == 0.6 and loaded.train_cfg.patch == 64 and loaded.history == model.history
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.net(x), loaded.net(x), atol=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary left behind
+
+
+def test_file_is_plain_safetensors_with_json_header(model, tmp_path):
+    path = model.save(tmp_path / "m.safetensors")
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])  # safetensors: 8-byte length + JSON, then raw tensor bytes
+    meta = json.loads(header["__metadata__"][META_KEY])
+    assert meta["model"]["arch"] == "small-unet" and meta["input"]["context"] == 1
+    assert b"\x80\x04" not in raw[:8 + n]  # no pickle protocol marker in the header
+    assert read_metadata(path)["threshold"] == 0.6
+
+
+def test_refuses_to_overwrite(model, tmp_path):
+    path = model.save(tmp_path / "m.safetensors")
+    with pytest.raises(ModelFileError, match="exists"):
+        model.save(path)
+    model.save(path, overwrite=True)
+    with pytest.raises(ModelFileError, match=".safetensors"):
+        model.save(tmp_path / "m.pt")
+
+
+def test_corrupt_and_foreign_files(model, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00garbage" * 20)
+    with pytest.raises(ModelFileError, match="not a readable"):
+        load_model(bad)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+    from safetensors.numpy import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": np.zeros(3, np.float32)}, str(foreign))
+    with pytest.raises(ModelFileError, match="not a napari-temseg model"):
+        load_model(foreign)
+
+
+def test_config_weights_mismatch_is_rejected(model, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = model.save(tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = json.loads(f.metadata()[META_KEY])
+    meta["model"]["in_channels"] = 5  # the header lies about the weights
+    save_file(tensors, str(tmp_path / "edited.safetensors"), metadata={META_KEY: json.dumps(meta)})
+    with pytest.raises(ModelFileError, match="do not match its config"):
+        load_model(tmp_path / "edited.safetensors")
+    meta["model"]["arch"] = ""
+    save_file(tensors, str(tmp_path / "broken.safetensors"), metadata={META_KEY: json.dumps(meta)})
+    with pytest.raises(ModelFileError, match="invalid model config"):
+        load_model(tmp_path / "broken.safetensors")

@@ -1,0 +1,223 @@
+"""fit(): learning, determinism, stopping, sparse labels, warm start, and every bad input of issue 3."""
+
+import numpy as np
+import pytest
+
+from napari_temseg.core.config import ModelConfig, TrainConfig
+from napari_temseg.core.errors import InputError
+from napari_temseg.core.progress import Progress, StopToken, run
+from napari_temseg.core.sampling import PatchSampler, split_regions, target_and_weight
+from napari_temseg.core.data import as_mask, as_volume
+from napari_temseg.core.synthetic import make_fibsem, make_particles
+from napari_temseg.core.train import _warning, fit
+
+TINY = ModelConfig(arch="small-unet")
+
+
+def cfg(**kw):
+    base = dict(patch=64, batch=4, epochs=1, seconds=None, steps_per_epoch=3, augment="flips", seed=0,
+                device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return make_fibsem(shape=(4, 1, 64, 64), seed=3)
+
+
+def test_fit_learns_synthetic_stack():
+    img, mask = make_fibsem(shape=(4, 2, 96, 96), seed=1)
+    seen = []
+    model = run(fit(img, mask, train_cfg=cfg(epochs=6, steps_per_epoch=12, lr=3e-3), context=1), seen.append)
+    assert all(isinstance(p, Progress) and p.stage == "train" for p in seen)
+    assert len(seen) == 6 * 12 and seen[-1].step == 72 and seen[-1].fraction == 1.0
+    assert model.input_spec.channels == 2 and model.input_spec.context == 1
+    assert model.model_cfg.in_channels == 6  # 2 channels x 3 slices
+    # chance level: predicting all foreground gives Dice = 2f/(1+f) for foreground fraction f
+    f = mask.mean()
+    best = max(h["val_dice"] for h in model.history)
+    assert best > max(0.6, 2 * f / (1 + f) + 0.15), (best, f)
+    losses = [h["loss"] for h in model.history]
+    assert losses[-1] < losses[0]
+
+
+def test_fit_is_deterministic_on_cpu(stack):
+    img, mask = stack
+    a = run(fit(img, mask, train_cfg=cfg(augment="default")))
+    b = run(fit(img, mask, train_cfg=cfg(augment="default")))
+    for (k, va), vb in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        assert np.array_equal(va.numpy(), vb.numpy()), k
+    c = run(fit(img, mask, train_cfg=cfg(augment="default", seed=1)))
+    assert any(not np.array_equal(va.numpy(), vc.numpy())
+               for va, vc in zip(a.net.state_dict().values(), c.net.state_dict().values()))
+
+
+def test_stop_token_returns_best_model(stack):
+    img, mask = stack
+    stop = StopToken()
+    steps = []
+
+    def on(p):
+        steps.append(p.step)
+        if p.step == 2:
+            stop.request()
+
+    model = run(fit(img, mask, train_cfg=cfg(epochs=50), stop=stop), on)
+    assert steps == [1, 2]
+    assert len(model.history) == 1 and "val_dice" in model.history[0]
+    x = np.zeros((1, 1, 64, 64), np.float32)
+    import torch
+
+    assert model.net(torch.from_numpy(x)).shape == (1, 1, 64, 64)
+
+
+def test_time_budget_and_fraction(stack):
+    img, mask = stack
+    seen = []
+    run(fit(img, mask, train_cfg=cfg(epochs=None, seconds=1.5, steps_per_epoch=1000)), seen.append)
+    assert seen[-1].fraction == 1.0 and 1.5 <= seen[-1].elapsed < 15
+    assert seen[-1].total is None
+
+
+def test_unannotated_slices_are_skipped_and_explicit_list_counts(stack):
+    img, mask = stack
+    painted = mask.copy()
+    painted[[0, 2, 3]] = 0
+    model = run(fit(img, painted, train_cfg=cfg(val_fraction=0.2)))
+    assert model.history  # trained on slice 1 alone (region split)
+    with pytest.raises(InputError, match="outside the stack"):
+        run(fit(img, painted, train_cfg=cfg(), annotated=[1, 9]))
+    run(fit(img, painted, train_cfg=cfg(), annotated=[1, 2]))  # slice 2 is truly empty: allowed
+
+
+def test_single_slice_is_split_by_region():
+    train, val = split_regions([(0, 0)], [(100, 200)], 0.2, 0)
+    assert len(train) == len(val) == 1
+    assert train[0].x1 == val[0].x0 == 160 and val[0].x1 == 200
+    tr, va = split_regions([(0, z) for z in range(5)], [(10, 10)], 0.2, 0)
+    assert len(tr) == 4 and len(va) == 1 and va[0] not in tr
+
+
+def test_sparse_scribbles_ignore_unlabelled_pixels():
+    img, truth = make_particles(shape=(96, 96), seed=2)
+    scrib = np.zeros_like(truth)
+    fg, bg = np.argwhere(truth == 1), np.argwhere(truth == 0)
+    rng = np.random.default_rng(0)
+    for pts, lab in ((fg, 1), (bg, 2)):
+        sel = pts[rng.choice(len(pts), 300, replace=False)]
+        scrib[sel[:, 0], sel[:, 1]] = lab
+    t, w = target_and_weight(scrib, sparse=True)
+    assert w.sum() == 600 and t.sum() == 300 and np.all(t <= w)
+    vol = as_volume(img)
+    sampler = PatchSampler([vol], [as_mask(scrib, vol, True)], split_regions([(0, 0)], [(96, 96)], 0, 0)[0],
+                           _spec(vol), 32, True, 0.5, 0)
+    x, y, w = sampler.sample(16)
+    assert np.all(w.reshape(16, -1).sum(1) > 0)  # every patch is centred on a labelled pixel
+    model = run(fit(img, scrib, train_cfg=cfg(sparse=True, epochs=2)))
+    assert model.train_cfg.sparse and len(model.history) == 2
+    with pytest.raises(InputError, match="outside the label set"):
+        run(fit(img, scrib, train_cfg=cfg(sparse=False)))
+
+
+def _spec(vol):
+    from napari_temseg.core.config import InputSpec
+
+    return InputSpec(channels=vol.shape[1], norm_lo=(0.0,) * vol.shape[1], norm_hi=(1.0,) * vol.shape[1])
+
+
+def test_warm_start_continues_history(stack):
+    img, mask = stack
+    first = run(fit(img, mask, train_cfg=cfg()))
+    second = run(fit(img, mask, train_cfg=cfg(), resume=first))
+    assert len(second.history) == 2 and second.history[1]["epoch"] == 2
+    assert second.input_spec == first.input_spec
+    img2 = np.concatenate([img, img], axis=1)
+    with pytest.raises(InputError, match="cannot continue training"):
+        run(fit(img2, mask, train_cfg=cfg(), resume=first))
+
+
+def test_flat_loss_and_constant_prediction_are_reported():
+    hist = [{"loss": 0.7}] * 4
+    assert "not learning" in _warning(hist, False)
+    assert _warning([{"loss": 0.7}, {"loss": 0.3}] * 2, False) is None
+    assert "same class everywhere" in _warning(hist[:1], True)
+
+
+def test_no_learning_is_visible_in_progress(stack):
+    img, mask = stack
+    seen = []
+    run(fit(img, mask, train_cfg=cfg(lr=1e-9, epochs=4, steps_per_epoch=2)), seen.append)
+    assert any(p.warning for p in seen)
+
+
+# --- bad input: each gets one clear InputError ------------------------------------------------
+def test_mask_shape_mismatch(stack):
+    img, mask = stack
+    with pytest.raises(InputError, match="does not match the image"):
+        run(fit(img, mask[:, :32], train_cfg=cfg()))
+
+
+def test_mask_values_outside_label_set(stack):
+    img, mask = stack
+    with pytest.raises(InputError, match=r"labels \[3\]"):
+        run(fit(img, mask * 3, train_cfg=cfg()))
+    run(fit(img, mask * 255, train_cfg=cfg()))  # 0/255 masks are read as 0/1 (documented)
+
+
+def test_no_annotated_slice(stack):
+    img, mask = stack
+    with pytest.raises(InputError, match="no annotated slice"):
+        run(fit(img, np.zeros_like(mask), train_cfg=cfg()))
+
+
+def test_no_foreground_or_all_foreground(stack):
+    img, mask = stack
+    with pytest.raises(InputError, match="no background"):
+        run(fit(img, np.ones_like(mask), train_cfg=cfg()))
+    with pytest.raises(InputError, match="no foreground"):
+        run(fit(img, mask * 0, train_cfg=cfg(), annotated=[0, 1]))
+
+
+def test_nan_inf_pixels_are_handled(stack):
+    img, mask = stack
+    bad = img.copy()
+    bad[0, 0, :5] = np.nan
+    bad[1, 0, :, :3] = np.inf
+    model = run(fit(bad, mask, train_cfg=cfg()))
+    assert np.isfinite(model.history[-1]["loss"])
+    assert all(np.isfinite(v) for v in model.input_spec.norm_lo + model.input_spec.norm_hi)
+
+
+@pytest.mark.parametrize("kind", ["uint16", "float64", "rgb"])
+def test_other_dtypes_and_rgb(kind):
+    img, mask = make_particles(shape=(64, 64), seed=0)
+    if kind == "uint16":
+        img = (img * 60000).clip(0, 65535).astype(np.uint16)
+    elif kind == "float64":
+        img = img.astype(np.float64) * 1e4 - 3
+    else:
+        img = np.repeat((img.clip(0, 1) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    model = run(fit(img, mask, train_cfg=cfg()))
+    assert model.input_spec.channels == 1  # RGB micrographs become one gray channel (documented)
+
+
+def test_context_on_single_slice():
+    img, mask = make_particles(shape=(64, 64), seed=0)
+    with pytest.raises(InputError, match="context=1 needs neighbouring slices"):
+        run(fit(img, mask, train_cfg=cfg(), context=1))
+
+
+def test_patch_larger_than_image_is_padded():
+    img, mask = make_particles(shape=(40, 50), seed=0)
+    model = run(fit(img, mask, train_cfg=cfg(patch=64, val_fraction=0.0)))
+    assert model.history and np.isfinite(model.history[-1]["loss"])
+
+
+def test_images_of_different_sizes_form_one_training_set():
+    a, ma = make_particles(shape=(64, 80), seed=0)
+    b, mb = make_particles(shape=(96, 64), seed=1)
+    model = run(fit([a, b], [ma, mb], train_cfg=cfg()))
+    assert model.history[-1]["val_dice"] is not None
+    with pytest.raises(InputError, match="one mask per image"):
+        run(fit([a, b], [ma], train_cfg=cfg()))

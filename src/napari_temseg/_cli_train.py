@@ -147,7 +147,7 @@ def _cmd_demo(args) -> int:
                       steps_per_epoch=25, lr=2e-3, seed=args.seed, device=args.device)
     model = _train_with_bar(fit(image, painted, train_cfg=cfg, context=1), args.quiet)
     res = _train_with_bar(predict_stack(model, image, device=args.device), args.quiet)
-    prob, labels = res.probability, res.labels
+    prob, labels = res.prob, res.labels
     unseen = [z for z in range(args.slices) if z not in DEMO_ANNOTATED]
     scores = evaluate_stack(labels[unseen], truth[unseen])["overall"]
     out.mkdir(parents=True, exist_ok=True)

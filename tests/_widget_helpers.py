@@ -36,3 +36,40 @@ def n_records() -> int:
     from napari.utils.notifications import notification_manager
 
     return len(notification_manager.records)
+
+
+def one_torch_thread():
+    """Tests train with ONE torch thread: on this shared 2-core machine two OpenMP threads
+    under load were 10-20x slower per step (spin-waiting), which made timings meaningless."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return before
+
+
+def set_train_form(w, *, image_layers, mask_layer, seconds=0, epochs=2, patch=64, width=8):
+    """Fill the Train dock for a tiny, fast CPU run."""
+    w.reset_choices()
+    w.images.value = list(image_layers)
+    w.mask.value = mask_layer
+    w.arch.value = "small-unet"
+    w.base_width.value = width
+    w.patch.value = patch
+    w.batch.value = 4
+    w.seconds.value = seconds
+    w.epochs.value = epochs
+    w.augment.value = "flips"
+    w.device.value = "cpu"
+
+
+def tiny_model(channels=1, context=0):
+    """An untrained small model (for input-check tests that never need a good prediction)."""
+    from napari_temseg.core.config import InputSpec, ModelConfig
+    from napari_temseg.core.modelfile import TrainedModel
+    from napari_temseg.core.models import build_model
+
+    cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=channels * (2 * context + 1))
+    spec = InputSpec(channels=channels, context=context, norm_lo=(0.0,) * channels,
+                     norm_hi=(1.0,) * channels)
+    return TrainedModel(net=build_model(cfg).eval(), model_cfg=cfg, input_spec=spec)

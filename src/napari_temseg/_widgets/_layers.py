@@ -70,6 +70,9 @@ def image_volume(layers: Any, channel_axis: int | None = None) -> Volume:
         if channel_axis is None and data.ndim == 3 and data.shape[-1] in (3, 4):
             return Volume(data, "ZYX")  # a 3D stack in napari; RGB pictures come as rgb layers
         return as_volume(data, channel_axis=channel_axis)
+    if channel_axis is not None:
+        raise InputError("a channel axis applies to one image layer; with several layers each layer "
+                         "is one channel: set the channel axis to 'auto'")
     shapes = {tuple(layer_data(la).shape) for la in layers}
     if len(shapes) != 1 or any(getattr(la, "rgb", False) for la in layers):
         names = ", ".join(f"'{la.name}' {tuple(layer_data(la).shape)}" for la in layers)
@@ -194,3 +197,43 @@ def put_layer(viewer: Any, kind: str, data: Any, *, role: str, source: str, name
 def layers_of(viewer: Any, kind: str) -> list:
     """Layers of ``kind`` ("image" / "labels") in the viewer, in layer-list order."""
     return [la for la in viewer.layers if la._type_string == kind]
+
+
+# --- prediction outputs ---------------------------------------------------------------------
+IN_MEMORY_BYTES = 1 << 30  # probability + labels above this go to a zarr store on disk
+
+
+def output_arrays(shape: tuple[int, ...], limit: int = IN_MEMORY_BYTES) -> tuple[Any, Any, str | None]:
+    """Preallocated (probability float32, labels uint8) arrays of ``shape`` (Z, Y, X).
+
+    Small stacks get numpy arrays; larger ones zarr arrays (one chunk per slice) in a
+    temporary folder, so a huge stack never becomes one giant allocation. Returns
+    (prob, labels, folder or None).
+    """
+    n = int(np.prod(shape))
+    if n * 5 <= limit:
+        return np.zeros(shape, np.float32), np.zeros(shape, np.uint8), None
+    import tempfile
+
+    import zarr
+
+    folder = tempfile.mkdtemp(prefix="napari-temseg-")
+    chunks = (1, *shape[1:]) if len(shape) == 3 else shape
+    prob = zarr.open_array(f"{folder}/probability.zarr", mode="w", shape=shape, chunks=chunks,
+                           dtype="float32", fill_value=0.0)
+    labels = zarr.open_array(f"{folder}/labels.zarr", mode="w", shape=shape, chunks=chunks,
+                             dtype="uint8", fill_value=0)
+    return prob, labels, folder
+
+
+def rethreshold(prob: Any, labels: Any, threshold: float) -> Any:
+    """Generator: ``labels[z] = prob[z] >= threshold`` slice by slice; yields Progress."""
+    from ..core.progress import Progress
+
+    n = prob.shape[0] if prob.ndim == 3 else 1
+    for z in range(n):
+        if prob.ndim == 3:
+            labels[z] = (np.asarray(prob[z]) >= threshold).astype(labels.dtype)
+        else:
+            labels[...] = (np.asarray(prob) >= threshold).astype(labels.dtype)
+        yield Progress("threshold", z + 1, n)

@@ -26,6 +26,10 @@ class LivePlot(QWidget):
         self.loss, self.dice = [], []
         self.update()
 
+    def last_x(self) -> float:
+        xs = [x for x, _ in self.loss[-1:] + self.dice[-1:]]
+        return max(xs) if xs else 0.0
+
     def add(self, step: float, loss: float | None = None, dice: float | None = None) -> None:
         if loss is not None and math.isfinite(loss):
             self.loss.append((float(step), float(loss)))

@@ -17,11 +17,39 @@ yields :class:`~napari_temseg.core.progress.Progress` and returns a result:
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from typing import Any, Callable, Generator
 
 from ..core.errors import TemsegError
 from ..core.progress import Progress, StopToken
+
+
+log = logging.getLogger("napari_temseg")
+
+
+def avoid_triton_llvm_clash() -> bool:
+    """Keep torch from importing triton when a system libLLVM is already in the process.
+
+    With software OpenGL (Mesa llvmpipe: remote desktops, VMs, Xvfb) the viewer loads
+    ``libLLVM``; importing ``triton`` afterwards (torch does so when it builds an
+    optimizer) then segfaults the whole napari on an LLVM symbol clash. torch only needs
+    triton for ``torch.compile`` on GPUs, which napari-temseg does not use, so in that
+    case triton is marked unavailable (``import triton`` raises ImportError) instead.
+    Returns True when it did so.
+    """
+    if "triton" in sys.modules:
+        return False
+    try:
+        with open("/proc/self/maps") as f:
+            clash = any("libLLVM" in line for line in f)
+    except OSError:  # not Linux
+        return False
+    if clash:
+        sys.modules["triton"] = None  # type: ignore[assignment]
+        log.info("software OpenGL (libLLVM) is loaded: triton disabled to avoid a crash")
+    return clash
 
 
 def _important(p: Any) -> bool:
@@ -119,6 +147,7 @@ def start_worker(
     """
     from superqt.utils import create_worker
 
+    avoid_triton_llvm_clash()
     token = stop if stop is not None else StopToken()
     pbar = None
     if progress_bar:

@@ -1,0 +1,62 @@
+"""The model trained in this napari session, shared by the Train and Predict docks (per viewer)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+_MODELS: dict[int, Any] = {}
+_LISTENERS: dict[int, list[Callable[[Any], None]]] = {}
+_WATCHED: set[int] = set()
+
+
+def _key(viewer: Any) -> int:
+    return id(viewer)
+
+
+def set_model(viewer: Any, model: Any) -> None:
+    """Remember ``model`` as the latest one trained in ``viewer`` and tell the docks."""
+    key = _key(viewer)
+    _forget_when_gone(viewer)
+    _MODELS[key] = model
+    for cb in list(_LISTENERS.get(key, [])):
+        try:
+            cb(model)
+        except RuntimeError:  # the dock behind it was closed (Qt object deleted)
+            _LISTENERS[key].remove(cb)
+
+
+def _forget_when_gone(viewer: Any) -> None:
+    import weakref
+
+    key = _key(viewer)
+    if key in _WATCHED:
+        return
+    try:
+        weakref.finalize(viewer, forget, key)
+        _WATCHED.add(key)
+    except TypeError:  # not weak-referenceable: the entry lives until forget()
+        pass
+
+
+def get_model(viewer: Any) -> Any | None:
+    return _MODELS.get(_key(viewer))
+
+
+def on_model(viewer: Any, callback: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``callback(model)`` whenever a model is trained in ``viewer``; returns an unsubscribe."""
+    key = _key(viewer)
+    _forget_when_gone(viewer)
+    _LISTENERS.setdefault(key, []).append(callback)
+
+    def unsubscribe() -> None:
+        if callback in _LISTENERS.get(key, []):
+            _LISTENERS[key].remove(callback)
+
+    return unsubscribe
+
+
+def forget(key: int) -> None:
+    """Drop the session of a closed viewer (frees the model's memory)."""
+    _MODELS.pop(key, None)
+    _LISTENERS.pop(key, None)
+    _WATCHED.discard(key)

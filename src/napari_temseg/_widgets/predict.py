@@ -1,0 +1,193 @@
+"""Predict dock: tiled inference streamed into probability + labels layers; live threshold."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSlider, FloatSpinBox,
+                              Label, PushButton, SpinBox)
+
+from ..core.errors import InputError, TemsegError
+from ..core.progress import StopToken
+from . import _layers as L
+from . import _session
+from ._common import (CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, guarded,
+                      layer_combo)
+from ._workers import start_worker
+
+SESSION, FILE = "trained in this session", "model file"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+REFRESH_S = 0.3  # layers are refreshed at most this often while slices stream in
+
+
+class PredictWidget(Container):
+    """Segment an image with the session's model or a model file."""
+
+    def __init__(self, viewer: Any):
+        super().__init__(labels=True)
+        self.viewer = viewer
+        self.source = ComboBox(label="model", choices=(SESSION, FILE), value=SESSION)
+        self.path = FileEdit(label="model file", mode="r", filter="*.safetensors", visible=False)
+        self.model_info = Label(value="")
+        self.model_info.native.setWordWrap(True)
+        self.images = layer_combo(viewer, "image", "image(s)", multiple=True)
+        self.channel_axis = ComboBox(label="channel axis", choices=CHANNEL_AXIS_CHOICES, value="auto")
+        self.tile = SpinBox(label="tile (px)", value=512, min=32, max=8192, step=16)
+        self.overlap = FloatSpinBox(label="overlap", value=0.25, min=0.0, max=0.75, step=0.05)
+        self.batch = SpinBox(label="batch (tiles)", value=4, min=1, max=256)
+        self.tta = CheckBox(text="test-time augmentation (8 flips/rotations, slower)")
+        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self.run_btn = PushButton(text="Predict")
+        self.cancel_btn = PushButton(text="Cancel", enabled=False)
+        self.threshold = FloatSlider(label="threshold", value=0.5, min=0.01, max=0.99, step=0.01,
+                                     tracking=False)
+        self.status = Label(value="Train a model (Train dock) or choose a model file.")
+        self.status.native.setWordWrap(True)
+        self.extend([self.source, self.path, self.model_info, self.images, self.channel_axis,
+                     self.tile, self.overlap, self.batch, self.tta, self.device, self.run_btn,
+                     self.cancel_btn, self.threshold, self.status])
+        self.job: Any = None
+        self.result: dict = {}
+        self._file_cache: tuple | None = None
+        self.source.changed.connect(self._source_changed)
+        self.path.changed.connect(lambda *_: self._show_model())
+        self.run_btn.clicked.connect(self._on_run)
+        self.cancel_btn.clicked.connect(self._on_cancel)
+        self.threshold.changed.connect(self._on_threshold)
+        unsubscribe = _session.on_model(viewer, lambda m: self._show_model())
+        self.native.destroyed.connect(lambda *_: unsubscribe())
+        follow_layers(viewer, self)
+        self._show_model()
+
+    # --- model --------------------------------------------------------------------------------
+    def _source_changed(self, value: str) -> None:
+        self.path.visible = value == FILE
+        self._show_model()
+
+    def model(self) -> Any:
+        """The chosen TrainedModel; a clear InputError when there is none."""
+        if self.source.value == SESSION:
+            model = _session.get_model(self.viewer)
+            if model is None:
+                raise InputError("no model trained in this session yet: train one in the Train dock, "
+                                 "or choose 'model file' and pick a .safetensors file")
+            return model
+        path = str(self.path.value or "")
+        if not path or not os.path.isfile(path):
+            raise InputError("choose an existing model file (.safetensors) or switch the model to "
+                             f"'{SESSION}'")
+        key = (path, os.path.getmtime(path))
+        if self._file_cache is None or self._file_cache[0] != key:
+            from ..core.modelfile import load_model
+            from ._workers import avoid_triton_llvm_clash
+
+            avoid_triton_llvm_clash()
+            self._file_cache = (key, load_model(path))
+        return self._file_cache[1]
+
+    def _show_model(self) -> None:
+        """Describe the chosen model (or why there is none) without a notification."""
+        try:
+            model = self.model()
+        except TemsegError as e:
+            self.model_info.value = str(e)
+            return
+        self.model_info.value = repr(model)
+        if self.job is None or not self.job.running:
+            self.threshold.value = float(model.threshold)
+
+    # --- predict ------------------------------------------------------------------------------
+    def _inputs(self, model: Any) -> tuple:
+        layers = list(self.images.value or [])
+        if not layers:
+            raise InputError("no image layer selected: pick the image to segment (or the same "
+                             "channel layers the model was trained on)")
+        ca = channel_axis_value(self.channel_axis.value)
+        vol = L.image_volume(layers, ca)
+        if vol.shape[1] != model.channels:
+            raise InputError(
+                f"the model expects {model.channels} channel(s) but the selection has {vol.shape[1]}: "
+                "select the same channel layers (or channel axis) as for training")
+        return layers, (ca if len(layers) == 1 else None), vol
+
+    @guarded("Predict")
+    def _on_run(self, *_: Any) -> None:
+        from ..core.predict import predict_stack
+
+        if self.job is not None and self.job.running:
+            raise InputError("a prediction is running: Cancel it first")
+        model = self.model()
+        layers, ca, vol = self._inputs(model)
+        two_d = L.is_2d(layers, ca)
+        prob, labels, folder = L.output_arrays(L.spatial_shape(vol, two_d))
+        name, tr, thr = layers[0].name, L.transform(layers[0], ca), float(self.threshold.value)
+        prob_layer = L.put_layer(self.viewer, "image", prob, role="probability", source=name,
+                                 name=f"{name} probability", colormap="magma", blending="additive",
+                                 contrast_limits=(0.0, 1.0), **tr)
+        labels_layer = L.put_layer(self.viewer, "labels", labels, role="prediction", source=name,
+                                   name=f"{name} prediction", opacity=0.5, **tr)
+        self.result = {"prob": prob, "labels": labels, "prob_layer": prob_layer,
+                       "labels_layer": labels_layer, "threshold": thr, "folder": folder, "res": None}
+        stop = StopToken()
+        gen = predict_stack(model, vol, prob_out=prob, labels_out=labels, tile=self.tile.value,
+                            overlap=float(self.overlap.value), batch=self.batch.value,
+                            tta=bool(self.tta.value), threshold=thr, device=self.device.value,
+                            stop=stop)
+        self._set_running(True)
+        self.status.value = f"Predicting {vol.shape[0]} slice(s) of {vol.shape[3]} x {vol.shape[2]} px..."
+        self.job = start_worker(gen, self._on_progress, self._on_done, stop=stop, desc="Predicting",
+                                min_interval=REFRESH_S, on_finished=lambda: self._set_running(False))
+
+    def _on_cancel(self, *_: Any) -> None:
+        if self.job is not None and self.job.running:
+            self.job.stop()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_btn.enabled = not running
+        self.cancel_btn.enabled = running
+
+    def _refresh(self) -> None:
+        for key in ("prob_layer", "labels_layer"):
+            layer = self.result.get(key)
+            if layer is not None and layer in self.viewer.layers:
+                layer.refresh()
+
+    def _on_progress(self, p: Any) -> None:
+        self.status.value = p.line()
+        self._refresh()
+
+    def _on_done(self, res: Any) -> None:
+        self.result["res"] = res
+        self._refresh()
+        z = len(self.result["prob"]) if self.result["prob"].ndim == 3 else 1
+        head = (f"Cancelled: {len(res.slices)} of {z} slice(s) done" if res.stopped
+                else f"Done: {len(res.slices)} slice(s)")
+        self.status.value = (f"{head} in {res.seconds:.1f} s ({res.mpix_per_s:.2f} Mpix/s on "
+                             f"{res.device}). Move the threshold slider to re-threshold.")
+        if abs(self.threshold.value - self.result["threshold"]) > 1e-9:
+            self._on_threshold(self.threshold.value)
+
+    # --- threshold ----------------------------------------------------------------------------
+    @guarded("Threshold")
+    def _on_threshold(self, value: float) -> None:
+        r = self.result
+        if not r or (self.job is not None and self.job.running):
+            return  # applied when the running prediction finishes
+        if r["labels_layer"] not in self.viewer.layers or r["prob_layer"] not in self.viewer.layers:
+            return
+        r["threshold"] = float(value)
+        prob, labels = r["prob"], r["labels"]
+        if isinstance(prob, np.ndarray) and isinstance(labels, np.ndarray):
+            np.greater_equal(prob, value, out=labels, casting="unsafe")  # instant, in place
+            r["labels_layer"].refresh()
+            return
+        self.job = start_worker(L.rethreshold(prob, labels, float(value)), self._refresh_progress,
+                                lambda _: self._refresh(), desc="Re-threshold",
+                                min_interval=REFRESH_S, on_finished=lambda: self._set_running(False))
+        self._set_running(True)
+
+    def _refresh_progress(self, p: Any) -> None:
+        self.status.value = p.line()
+        self._refresh()

@@ -47,7 +47,7 @@ def test_package_and_cli_start_without_torch():
     assert not leaked, f"`import napari_temseg` / `temseg --help` imported {leaked}: move those imports into functions"
 
 
-def test_probe_detects_a_leak():
-    """The probe itself works: importing napari_temseg.core + numpy-only code shows numpy, not torch."""
-    seen = imported_after("import napari_temseg.core.synthetic")
-    assert "numpy" in seen and "napari_temseg" in seen and "torch" not in seen
+def test_probe_sees_what_was_imported():
+    """The probe can fail: a module imported by the code under test shows up in its answer."""
+    seen = imported_after("import napari_temseg.core.synthetic\nimport colorsys")
+    assert {"numpy", "napari_temseg", "colorsys"} <= seen and "torch" not in seen

@@ -56,3 +56,28 @@ def test_validate_imports_like_npe2_validate():
     """What `npe2 validate napari-temseg` checks: the manifest loads and all imports work."""
     pm = npe2.PluginManifest.from_distribution("napari-temseg")
     pm.validate_imports()
+
+
+# exactly what napari's _instantiate_dock_widget accepts (napari/_qt/qt_main_window.py)
+VIEWER_ANNOTATIONS = ("napari.viewer.Viewer", "napari.viewer.ViewerModel", "napari.components.ViewerModel",
+                      "napari.components.viewer_model.ViewerModel")
+
+
+@pytest.mark.parametrize("widget", [w.command for w in manifest().contributions.widgets])
+def test_widget_gets_the_viewer_from_napari(widget):
+    """napari passes the viewer only to a parameter named ``napari_viewer`` or annotated as a Viewer."""
+    import inspect
+
+    cmd = next(c for c in manifest().contributions.commands if c.id == widget)
+    obj = resolve(cmd.python_name)
+    sig = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
+    required = [p for p in sig.parameters.values() if p.name != "self" and p.default is p.empty
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    assert len(required) <= 1, f"{cmd.python_name}: napari fills at most one parameter (the viewer)"
+    for p in required:
+        ann = p.annotation
+        if not isinstance(ann, str):  # a class: napari's own Viewer / ViewerModel
+            ann = f"{getattr(ann, '__module__', '')}.{getattr(ann, '__qualname__', ann)}"
+        ok = p.name == "napari_viewer" or ann in VIEWER_ANNOTATIONS
+        assert ok, (f"{cmd.python_name}: napari cannot fill parameter '{p.name}: {ann}'; name it "
+                    "napari_viewer or annotate it 'napari.viewer.Viewer'")

@@ -194,6 +194,21 @@ def put_layer(viewer: Any, kind: str, data: Any, *, role: str, source: str, name
     return add(data, name=free_name(viewer, name), metadata=meta, **kwargs)
 
 
+def make_mask(viewer: Any, image: Any, channel_axis: int | None = None) -> Any:
+    """``<image> mask``: a uint8 Labels layer of the image's spatial shape and transform.
+
+    A mask this plugin made earlier for the same image is returned as it is (it holds
+    the user's painting); a user's layer with that name is left alone.
+    """
+    layer = find_ours(viewer, "mask", image.name)
+    if layer is None:
+        vol = image_volume(image, channel_axis)
+        data = np.zeros(spatial_shape(vol, is_2d(image, channel_axis)), dtype=np.uint8)
+        layer = put_layer(viewer, "labels", data, role="mask", source=image.name,
+                          name=f"{image.name} mask", **transform(image, channel_axis))
+    return layer
+
+
 def layers_of(viewer: Any, kind: str) -> list:
     """Layers of ``kind`` ("image" / "labels") in the viewer, in layer-list order."""
     return [la for la in viewer.layers if la._type_string == kind]

@@ -79,17 +79,12 @@ class AnnotateWidget(Container):
             raise InputError("no image layer: open an image or load a sample "
                              "(File > Open Sample > napari-temseg) first")
         ca = channel_axis_value(self.channel_axis.value)
-        vol = L.image_volume(image, ca)
-        two_d = L.is_2d(image, ca)
-        layer = L.find_ours(self.viewer, "mask", image.name)
-        if layer is None:
-            data = np.zeros(L.spatial_shape(vol, two_d), dtype=np.uint8)
-            layer = L.put_layer(self.viewer, "labels", data, role="mask", source=image.name,
-                                name=f"{image.name} mask", **L.transform(image, ca))
+        layer = L.make_mask(self.viewer, image, ca)
+        shape_yx = L.layer_data(layer).shape[-2:]
         self.reset_choices()
         self.mask.value = layer
         self.viewer.layers.selection.active = layer
-        layer.brush_size = brush_size(vol.shape[2:])
+        layer.brush_size = brush_size(shape_yx)
         layer.selected_label = 1
         layer.mode = "paint"
         self._on_sparse()

@@ -42,4 +42,5 @@ def test_dock_opens_from_the_manifest(make_napari_viewer, name):
     dock, widget = viewer.window.add_plugin_dock_widget("napari-temseg", name)
     assert dock is not None and widget is not None
     native = getattr(widget, "native", widget)
-    assert native.isVisible() or dock.isVisible()
+    assert not native.isHidden() and not dock.isHidden()
+    assert any(name in key for key in viewer.window.dock_widgets)

@@ -7,16 +7,14 @@ import pytest
 
 from _widget_helpers import blobs, errors_since, n_records
 
-pytestmark = pytest.mark.gui
+# docks are opened the way napari does (npe2 + PublicOnlyProxy viewer); private API use fails
+pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("error:Private attribute access:FutureWarning")]
 
 
 @pytest.fixture
 def dock(make_napari_viewer):
-    from napari_temseg._widgets.evaluate import EvaluateWidget
-
     viewer = make_napari_viewer()
-    w = EvaluateWidget(viewer)
-    viewer.window.add_dock_widget(w)
+    _, w = viewer.window.add_plugin_dock_widget("napari-temseg", "Evaluate")
     return viewer, w
 
 

@@ -33,7 +33,9 @@ __all__ = ["train", "predict", "evaluate", "load_model", "new_mask"]
 
 
 def _is_layer(x: Any) -> bool:
-    return hasattr(x, "_type_string") and hasattr(x, "data") and hasattr(x, "metadata")
+    from ._widgets._layers import is_layer
+
+    return is_layer(x)
 
 
 def _layers_in(x: Any) -> list | None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -21,6 +22,21 @@ TAG = "napari_temseg"
 
 
 # --- reading layers ---------------------------------------------------------------------------
+def layer_kind(layer: Any) -> str:
+    """"image", "labels", ... of a layer (also through napari's PublicOnlyProxy; no private API)."""
+    nl = sys.modules.get("napari.layers")
+    if nl is not None:
+        for kind, cls in (("image", nl.Image), ("labels", nl.Labels)):
+            if isinstance(layer, cls):
+                return kind
+    return layer.__class__.__name__.lower()
+
+
+def is_layer(x: Any) -> bool:
+    nl = sys.modules.get("napari.layers")
+    return nl is not None and isinstance(x, nl.Layer)
+
+
 def layer_data(layer: Any) -> Any:
     """The full-resolution array of a layer (level 0 of a multiscale layer)."""
     data = layer.data
@@ -178,7 +194,7 @@ def put_layer(viewer: Any, kind: str, data: Any, *, role: str, source: str, name
     A layer of the same name that the user made is left alone: the new layer gets a free name.
     """
     layer = find_ours(viewer, role, source)
-    if layer is not None and layer._type_string != kind:
+    if layer is not None and layer_kind(layer) != kind:
         viewer.layers.remove(layer)
         layer = None
     if layer is not None:
@@ -211,7 +227,7 @@ def make_mask(viewer: Any, image: Any, channel_axis: int | None = None) -> Any:
 
 def layers_of(viewer: Any, kind: str) -> list:
     """Layers of ``kind`` ("image" / "labels") in the viewer, in layer-list order."""
-    return [la for la in viewer.layers if la._type_string == kind]
+    return [la for la in viewer.layers if layer_kind(la) == kind]
 
 
 # --- prediction outputs ---------------------------------------------------------------------

@@ -9,8 +9,13 @@ _LISTENERS: dict[int, list[Callable[[Any], None]]] = {}
 _WATCHED: set[int] = set()
 
 
+def _real(viewer: Any) -> Any:
+    """napari hands each dock its own PublicOnlyProxy of the viewer: use the viewer behind it."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def _key(viewer: Any) -> int:
-    return id(viewer)
+    return id(_real(viewer))
 
 
 def set_model(viewer: Any, model: Any) -> None:
@@ -32,7 +37,7 @@ def _forget_when_gone(viewer: Any) -> None:
     if key in _WATCHED:
         return
     try:
-        weakref.finalize(viewer, forget, key)
+        weakref.finalize(_real(viewer), forget, key)
         _WATCHED.add(key)
     except TypeError:  # not weak-referenceable: the entry lives until forget()
         pass

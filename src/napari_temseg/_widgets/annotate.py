@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton
@@ -10,6 +10,9 @@ from magicgui.widgets import CheckBox, Container, Label, PushButton
 from ..core.errors import InputError
 from . import _layers as L
 from ._common import CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, guarded, layer_combo
+
+if TYPE_CHECKING:
+    import napari
 
 DENSE_HINT = "Dense mask: paint label 1 = foreground; unpainted = background. Paint whole slices."
 SPARSE_HINT = ("Sparse scribbles: label 1 = foreground, label 2 = background, "
@@ -46,7 +49,7 @@ def summarize(zs: list[int], limit: int = 12) -> str:
 class AnnotateWidget(Container):
     """Make ``<image> mask`` and keep track of which slices are annotated."""
 
-    def __init__(self, viewer: Any):
+    def __init__(self, viewer: napari.viewer.Viewer):  # napari passes the viewer (by annotation)
         super().__init__(labels=True)
         self.viewer = viewer
         self.image = layer_combo(viewer, "image", "image")

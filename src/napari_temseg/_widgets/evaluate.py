@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container, Label, PushButton
 
 from ..core.errors import InputError
 from . import _layers as L
 from ._common import add_qwidget, follow_layers, guarded, layer_combo
+
+if TYPE_CHECKING:
+    import napari
 
 COLUMNS = ("slice", "dice", "iou", "precision", "recall")
 
@@ -48,7 +51,7 @@ def _binary_view(layer: Any) -> Any:
 class EvaluateWidget(Container):
     """Compare a predicted labels layer with a ground-truth labels layer."""
 
-    def __init__(self, viewer: Any):
+    def __init__(self, viewer: napari.viewer.Viewer):  # napari passes the viewer (by annotation)
         super().__init__(labels=True)
         self.viewer = viewer
         self.pred = layer_combo(viewer, "labels", "segmentation")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSlider, FloatSpinBox,
@@ -17,6 +17,9 @@ from ._common import (CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, g
                       layer_combo)
 from ._workers import start_worker
 
+if TYPE_CHECKING:
+    import napari
+
 SESSION, FILE = "trained in this session", "model file"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 REFRESH_S = 0.3  # layers are refreshed at most this often while slices stream in
@@ -25,7 +28,7 @@ REFRESH_S = 0.3  # layers are refreshed at most this often while slices stream i
 class PredictWidget(Container):
     """Segment an image with the session's model or a model file."""
 
-    def __init__(self, viewer: Any):
+    def __init__(self, viewer: napari.viewer.Viewer):  # napari passes the viewer (by annotation)
         super().__init__(labels=True)
         self.viewer = viewer
         self.source = ComboBox(label="model", choices=(SESSION, FILE), value=SESSION)

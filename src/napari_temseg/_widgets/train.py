@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton,
                               SpinBox)
@@ -18,6 +18,9 @@ from ._common import (CHANNEL_AXIS_CHOICES, add_qwidget, channel_axis_value, fol
                       layer_combo)
 from ._workers import start_worker
 
+if TYPE_CHECKING:
+    import napari
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SMP_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus")
 ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")
@@ -30,7 +33,7 @@ def _arch_choices() -> list[str]:
 class TrainWidget(Container):
     """Train a U-Net on the painted mask; Stop keeps the best model; Save / Continue."""
 
-    def __init__(self, viewer: Any):
+    def __init__(self, viewer: napari.viewer.Viewer):  # napari passes the viewer (by annotation)
         super().__init__(labels=True)
         self.viewer = viewer
         self.images = layer_combo(viewer, "image", "image(s)", multiple=True)

@@ -217,3 +217,21 @@ def test_runs_on_cuda():
     xo, yo, wo = Augmenter("strong", seed=1)(x, y, w)
     assert xo.is_cuda and yo.is_cuda and wo.is_cuda
     assert set(yo.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_non_square_patches_get_flips_only():
+    n, h, w = 16, 8, 12
+    x = torch.arange(n * h * w, dtype=torch.float32).view(n, 1, h, w)
+    y = (x % 7 == 0).float()
+    xo, yo, _ = Augmenter("strong", seed=0, **GEOMETRY_ONLY, p_rotate=0.0, p_zoom=0.0,
+                          p_elastic=0.0, p_translate=0.0)(x, y, torch.ones_like(y))
+    flips = lambda a: [a, a.flip(-1), a.flip(-2), a.flip(-1).flip(-2)]  # noqa: E731
+    for i in range(n):
+        hits = [j for j, f in enumerate(flips(x[i])) if torch.equal(f, xo[i])]
+        assert len(hits) == 1 and torch.equal(flips(y[i])[hits[0]], yo[i])
+
+
+def test_mixed_devices_raise():
+    x, y, w = _batch()
+    with pytest.raises(InputError, match="one device"):
+        Augmenter()(x, y.to("meta"), w)

@@ -34,13 +34,13 @@ def stack(tmp_path):
 
 
 def _api(model_path, img, **kw):
-    return run(predict_stack(load_model(model_path), img, device="cpu", tile=32, **kw))
+    return run(predict_stack(load_model(model_path), img, device="cpu", tile=32, amp=False, **kw))
 
 
 def test_predict_tif_and_zarr_match_the_api(tmp_path, model_path, stack, capsys):
     path, img = stack
     rc = main(["predict", str(model_path), str(path), "-o", str(tmp_path / "p.tif"),
-               "--labels", str(tmp_path / "l.zarr"), "--tile", "32", "--device", "cpu", "-q"])
+               "--labels", str(tmp_path / "l.zarr"), "--tile", "32", "--device", "cpu", "--no-amp", "-q"])
     assert rc == 0
     ref = _api(model_path, img)
     np.testing.assert_allclose(read_image(tmp_path / "p.tif"), ref.prob, atol=1e-6)
@@ -51,7 +51,7 @@ def test_predict_tif_and_zarr_match_the_api(tmp_path, model_path, stack, capsys)
 def test_predict_refuses_to_overwrite(tmp_path, model_path, stack, capsys):
     path, _ = stack
     out = tmp_path / "p.zarr"
-    args = ["predict", str(model_path), str(path), "-o", str(out), "--tile", "32", "--device", "cpu",
+    args = ["predict", str(model_path), str(path), "-o", str(out), "--tile", "32", "--device", "cpu", "--no-amp",
             "--prob-dtype", "uint8", "-q"]
     assert main(args) == 0
     before = read_image(out)[:].copy()
@@ -73,7 +73,7 @@ def test_predict_folder_of_images(tmp_path, model_path):
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(src / "notes.png")
     (src / "notes.png").unlink()
     rc = main(["predict", str(model_path), str(src), "-o", str(tmp_path / "out"), "--labels",
-               str(tmp_path / "lab"), "--tile", "32", "--device", "cpu", "--channel-axis", "0", "-q"])
+               str(tmp_path / "lab"), "--tile", "32", "--device", "cpu", "--no-amp", "--channel-axis", "0", "-q"])
     assert rc == 0
     for name, shape in sizes.items():
         prob = read_image(tmp_path / "out" / f"{name}.tif")
@@ -139,7 +139,7 @@ def test_predict_on_dask_cluster(tmp_path, model_path, stack):
     path, img = stack
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         rc = main(["predict", str(model_path), str(path), "-o", str(tmp_path / "p.zarr"), "--labels",
-                   str(tmp_path / "l.zarr"), "--tile", "32", "--device", "cpu", "-q",
+                   str(tmp_path / "l.zarr"), "--tile", "32", "--device", "cpu", "--no-amp", "-q",
                    "--dask-scheduler", cluster.scheduler_address])
     assert rc == 0
     ref = _api(model_path, img)

@@ -35,6 +35,7 @@ def sigmoid(x):
 
 def _run(model, image, **kw):
     kw.setdefault("device", "cpu")
+    kw.setdefault("amp", False)  # exact comparisons: fp32
     return run(predict_stack(model, image, **kw))
 
 
@@ -103,6 +104,20 @@ def test_single_tile_equals_full_image_forward_small_unet(shape, channels, conte
         with torch.no_grad():
             ref = torch.sigmoid(m.net(torch.from_numpy(x[None])))[0, 0, :h, :w].numpy()
         np.testing.assert_allclose(res.prob[z], ref, atol=1e-4)
+
+
+def test_bf16_autocast_on_cpu_is_close_to_fp32_and_leaves_the_net_fp32():
+    from napari_temseg.core.models import build_model
+
+    m = _model(None)
+    torch.manual_seed(0)
+    m.net = build_model(m.model_cfg).eval()
+    img = np.random.default_rng(14).random((2, 48, 64)).astype(np.float32)
+    fp32 = _run(m, img, tile=32)
+    bf16 = _run(m, img, tile=32, amp=True)
+    diff = np.abs(bf16.prob - fp32.prob)
+    assert 0 < diff.max() < 0.05 and diff.mean() < 5e-3
+    assert all(p.dtype == torch.float32 for p in m.net.parameters())
 
 
 def test_image_smaller_than_tile_2d_and_flat_outputs():
@@ -192,7 +207,7 @@ def test_threshold_option():
 def test_progress_and_stop_returns_finished_slices():
     img = np.random.default_rng(10).normal(size=(6, 40, 40)).astype(np.float32)
     stop = StopToken()
-    gen = predict_stack(_model(Pick()), img, tile=16, overlap=0.25, batch=2, stop=stop, device="cpu")
+    gen = predict_stack(_model(Pick()), img, tile=16, overlap=0.25, batch=2, stop=stop, device="cpu", amp=False)
     seen = []
     try:
         while True:
@@ -222,7 +237,7 @@ def test_generator_close_stops_threads():
 def test_predict_slice_restores_train_mode():
     net = _pointwise_net().train()
     img = np.random.default_rng(12).random((3, 30, 30)).astype(np.float32)
-    p = predict_slice(_model(net), img, 1, tile=16)
+    p = predict_slice(_model(net), img, 1, tile=16, amp=False)
     assert p.shape == (30, 30) and p.dtype == np.float32 and net.training
     full = _run(_model(net), img, tile=16).prob
     np.testing.assert_allclose(p, full[1], atol=1e-6)
@@ -313,7 +328,7 @@ def test_predict_dask_local_cluster_matches_predict_stack(tmp_path):
         with Client(cluster):
             res = pdm.predict_dask(tmp_path / "m.safetensors", da.from_array(img, chunks=(2, 2, 40, 50)),
                                    tmp_path / "p.zarr", labels_zarr_path=tmp_path / "l.zarr", tile=32,
-                                   device="cpu")
+                                   device="cpu", amp=False)
     assert pdm.LOADS["count"] - loads == 1  # 3 chunks, one model load in the worker
     np.testing.assert_allclose(res.prob[:], ref.prob, atol=1e-6)
     np.testing.assert_array_equal(res.labels[:], ref.labels)

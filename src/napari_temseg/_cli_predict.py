@@ -33,6 +33,8 @@ def _add_predict(sub) -> None:
     g.add_argument("--blend", default="gaussian", choices=("gaussian", "constant"))
     g.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x slower)")
     g.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps")
+    g.add_argument("--no-amp", dest="amp", action="store_const", const=False, default="auto",
+                   help="full float32 (default: bf16/fp16 on CUDA, bf16 on CPUs with native bf16)")
     g.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                    help="run on a dask.distributed cluster (e.g. tcp://host:8786); OUT must be .zarr")
     o = p.add_argument_group("outputs")
@@ -110,7 +112,7 @@ def _predict_one(model, job: dict, args, slices) -> Any:
         model, vol, prob_out=prob, labels_out=labels, uncertainty_out=unc, tile=args.tile,
         overlap=args.overlap, batch=args.batch, blend=args.blend, tta=args.tta, threshold=args.threshold,
         device=args.device, slices=slices, min_size=args.min_size, fill_holes=args.fill_holes,
-        instances=args.instances,
+        instances=args.instances, amp=args.amp,
     )
     res = _run_with_bar(gen, args.quiet)
     for out in (prob, labels, unc):
@@ -159,7 +161,7 @@ def _predict_on_cluster(args, jobs: list[dict], folder: bool) -> int:
                 args.model, arr, job["prob"], labels_zarr_path=job["labels"], channel_axis=args.channel_axis,
                 prob_dtype=args.prob_dtype, threshold=args.threshold, min_size=args.min_size,
                 fill_holes=args.fill_holes, overwrite=args.overwrite, tile=args.tile, overlap=args.overlap,
-                batch=args.batch, blend=args.blend, tta=args.tta, device=args.device,
+                batch=args.batch, blend=args.blend, tta=args.tta, device=args.device, amp=args.amp,
             )
             print(f"{job['image'].name}: {len(res.slices)} slice(s) in {res.seconds:.1f} s on "
                   f"{args.dask_scheduler} -> {job['prob']}", file=sys.stderr)

@@ -31,7 +31,9 @@ def to_prob_dtype(p: np.ndarray, dtype: Any) -> np.ndarray:
     """Probabilities in [0, 1] as ``dtype`` (uint8: 0-255, rounded)."""
     dt = np.dtype(dtype)
     if dt == np.uint8:
-        return np.rint(np.clip(p, 0.0, 1.0) * 255.0).astype(np.uint8)
+        q = np.multiply(p, 255.0, dtype=np.float32)
+        np.clip(q, 0.0, 255.0, out=q)
+        return np.rint(q, out=q).astype(np.uint8)
     return p.astype(dt, copy=False)
 
 

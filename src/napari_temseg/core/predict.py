@@ -3,8 +3,9 @@
 Pipeline: a background thread reads one row of tiles ("band") of a slice at a time
 through ``data.network_input`` (the model's normalisation, 2.5D context, channel
 order), cuts it into tiles and packs batches (bounded queue, 2 batches ahead). The
-calling thread runs the network under ``torch.inference_mode`` (bf16/fp16 autocast
-and channels_last on CUDA), turns each tile's logits into probabilities
+calling thread runs the network under ``torch.inference_mode`` (channels_last
+memory format on CPU and CUDA; bf16/fp16 autocast on CUDA, bf16 on CPUs with native
+bf16 units - see ``amp``), turns each tile's logits into probabilities
 (``sigmoid``) and adds them, times the blend weights, into a float32 accumulator
 of *one slice* on the device. A finished slice is divided by the summed weights,
 cropped, and handed to a writer thread that converts the dtype, thresholds,
@@ -22,6 +23,7 @@ the network stride (``models.required_multiple``); otherwise tiles fit inside.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -32,7 +34,7 @@ import numpy as np
 
 from . import tiling
 from .data import Volume, as_volume, network_input
-from .device import autocast, resolve_device
+from .device import amp_dtype, resolve_device
 from .errors import InputError
 from .modelfile import TrainedModel
 from .progress import Progress, StopToken, run
@@ -167,7 +169,7 @@ class _Thread:
             raise self.error
 
 
-def _forward(net: Any, x: Any, tta: bool, want_var: bool, device: Any) -> tuple[Any, Any]:
+def _forward(net: Any, x: Any, tta: bool, want_var: bool, device: Any, amp: Any) -> tuple[Any, Any]:
     """Probabilities (N, H, W) of a batch, averaged over 8 flips/rotations with ``tta``.
 
     CPU: numpy results (``scipy.special.expit``; single-threaded elementwise work avoids
@@ -184,7 +186,7 @@ def _forward(net: Any, x: Any, tta: bool, want_var: bool, device: Any) -> tuple[
         def prob(lg):
             return torch.sigmoid(lg.float())
 
-    with autocast(device):
+    with _autocast(device, amp):
         if not tta:
             return prob(net(x)[:, 0]), None
         total, sq = 0.0, 0.0
@@ -210,11 +212,12 @@ class _Engine:
     OpenMP parallel region, which costs milliseconds on a busy machine.
     """
 
-    def __init__(self, net, plan: _Plan, device, tta: bool, want_var: bool, outputs: SliceWriter):
+    def __init__(self, net, plan: _Plan, device, opts: dict, outputs: SliceWriter):
         import torch
 
-        self.net, self.plan, self.device, self.tta, self.want_var = net, plan, device, tta, want_var
-        self.cuda, self.cpu = device.type == "cuda", device.type == "cpu"
+        self.net, self.plan, self.device = net, plan, device
+        self.tta, self.want_var, self.amp, self.cl = opts["tta"], opts["var"], opts["amp"], opts["cl"]
+        self.cpu = device.type == "cpu"
         self.w, self.wsum = plan.weights, plan.wsum
         if not self.cpu:
             with torch.inference_mode():
@@ -222,7 +225,7 @@ class _Engine:
         self.acc: dict[int, list] = {}
         self.count: dict[int, int] = {}
         self.done: list[int] = []
-        self.writer = _Thread(consumer=outputs.write, depth=2)
+        self.writer = _Thread(consumer=outputs.write, depth=1)
 
     def _zeros(self) -> Any:
         import torch
@@ -238,9 +241,9 @@ class _Engine:
         p, ty, tx = self.plan, self.plan.ty, self.plan.tx
         with torch.inference_mode():
             x = (buf if isinstance(buf, torch.Tensor) else torch.from_numpy(buf)).to(self.device, non_blocking=True)
-            if self.cuda:
+            if self.cl:
                 x = x.contiguous(memory_format=torch.channels_last)
-            prob, var = _forward(self.net, x, self.tta, self.want_var, self.device)
+            prob, var = _forward(self.net, x, self.tta, self.want_var, self.device, self.amp)
             for i, (z, y0, x0) in enumerate(meta):
                 if z not in self.acc:
                     self.acc[z] = [self._zeros() for _ in range(2 if self.want_var else 1)]
@@ -257,7 +260,9 @@ class _Engine:
         acc = self.acc.pop(z)
         del self.count[z]
         Y, X = self.plan.Y, self.plan.X
-        out = [(a / self.wsum)[:Y, :X] for a in acc]
+        for a in acc:
+            a /= self.wsum  # in place: no second slice-sized buffer
+        out = [a[:Y, :X] for a in acc]
         out = [o if self.cpu else o.cpu().numpy() for o in out]
         self.writer.submit(z, out[0], out[1] if len(out) > 1 else None)
         self.done.append(z)
@@ -290,13 +295,42 @@ def _slices(slices: Sequence[int] | None, depth: int) -> list[int]:
     return zs
 
 
-def _net_on(model: TrainedModel, device: Any) -> Any:
+def _net_on(model: TrainedModel, device: Any) -> tuple[Any, bool]:
+    """The network on ``device``; channels_last (faster convolutions on CUDA and x86 CPUs)
+    unless it is being trained (live preview: leave the training network as it is)."""
     import torch
 
     net = model.net.to(device)
-    if device.type == "cuda":
+    cl = device.type in ("cuda", "cpu") and not net.training
+    if cl:
         net = net.to(memory_format=torch.channels_last)
-    return net
+    return net, cl
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Native bf16 units (AVX512-BF16 / AMX, Linux): bf16 autocast is then ~2x faster on CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _autocast(device: Any, amp: Any) -> Any:
+    """bf16/fp16 on CUDA, bf16 on CPU (``amp=True``, or "auto" with native bf16), else fp32."""
+    import contextlib
+
+    import torch
+
+    if amp is False:
+        return contextlib.nullcontext()
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=amp_dtype(device))
+    if device.type == "cpu" and (amp is True or cpu_has_bf16()):
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def predict_stack(
@@ -305,6 +339,7 @@ def predict_stack(
     blend: str = "gaussian", tta: bool = False, threshold: float | None = None, device: Any = "auto",
     channel_axis: int | None = None, slices: Sequence[int] | None = None, prob_dtype: Any = "float32",
     min_size: int = 0, fill_holes: bool = False, instances: bool = False, stop: StopToken | None = None,
+    amp: bool | str = "auto",
 ) -> Generator[Progress, None, PredictResult]:
     """Segment ``image`` (any array-like, read through ``data.as_volume``) tile by tile.
 
@@ -315,8 +350,10 @@ def predict_stack(
     0..0.25; uint8 scaled so 255 = 0.25). When *all three* are None, numpy arrays
     ``(Z, Y, X)`` are allocated (probability in ``prob_dtype``, labels uint8, or
     uint32 for instances, uncertainty float32 with tta); otherwise only the given
-    outputs are written. Yields Progress after every batch; returns PredictResult
-    (stopped=True and the finished slices when ``stop`` was requested).
+    outputs are written. ``amp``: "auto" = bf16/fp16 autocast on CUDA and bf16 on CPUs
+    with native bf16 (probabilities within ~1e-2 of fp32), True = always, False = fp32.
+    Yields Progress after every batch; returns PredictResult (stopped=True and the
+    finished slices when ``stop`` was requested).
     """
     import torch  # noqa: F401 - fail early if torch is missing
 
@@ -330,8 +367,9 @@ def predict_stack(
     outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, prob_dtype, tta, instances, post, thr)
     dev = resolve_device(device)
     was_training = model.net.training
-    net = _net_on(model, dev).eval()
-    engine = _Engine(net, plan, dev, bool(tta), outs.arrays[2] is not None, outs)
+    net, cl = _net_on(model, dev)
+    opts = dict(tta=bool(tta), var=outs.arrays[2] is not None, amp=amp, cl=cl)
+    engine = _Engine(net.eval(), plan, dev, opts, outs)
     pin = dev.type == "cuda"
     reader = _Thread(producer=_pinned(_batches(vol, model.input_spec, plan, zs, int(batch)), pin), depth=2)
     res = PredictResult(*outs.arrays, device=str(dev))
@@ -381,7 +419,7 @@ class _One:
 def predict_slice(
     model: TrainedModel, image: Any, z: int = 0, *, tile: int = 512, overlap: float = 0.25,
     batch: int = 4, blend: str = "gaussian", tta: bool = False, device: Any = None,
-    channel_axis: int | None = None,
+    channel_axis: int | None = None, amp: bool | str = "auto",
 ) -> np.ndarray:
     """Probability ``(Y, X)`` float32 of slice ``z`` (used by the training live preview).
 
@@ -394,7 +432,7 @@ def predict_slice(
     vol = as_volume(image, channel_axis=channel_axis)
     sink = _One((vol.shape[0], vol.shape[2], vol.shape[3]))
     run(predict_stack(model, vol, prob_out=sink, tile=tile, overlap=overlap, batch=batch,
-                      blend=blend, tta=tta, device=device, slices=[z]))
+                      blend=blend, tta=tta, device=device, slices=[z], amp=amp))
     return sink.value
 
 

@@ -1,0 +1,103 @@
+"""Loaders for the real EM data sets in ``../shared/data`` (benchmarks and slow tests).
+
+The data live outside the repository (see ``../shared/data/README.md``); nothing here
+copies them. Every loader raises :class:`DataMissing` (a ``FileNotFoundError``) with a
+clear message when the folder is absent, so tests can ``pytest.skip`` on it.
+
+* :func:`isbi2012` -> ``(volume (20, 512, 512) uint8, labels (20, 512, 512) uint8)``,
+  labels 1 = membrane.
+* :func:`emps_split` -> deterministic train / held-out split of the EMPS train list
+  (by name, so it does not depend on file-system order), each a list of
+  ``(name, image (H, W) uint8, mask (H, W) uint8)``, mask 1 = particle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class DataMissing(FileNotFoundError):
+    """The shared real-data folder (or one of its files) is not there."""
+
+
+def data_root() -> Path:
+    """``$TEMSEG_DATA`` if set, else ``<repo>/../shared/data``."""
+    env = os.environ.get("TEMSEG_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data").resolve()
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        raise DataMissing(
+            f"real data not found: {path} (expected the shared data folder ../shared/data)"
+        )
+    return path
+
+
+def isbi2012() -> tuple[np.ndarray, np.ndarray]:
+    """The ISBI 2012 training stack and its labels (1 = membrane, 0 = cell interior)."""
+    import tifffile
+
+    d = _need(data_root() / "isbi2012")
+    vol = tifffile.imread(_need(d / "train-volume.tif"))
+    lab = tifffile.imread(_need(d / "train-labels.tif"))
+    lab = (lab > 0).astype(np.uint8)  # robust to 0/255 exports
+    return np.ascontiguousarray(vol), np.ascontiguousarray(lab)
+
+
+def emps_names() -> list[str]:
+    """Image names of the EMPS train list (``train.csv``), in file order."""
+    d = _need(data_root() / "emps")
+    lines = _need(d / "train.csv").read_text().split()
+    return [
+        n.strip() for n in lines if n.strip() and n.strip().lower() not in ("name", "id", "image")
+    ]
+
+
+def emps_item(name: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """(name, image (H, W) uint8, mask (H, W) uint8 with 1 = particle)."""
+    from PIL import Image
+
+    d = data_root() / "emps" / "train"
+    img = np.asarray(Image.open(_need(d / "images" / f"{name}.png")).convert("L"))
+    mask = np.asarray(Image.open(_need(d / "masks" / f"{name}.png")))
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    return name, np.ascontiguousarray(img), (mask > 0).astype(np.uint8)
+
+
+def _held_out(name: str, fraction: float) -> bool:
+    """Stable pseudo-random membership from the name's hash (independent of list order)."""
+    h = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
+    return h < fraction * 16**8
+
+
+def emps_split(
+    fraction: float = 0.2, limit_train: int | None = None, limit_test: int | None = None
+):
+    """(train, test) lists of ``(name, image, mask)``; ~``fraction`` of the names held out.
+
+    ``limit_*`` keep the first N (sorted by name) of each part, for quick runs.
+    """
+    names = sorted(emps_names())
+    test = [n for n in names if _held_out(n, fraction)]
+    train = [n for n in names if not _held_out(n, fraction)]
+    train, test = train[:limit_train], test[:limit_test]
+    return [emps_item(n) for n in train], [emps_item(n) for n in test]
+
+
+def available(what: str = "all") -> bool:
+    try:
+        if what in ("isbi2012", "all"):
+            _need(data_root() / "isbi2012" / "train-volume.tif")
+        if what in ("emps", "all"):
+            _need(data_root() / "emps" / "train.csv")
+    except DataMissing:
+        return False
+    return True

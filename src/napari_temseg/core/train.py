@@ -6,8 +6,9 @@ when its ``stop`` token is set, when the epochs or the time budget are used up,
 or on early stopping - and in every case returns the best model.
 
 Pipeline per step: a background thread draws numpy patches (foreground
-oversampling, padding with zero loss weight) while the model trains; the batch
-is moved to the device, augmented there (``augment.Augmenter``), and trained
+oversampling, padding with zero loss weight) while the model trains - and on
+the CPU also augments them there, so augmentation overlaps the step; on a GPU
+the batch is moved to the device and augmented there (``augment.Augmenter``); it is trained
 with a weighted BCE / Dice loss (weight 0 = unlabelled or padding).
 """
 
@@ -103,19 +104,23 @@ def _lr_factor(t: float) -> float:
 
 
 class _Prefetcher:
-    """Draws batches in a background thread (numpy releases the GIL for most of it)."""
+    """Makes batches in a background thread while the model trains.
 
-    def __init__(self, sampler: PatchSampler, batch: int, depth: int = 2):
+    numpy sampling and (on the CPU) torch augmentation release the GIL for most
+    of their work, so they overlap the training step instead of adding to it.
+    """
+
+    def __init__(self, make_batch: Callable[[], Any], depth: int = 2):
         self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.done = threading.Event()
         self.error: BaseException | None = None
-        self.t = threading.Thread(target=self._run, args=(sampler, batch), daemon=True)
+        self.t = threading.Thread(target=self._run, args=(make_batch,), daemon=True)
         self.t.start()
 
-    def _run(self, sampler: PatchSampler, batch: int) -> None:
+    def _run(self, make_batch: Callable[[], Any]) -> None:
         try:
             while not self.done.is_set():
-                item = sampler.sample(batch)
+                item = make_batch()
                 while not self.done.is_set():
                     try:
                         self.q.put(item, timeout=0.1)
@@ -229,13 +234,23 @@ class _Session:
         lo, hi = compute_norm(vols, per_image)
         return InputSpec(channels=vols[0].shape[1], context=context, norm_lo=lo, norm_hi=hi)
 
+    def make_batch(self):
+        """One training batch as device tensors; augmented here when training on the CPU."""
+        import torch
+
+        x, y, w = (torch.from_numpy(a) for a in self.sampler.sample(self.cfg.batch))
+        if self.device.type == "cpu":
+            return self.augment(x, y, w)
+        return x, y, w
+
     def step(self, batch, frac: float) -> float:
         import torch
 
         from .device import autocast
 
-        x, y, w = (torch.from_numpy(a).to(self.device, non_blocking=True) for a in batch)
-        x, y, w = self.augment(x, y, w)
+        x, y, w = (a.to(self.device, non_blocking=True) for a in batch)
+        if self.device.type != "cpu":  # on a GPU augmentation is cheap on the device
+            x, y, w = self.augment(x, y, w)
         if self.cfg.channels_last and self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         for g in self.opt.param_groups:
@@ -270,7 +285,7 @@ class _Loop:
         return min(1.0, max(f))
 
     def run(self) -> Generator[Progress, None, None]:
-        pf = _Prefetcher(self.s.sampler, self.s.cfg.batch)
+        pf = _Prefetcher(self.s.make_batch)
         try:
             while True:
                 loss = self.s.step(pf.next(), self.fraction())

@@ -87,11 +87,20 @@ def _same_settings(net, cfg: dict):
 
     from napari_temseg.core.predict import _autocast
 
+    dev = torch.device(cfg.get("device", "cpu"))
+    net = net.to(dev)
     if not cfg.get("same"):
-        return net, (lambda x: x), contextlib.nullcontext
+        return net, (lambda x: x.to(dev)), contextlib.nullcontext
     net = net.to(memory_format=torch.channels_last)
-    return (net, lambda x: x.contiguous(memory_format=torch.channels_last),
-            lambda: _autocast(torch.device("cpu"), "auto"))
+    return (net, lambda x: x.to(dev).contiguous(memory_format=torch.channels_last),
+            lambda: _autocast(dev, "auto"))
+
+
+def _sync(cfg: dict) -> None:
+    import torch
+
+    if cfg.get("device", "cpu").startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def w_forward(cfg: dict) -> dict:
@@ -107,9 +116,13 @@ def w_forward(cfg: dict) -> dict:
     base = _rss_mb()
     with torch.inference_mode(), amp():
         net(fmt(tiles[:b]))  # warm-up (oneDNN primitive creation), as the others get
+        if cfg.get("device", "cpu").startswith("cuda"):
+            tiles = tiles.to(cfg["device"])  # pre-made on the device: the pure forward bound
+        _sync(cfg)
         t0 = time.perf_counter()
         for i in range(0, len(tiles), b):
             net(fmt(tiles[i : i + b]))
+        _sync(cfg)
         sec = time.perf_counter() - t0
     return {"seconds": sec, "tiles": len(tiles), "base_mb": base}
 
@@ -120,7 +133,7 @@ def w_ours(cfg: dict) -> dict:
 
     model = _load(cfg)
     stack = np.load(cfg["data"], mmap_mode="r")
-    kw = dict(tile=cfg["tile"], overlap=cfg["overlap"], batch=cfg["batch"], device="cpu")
+    kw = dict(tile=cfg["tile"], overlap=cfg["overlap"], batch=cfg["batch"], device=cfg.get("device", "cpu"))
     predict_slice(model, stack[:1], 0, **kw)  # warm-up
     prob = np.zeros((stack.shape[0],) + stack.shape[2:], np.float32)
     base = _rss_mb()
@@ -154,7 +167,7 @@ def w_monai(cfg: dict) -> dict:
                 x, roi_size=(t, t), sw_batch_size=cfg["batch"], predictor=predictor,
                 overlap=cfg["overlap"], mode="gaussian", sigma_scale=0.125, padding_mode="reflect",
             )
-        return p[0, 0].numpy()
+        return p[0, 0].float().cpu().numpy()
 
     one(0)  # warm-up
     base = _rss_mb()
@@ -267,7 +280,7 @@ def cmd_compare(args) -> None:
         img, _ = make_fibsem((args.slices, 2, args.size, args.size), seed=3, dtype="uint8")
         np.save(data, img)
     cfg = dict(model=_model(args), data=str(data), tile=args.tile, overlap=args.overlap, batch=args.batch,
-               threads=args.threads)
+               threads=args.threads, device=args.device)
     Z, Y, X = args.slices, args.size, args.size
     best: dict[str, dict] = {}
     for r in range(args.repeat):
@@ -290,7 +303,7 @@ def _report_compare(args, best: dict, work: Path) -> None:
     from napari_temseg.core.predict import cpu_has_bf16
 
     o = best["ours"]
-    print(f"\nstack {args.slices} x {args.size} x {args.size} x 2 (uint8 memmap), tile {args.tile}, "
+    print(f"\nstack {args.slices} x {args.size} x {args.size} x 2 (uint8 memmap), device {args.device}, tile {args.tile}, "
           f"overlap {args.overlap}, batch {args.batch}, {best['forward']['tiles']} tiles, best of {args.repeat}; "
           f"'same' = channels_last + {'bf16 autocast' if cpu_has_bf16() else 'fp32'} as ours uses here")
     print(f"{'method':40s} {'Mpix/s':>8s} {'peak RSS MB':>12s} {'RSS before run':>15s}")

@@ -334,3 +334,35 @@ def test_predict_dask_local_cluster_matches_predict_stack(tmp_path):
     np.testing.assert_array_equal(res.labels[:], ref.labels)
     with pytest.raises(InputError, match="--overwrite"):
         pdm.predict_dask(tmp_path / "m.safetensors", img, tmp_path / "p.zarr")
+
+
+class _Broken:
+    """An array-like that fails on slice 2 (reading or writing)."""
+
+    def __init__(self, shape, dtype=np.float32):
+        self.shape, self.dtype = shape, np.dtype(dtype)
+        self.data = np.zeros(shape, dtype)
+
+    def __getitem__(self, idx):
+        if idx[0] == 2:
+            raise OSError("disk read failed")
+        return self.data[idx]
+
+    def __setitem__(self, z, v):
+        if z == 2:
+            raise OSError("disk full")
+        self.data[z] = v
+
+
+@pytest.mark.parametrize("where", ["read", "write"])
+def test_errors_in_the_reader_or_writer_thread_reach_the_caller(where):
+    before = threading.active_count()
+    img = np.random.default_rng(15).normal(size=(5, 20, 20)).astype(np.float32)
+    if where == "read":
+        src, out = _Broken(img.shape), np.zeros(img.shape, np.float32)
+        src.data[:] = img
+    else:
+        src, out = img, _Broken(img.shape)
+    with pytest.raises(OSError, match="disk"):
+        _run(_model(Pick()), src, prob_out=out, tile=16, batch=1)
+    assert threading.active_count() == before

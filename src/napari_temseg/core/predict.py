@@ -24,11 +24,9 @@ the network stride (``models.required_multiple``); otherwise tiles fit inside.
 from __future__ import annotations
 
 import functools
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +36,7 @@ from .device import amp_dtype, resolve_device
 from .errors import InputError
 from .modelfile import TrainedModel
 from .progress import Progress, StopToken, run
+from .threads import Worker
 from .postprocess import PROB_DTYPES, SliceWriter
 
 
@@ -88,85 +87,6 @@ def _batches(vol: Volume, spec: Any, plan: _Plan, slices: Sequence[int], batch: 
                     buf, meta = np.empty_like(buf), []
     if meta:
         yield buf[: len(meta)], meta
-
-
-_DONE = object()
-
-
-class _Thread:
-    """Run ``producer()`` (an iterator) or consume ``submit``-ted items in a daemon thread.
-
-    A bounded queue links it to the caller; exceptions are re-raised in the caller.
-    """
-
-    def __init__(self, producer: Iterator | None = None, consumer: Callable | None = None, depth: int = 2):
-        self.q: queue.Queue = queue.Queue(depth)
-        self.cancel = threading.Event()
-        self.error: BaseException | None = None
-        target = self._produce if producer is not None else self._consume
-        self.thread = threading.Thread(target=target, args=(producer or consumer,), daemon=True)
-        self.thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self.cancel.is_set():
-            try:
-                self.q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self, it: Iterator) -> None:
-        try:
-            for item in it:
-                if not self._put(item):
-                    return
-            self._put(_DONE)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
-            self._put(e)
-
-    def __iter__(self) -> Iterator:
-        while True:
-            item = self.q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def _consume(self, fn: Callable) -> None:
-        while True:
-            item = self.q.get()
-            if item is _DONE:
-                return
-            if self.error is None:
-                try:
-                    fn(*item)
-                except BaseException as e:  # noqa: BLE001
-                    self.error = e
-
-    def submit(self, *item: Any) -> None:
-        if self.error is not None:
-            raise self.error
-        self._put(item)
-
-    def close(self, wait: bool = True) -> None:
-        """Producer: cancel and drain. Consumer: finish queued items, then re-raise its error."""
-        if self.thread is None:
-            return
-        if wait:
-            self.q.put(_DONE)
-        else:
-            self.cancel.set()
-            while self.thread.is_alive():
-                try:
-                    self.q.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-        self.thread.join()
-        self.thread = None
-        if wait and self.error is not None:
-            raise self.error
 
 
 def _forward(net: Any, x: Any, tta: bool, want_var: bool, device: Any, amp: Any) -> tuple[Any, Any]:
@@ -225,7 +145,7 @@ class _Engine:
         self.acc: dict[int, list] = {}
         self.count: dict[int, int] = {}
         self.done: list[int] = []
-        self.writer = _Thread(consumer=outputs.write, depth=1)
+        self.writer = Worker(consumer=outputs.write, depth=1)
 
     def _zeros(self) -> Any:
         import torch
@@ -243,7 +163,13 @@ class _Engine:
             x = (buf if isinstance(buf, torch.Tensor) else torch.from_numpy(buf)).to(self.device, non_blocking=True)
             if self.cl:
                 x = x.contiguous(memory_format=torch.channels_last)
-            prob, var = _forward(self.net, x, self.tta, self.want_var, self.device, self.amp)
+            try:
+                prob, var = _forward(self.net, x, self.tta, self.want_var, self.device, self.amp)
+            except RuntimeError as e:  # torch.OutOfMemoryError is one
+                if "out of memory" not in str(e):
+                    raise
+                raise InputError(f"out of memory running {len(meta)} tiles of {ty} x {tx} px on {self.device}: "
+                                 "lower the batch (--batch) or the tile size (--tile)") from None
             for i, (z, y0, x0) in enumerate(meta):
                 if z not in self.acc:
                     self.acc[z] = [self._zeros() for _ in range(2 if self.want_var else 1)]
@@ -371,7 +297,7 @@ def predict_stack(
     opts = dict(tta=bool(tta), var=outs.arrays[2] is not None, amp=amp, cl=cl)
     engine = _Engine(net.eval(), plan, dev, opts, outs)
     pin = dev.type == "cuda"
-    reader = _Thread(producer=_pinned(_batches(vol, model.input_spec, plan, zs, int(batch)), pin), depth=2)
+    reader = Worker(producer=_pinned(_batches(vol, model.input_spec, plan, zs, int(batch)), pin), depth=2)
     res = PredictResult(*outs.arrays, device=str(dev))
     total, t0 = plan.n * len(zs), time.monotonic()
     try:
@@ -385,14 +311,23 @@ def predict_stack(
             if stop is not None and stop.requested:
                 res.stopped = True
                 break
-    finally:
-        reader.close(wait=False)
-        engine.writer.close(wait=True)
-        model.net.train(was_training)
+    except BaseException:
+        _cleanup(reader, engine.writer, model.net, was_training, raise_errors=False)
+        raise
+    _cleanup(reader, engine.writer, model.net, was_training, raise_errors=True)
     res.slices = list(engine.done)
     res.seconds = time.monotonic() - t0
     res.mpix_per_s = len(res.slices) * plan.Y * plan.X / max(res.seconds, 1e-9) / 1e6
     return res
+
+
+def _cleanup(reader: Worker, writer: Worker, net: Any, was_training: bool, raise_errors: bool) -> None:
+    """Stop reading, finish writing the finished slices, restore the network's mode."""
+    try:
+        reader.close(wait=False)
+        writer.close(wait=True, raise_errors=raise_errors)
+    finally:
+        net.train(was_training)
 
 
 def _pinned(it: Iterator, pin: bool) -> Iterator:

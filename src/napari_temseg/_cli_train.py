@@ -143,7 +143,7 @@ def _cmd_demo(args) -> int:
     painted = np.zeros_like(truth)
     painted[list(DEMO_ANNOTATED)] = truth[list(DEMO_ANNOTATED)]
     print(f"synthetic FIB-SEM stack {image.shape} (Z, C, Y, X); painted slices {DEMO_ANNOTATED}", file=sys.stderr)
-    cfg = TrainConfig(patch=min(128, args.size // 16 * 16), batch=8, seconds=args.seconds, epochs=None,
+    cfg = TrainConfig(patch=min(128, args.size // 16 * 16), batch=4, seconds=args.seconds, epochs=None,
                       steps_per_epoch=25, lr=2e-3, seed=args.seed, device=args.device)
     model = _train_with_bar(fit(image, painted, train_cfg=cfg, context=1), args.quiet)
     res = _train_with_bar(predict_stack(model, image, device=args.device), args.quiet)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import math
-import queue
-import threading
 import time
 from typing import Any, Callable, Generator, Sequence
 
@@ -29,6 +27,7 @@ from .errors import InputError
 from .modelfile import TrainedModel
 from .progress import Progress, StopToken
 from .sampling import PatchSampler, split_regions, validation_patches
+from .threads import Worker
 
 FLAT_EPOCHS = 4  # epochs after which an unchanged loss is reported as "not learning"
 
@@ -101,46 +100,6 @@ def _lr_factor(t: float) -> float:
     if t < 0.03:
         return 0.1 + 0.9 * t / 0.03
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (t - 0.03) / 0.97)))
-
-
-class _Prefetcher:
-    """Makes batches in a background thread while the model trains.
-
-    numpy sampling and (on the CPU) torch augmentation release the GIL for most
-    of their work, so they overlap the training step instead of adding to it.
-    """
-
-    def __init__(self, make_batch: Callable[[], Any], depth: int = 2):
-        self.q: queue.Queue = queue.Queue(maxsize=depth)
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-        self.t = threading.Thread(target=self._run, args=(make_batch,), daemon=True)
-        self.t.start()
-
-    def _run(self, make_batch: Callable[[], Any]) -> None:
-        try:
-            while not self.done.is_set():
-                item = make_batch()
-                while not self.done.is_set():
-                    try:
-                        self.q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-        except BaseException as e:  # surfaced in next()
-            self.error = e
-
-    def next(self):
-        while True:
-            if self.error is not None:
-                raise self.error
-            try:
-                return self.q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-
-    def close(self) -> None:
-        self.done.set()
 
 
 def _evaluate(net, val, device, amp: bool) -> tuple[float, float, bool]:
@@ -285,10 +244,13 @@ class _Loop:
         return min(1.0, max(f))
 
     def run(self) -> Generator[Progress, None, None]:
-        pf = _Prefetcher(self.s.make_batch)
+        # numpy sampling and (on the CPU) torch augmentation release the GIL, so making
+        # the next batch in a thread overlaps the training step instead of adding to it
+        batches = Worker(producer=iter(self.s.make_batch, None), depth=2)
+        it = iter(batches)
         try:
             while True:
-                loss = self.s.step(pf.next(), self.fraction())
+                loss = self.s.step(next(it), self.fraction())
                 self.step += 1
                 self.losses.append(loss)
                 finished = self.fraction() >= 1.0
@@ -303,7 +265,7 @@ class _Loop:
                 if finished or early:
                     return
         finally:
-            pf.close()
+            batches.close(wait=False)
 
     def end_epoch(self) -> dict:
         s = self.s

@@ -8,17 +8,13 @@ shapes, dtypes and device.
 
 Geometry (moves image and labels together):
 
-* flips and 90 degree rotations: exact, one ``gather`` per tensor with cached index maps
-  of the 8 flips/rotations (on CPU several times faster than per-sample ``torch.flip`` /
-  ``torch.rot90``, which copy strided views);
+* flips and 90 degree rotations: exact, one ``gather`` per tensor (cached index maps);
 * rotation, zoom, translation and elastic distortion: fused into **one** sampling grid
-  per batch (affine grid + smooth displacement field) and applied with one
-  ``grid_sample`` for the image (bilinear, reflection padding) and one for ``y``/``w``
-  (nearest, so values stay in {0, 1}). Pixels that come from outside the patch get
-  ``w = 0``, so the loss never learns from invented pixels.
-  The elastic field follows Augmentor's ``Distort(grid, grid, magnitude)``: random
-  displacements of up to ``magnitude`` pixels at the interior vertices of a
-  ``G x G`` grid (border vertices fixed), interpolated smoothly (bicubic).
+  per batch, one ``grid_sample`` for the image (bilinear, reflection padding) and one
+  for ``y``/``w`` (nearest: values stay in {0, 1}). Pixels from outside the patch get
+  ``w = 0``. The elastic field follows Augmentor's ``Distort(G, G, magnitude)``: random
+  shifts of up to ``magnitude`` px at the interior vertices of a ``G x G`` grid,
+  interpolated bicubically.
 
 Intensity (image only): brightness, contrast, gamma, FIB-SEM curtaining stripes
 (random per-column offsets, smoothly modulated along y), Gaussian blur, Gaussian noise.
@@ -179,23 +175,19 @@ class _Draw:
     """Per-sample random numbers, drawn on CPU (reproducible) and moved to the device."""
 
     def __init__(self, gen, dev_gen, n: int, device):
-        self.gen, self.dev_gen, self.n, self.device = gen, dev_gen, n, device
-
-    def uniform(self, lo: float, hi: float, shape: tuple = ()):
         import torch
 
-        u = torch.rand((self.n, *shape), generator=self.gen)
+        self.torch, self.gen, self.dev_gen, self.n, self.device = torch, gen, dev_gen, n, device
+
+    def uniform(self, lo: float, hi: float, shape: tuple = ()):
+        u = self.torch.rand((self.n, *shape), generator=self.gen)
         return (lo + (hi - lo) * u).to(self.device)
 
     def coin(self, p: float):
-        import torch
-
-        return (torch.rand(self.n, generator=self.gen) < p).to(self.device)
+        return (self.torch.rand(self.n, generator=self.gen) < p).to(self.device)
 
     def normal(self, shape: tuple, dtype):
-        import torch
-
-        return torch.randn(shape, generator=self.dev_gen, device=self.device, dtype=dtype)
+        return self.torch.randn(shape, generator=self.dev_gen, device=self.device, dtype=dtype)
 
 
 def _bcast(v, like):

@@ -85,7 +85,7 @@ def _same_settings(net, cfg: dict):
 
     import torch
 
-    from napari_temseg.core.predict import _autocast
+    from napari_temseg.core.device import autocast as _autocast
 
     dev = torch.device(cfg.get("device", "cpu"))
     net = net.to(dev)
@@ -300,7 +300,7 @@ def _report_compare(args, best: dict, work: Path) -> None:
     b = np.load(work / "prob-monai.npy")
     la, lb = a >= 0.5, b >= 0.5
     dice = 2 * (la & lb).sum() / max(la.sum() + lb.sum(), 1)
-    from napari_temseg.core.predict import cpu_has_bf16
+    from napari_temseg.core.device import cpu_has_bf16
 
     o = best["ours"]
     print(f"\nstack {args.slices} x {args.size} x {args.size} x 2 (uint8 memmap), device {args.device}, tile {args.tile}, "

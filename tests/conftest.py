@@ -16,6 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # read by torch when (and if) a test imports it
 os.environ.setdefault("MKL_NUM_THREADS", "2")
 
+# GUI and torch tests share one process. Under Xvfb, OpenGL is Mesa llvmpipe, which loads a
+# system libLLVM; triton (which torch imports lazily, e.g. when building an optimizer) carries
+# its own LLVM, and the two in one process crash it - at random points, or at exit
+# ("deallocating None"). napari-temseg never uses torch.compile, so triton is kept out of the
+# test process altogether; in napari the docks do the same (_widgets._workers).
+sys.modules.setdefault("triton", None)
+
 if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):  # entry-point plugins are off: load napari's
     pytest_plugins = ["napari.utils._testsupport", "pytestqt.plugin"]
 

@@ -124,8 +124,8 @@ class TrainConfig:
     sparse: bool = False
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # bf16/fp16 autocast on CUDA only
-    channels_last: bool = True  # CUDA only
+    amp: bool = True  # autocast: bf16/fp16 on CUDA, bf16 on CPUs with native bf16 units
+    channels_last: bool = True  # when it pays: on CUDA, and on CPUs with bf16 autocast
     threshold: float = 0.5
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 from .errors import InputError
@@ -35,20 +36,39 @@ def resolve_device(name: str | Any = "auto") -> Any:
         raise InputError(f"unknown device '{name}': use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
 
 
-def amp_dtype(device: Any) -> Any | None:
-    """bf16 where the GPU supports it, else fp16; None (no autocast) off CUDA."""
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Native bf16 units (AVX512-BF16 / AMX, Linux): bf16 autocast is then ~2x faster on CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def amp_dtype(device: Any, amp: bool | str = "auto") -> Any | None:
+    """The autocast dtype, or None for fp32.
+
+    ``amp``: "auto" = bf16 (fp16 where bf16 is missing) on CUDA and bf16 on CPUs with
+    native bf16 units; True = also bf16 on other CPUs; False = always fp32.
+    """
     import torch
 
-    if device.type != "cuda":
+    if amp is False:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and (amp is True or cpu_has_bf16()):
+        return torch.bfloat16
+    return None
 
 
-def autocast(device: Any, enabled: bool = True) -> Any:
-    """An autocast context on CUDA (bf16/fp16), a no-op elsewhere."""
+def autocast(device: Any, amp: bool | str = "auto") -> Any:
+    """An autocast context following :func:`amp_dtype`, or a no-op for fp32."""
     import torch
 
-    dtype = amp_dtype(device) if enabled else None
+    dtype = amp_dtype(device, amp)
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -23,7 +23,6 @@ the network stride (``models.required_multiple``); otherwise tiles fit inside.
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Generator, Iterator, Sequence
@@ -32,7 +31,7 @@ import numpy as np
 
 from . import tiling
 from .data import Volume, as_volume, network_input
-from .device import amp_dtype, resolve_device
+from .device import autocast, resolve_device
 from .errors import InputError
 from .modelfile import TrainedModel
 from .progress import Progress, StopToken, run
@@ -106,7 +105,7 @@ def _forward(net: Any, x: Any, tta: bool, want_var: bool, device: Any, amp: Any)
         def prob(lg):
             return torch.sigmoid(lg.float())
 
-    with _autocast(device, amp):
+    with autocast(device, amp):
         if not tta:
             return prob(net(x)[:, 0]), None
         total, sq = 0.0, 0.0
@@ -231,32 +230,6 @@ def _net_on(model: TrainedModel, device: Any) -> tuple[Any, bool]:
     if cl:
         net = net.to(memory_format=torch.channels_last)
     return net, cl
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """Native bf16 units (AVX512-BF16 / AMX, Linux): bf16 autocast is then ~2x faster on CPU."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def _autocast(device: Any, amp: Any) -> Any:
-    """bf16/fp16 on CUDA, bf16 on CPU (``amp=True``, or "auto" with native bf16), else fp32."""
-    import contextlib
-
-    import torch
-
-    if amp is False:
-        return contextlib.nullcontext()
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=amp_dtype(device))
-    if device.type == "cpu" and (amp is True or cpu_has_bf16()):
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def predict_stack(

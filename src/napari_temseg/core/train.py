@@ -102,7 +102,7 @@ def _lr_factor(t: float) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (t - 0.03) / 0.97)))
 
 
-def _evaluate(net, val, device, amp: bool) -> tuple[float, float, bool]:
+def _evaluate(net, val, device, amp: bool | str) -> tuple[float, float, bool]:
     """Dice, IoU over the weighted validation pixels, and whether the prediction is constant."""
     import torch
 
@@ -142,7 +142,7 @@ class _Session:
         import torch
 
         from .augment import Augmenter
-        from .device import resolve_device
+        from .device import amp_dtype, resolve_device
 
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
@@ -166,7 +166,11 @@ class _Session:
         _check_labels(self.sampler.masks + (val_sampler.masks if val_sampler else []), cfg.sparse)
         self.val = validation_patches(val_sampler) if val_sampler else None
         self.net, self.model_cfg = _make_net(model_cfg, self.spec, resume, self.device)
-        if cfg.channels_last and self.device.type == "cuda":
+        self.amp = "auto" if cfg.amp else False
+        # channels_last pays off on CUDA and with bf16 on CPUs (~1.8x per step measured here)
+        self.channels_last = cfg.channels_last and (
+            self.device.type == "cuda" or amp_dtype(self.device, self.amp) is not None)
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         wd = cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
@@ -210,11 +214,11 @@ class _Session:
         x, y, w = (a.to(self.device, non_blocking=True) for a in batch)
         if self.device.type != "cpu":  # on a GPU augmentation is cheap on the device
             x, y, w = self.augment(x, y, w)
-        if self.cfg.channels_last and self.device.type == "cuda":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         for g in self.opt.param_groups:
             g["lr"] = self.cfg.lr * _lr_factor(frac)
-        with autocast(self.device, self.cfg.amp):
+        with autocast(self.device, self.amp):
             logits = self.net(x)
         loss = self.loss_fn(logits.float(), y, w)
         self.opt.zero_grad(set_to_none=True)
@@ -273,7 +277,7 @@ class _Loop:
                "lr": s.opt.param_groups[0]["lr"], "elapsed": round(time.monotonic() - self.t0, 2)}
         constant = False
         if s.val is not None:
-            rec["val_dice"], rec["val_iou"], constant = _evaluate(s.net, s.val, s.device, s.cfg.amp)
+            rec["val_dice"], rec["val_iou"], constant = _evaluate(s.net, s.val, s.device, s.amp)
         score = rec.get("val_dice", self.step)  # without validation the latest model is the best
         if score >= self.best_dice:
             self.best_dice, self.since_best = score, 0

@@ -37,7 +37,8 @@ def _start(gen, **kw):
     return job, seen
 
 
-def test_result_and_progress(make_napari_viewer, qtbot):
+def test_result_and_progress(make_napari_viewer, qtbot, monkeypatch):
+    monkeypatch.setenv("NAPARI_TEMSEG_NAPARI_PROGRESS", "1")  # napari's bar even on software GL
     make_napari_viewer()
     from napari_temseg.core.progress import StopToken
 
@@ -46,7 +47,7 @@ def test_result_and_progress(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: not job.running, timeout=10000)
     assert job.result == ("done", 20) and job.error is None
     assert [p.step for p in seen] == list(range(1, 21))
-    assert job.pbar.n == 20 and job.pbar.total == 20
+    assert job.pbar.total == 1000 and job.pbar.n == 1000  # finished = full bar
 
 
 def test_thinning_keeps_last_and_important(make_napari_viewer, qtbot):
@@ -95,3 +96,28 @@ def test_error_becomes_notification_and_viewer_survives(make_napari_viewer, qtbo
     assert want in msgs[0]
     viewer.add_points([[1, 1]])  # the viewer is alive and usable
     assert len(viewer.layers) == 1
+
+
+def test_napari_bar_off_on_software_gl(make_napari_viewer, monkeypatch):
+    from napari_temseg._widgets import _workers
+
+    make_napari_viewer()
+    monkeypatch.delenv("NAPARI_TEMSEG_NAPARI_PROGRESS", raising=False)
+    renderer = _workers.gl_renderer().lower()
+    software = any(s in renderer for s in _workers.SOFTWARE_GL)
+    assert _workers.napari_progress_wanted() is (not software)
+    monkeypatch.setattr(_workers, "_RENDERER", ["NVIDIA GeForce RTX 4090/PCIe/SSE2"])
+    assert _workers.napari_progress_wanted() is True
+    monkeypatch.setattr(_workers, "_RENDERER", ["llvmpipe (LLVM 15.0.6, 256 bits)"])
+    assert _workers.napari_progress_wanted() is False
+    monkeypatch.setenv("NAPARI_TEMSEG_NAPARI_PROGRESS", "1")
+    assert _workers.napari_progress_wanted() is True
+
+
+def test_fraction_uses_time_budget_estimate():
+    from napari_temseg._widgets._workers import fraction
+    from napari_temseg.core.progress import Progress
+
+    assert fraction(Progress("train", 5, 20)) == 0.25
+    assert fraction(Progress("train", 5, None, extra={"fraction": 0.4})) == 0.4
+    assert fraction(Progress("train", 5, None)) is None

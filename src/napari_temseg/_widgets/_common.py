@@ -90,3 +90,22 @@ def guarded(what: str) -> Callable:
 def add_qwidget(container: Any, qwidget: Any) -> None:
     """Append a plain Qt widget (plot, table) to a magicgui Container."""
     container.native.layout().addWidget(qwidget)
+
+
+def progress_widget():
+    """A plain determinate QProgressBar for a dock (0..1000)."""
+    from qtpy.QtWidgets import QProgressBar
+
+    bar = QProgressBar()
+    bar.setRange(0, 1000)
+    bar.setValue(0)
+    bar.setTextVisible(True)
+    return bar
+
+
+def show_fraction(bar: Any, p: Any) -> None:
+    from ._workers import fraction
+
+    f = fraction(p)
+    if f is not None:
+        bar.setValue(int(1000 * f))

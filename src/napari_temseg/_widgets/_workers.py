@@ -5,7 +5,8 @@ yields :class:`~napari_temseg.core.progress.Progress` and returns a result:
 
 * in a superqt ``GeneratorWorker`` (the class behind napari's ``thread_worker``; a
   QThreadPool thread), so the viewer stays live;
-* with a napari progress bar (activity dock) fed from ``Progress.step / total``;
+* with a napari progress bar (activity dock) fed from ``Progress.step / total`` (or the
+  time-budget fraction), except on software OpenGL (see :func:`napari_progress_wanted`);
 * Stop = ``Job.stop()`` sets the :class:`StopToken` the generator checks at every
   yield, so it *returns* its result (e.g. the best model so far) instead of being killed;
 * records are thinned out in the worker thread (at most one per ``min_interval``
@@ -18,6 +19,7 @@ yields :class:`~napari_temseg.core.progress.Progress` and returns a result:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any, Callable, Generator
@@ -50,6 +52,53 @@ def avoid_triton_llvm_clash() -> bool:
         sys.modules["triton"] = None  # type: ignore[assignment]
         log.info("software OpenGL (libLLVM) is loaded: triton disabled to avoid a crash")
     return clash
+
+
+SOFTWARE_GL = ("llvmpipe", "softpipe", "software", "swr", "swiftshader", "gdi generic")
+_RENDERER: list[str] = []
+
+
+def gl_renderer() -> str:
+    """The OpenGL renderer string of this display (cached; '' when it cannot be asked)."""
+    if not _RENDERER:
+        name = ""
+        try:
+            from qtpy.QtGui import QOffscreenSurface, QOpenGLContext
+
+            ctx, surface = QOpenGLContext(), QOffscreenSurface()
+            surface.create()
+            if ctx.create() and ctx.makeCurrent(surface):
+                name = str(ctx.functions().glGetString(0x1F01) or "")  # GL_RENDERER
+                ctx.doneCurrent()
+        except Exception:  # noqa: BLE001 - no GL, no Qt GUI: treat as unknown
+            name = ""
+        _RENDERER.append(name)
+    return _RENDERER[0]
+
+
+def napari_progress_wanted() -> bool:
+    """Whether to show napari's activity progress bar (env NAPARI_TEMSEG_NAPARI_PROGRESS=0/1 decides).
+
+    Default: yes, except with software OpenGL (Mesa llvmpipe on remote desktops / VMs).
+    There napari's animated "in progress" indicator makes Qt re-compose the whole window
+    (it holds an OpenGL canvas) on the CPU many times a second: it cost ~0.3 CPU cores
+    and slowed CPU training ~1.5x on 2 cores (docs/benchmarks.md, "GUI worker"). The docks
+    show their own progress bar in every case.
+    """
+    env = os.environ.get("NAPARI_TEMSEG_NAPARI_PROGRESS")
+    if env is not None:
+        return env not in ("0", "false", "False", "")
+    return not any(s in gl_renderer().lower() for s in SOFTWARE_GL)
+
+
+def fraction(p: Any) -> float | None:
+    """0..1 done, from step/total or (time budgets) the generator's own estimate."""
+    if not isinstance(p, Progress):
+        return None
+    f = p.fraction
+    if f is None and isinstance(p.extra, dict) and p.extra.get("fraction") is not None:
+        f = float(p.extra["fraction"])
+    return f
 
 
 def _important(p: Any) -> bool:
@@ -116,15 +165,18 @@ class Job:
         return self.stop_token.requested
 
 
+BAR_STEPS = 1000
+
+
 def _update_bar(pbar: Any, p: Any) -> None:
-    if pbar is None or not isinstance(p, Progress):
+    f = fraction(p)
+    if pbar is None or f is None:
         return
-    if p.total and pbar.total != p.total:
-        pbar.total = p.total
-    if p.total:
-        delta = min(p.step, p.total) - pbar.n
-        if delta > 0:
-            pbar.update(delta)
+    if pbar.total != BAR_STEPS:
+        pbar.total = BAR_STEPS
+    delta = int(f * BAR_STEPS) - pbar.n
+    if delta > 0:
+        pbar.update(delta)
     pbar.set_description(f"{p.stage}: {p.line()}"[:90])
 
 
@@ -143,14 +195,15 @@ def start_worker(
     """Run ``gen`` in a napari thread worker; callbacks run in the GUI thread.
 
     ``on_error`` defaults to a napari error notification. ``on_finished`` runs last in
-    every case (done, error), e.g. to re-enable buttons.
+    every case (done, error), e.g. to re-enable buttons. ``progress_bar``: show napari's
+    activity progress bar (unless :func:`napari_progress_wanted` says no).
     """
     from superqt.utils import create_worker
 
     avoid_triton_llvm_clash()
     token = stop if stop is not None else StopToken()
     pbar = None
-    if progress_bar:
+    if progress_bar and napari_progress_wanted():
         from napari.utils import progress
 
         pbar = progress(total=0, desc=desc)

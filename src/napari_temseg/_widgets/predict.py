@@ -13,8 +13,8 @@ from ..core.errors import InputError, TemsegError
 from ..core.progress import StopToken
 from . import _layers as L
 from . import _session
-from ._common import (CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, guarded,
-                      layer_combo)
+from ._common import (CHANNEL_AXIS_CHOICES, add_qwidget, channel_axis_value, follow_layers,
+                      guarded, layer_combo, progress_widget, show_fraction)
 from ._workers import start_worker
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ class PredictWidget(Container):
         self.extend([self.source, self.path, self.model_info, self.images, self.channel_axis,
                      self.tile, self.overlap, self.batch, self.tta, self.device, self.run_btn,
                      self.cancel_btn, self.threshold, self.status])
+        self.bar = progress_widget()
+        add_qwidget(self, self.bar)
         self.job: Any = None
         self.result: dict = {}
         self._file_cache: tuple | None = None
@@ -139,6 +141,7 @@ class PredictWidget(Container):
                             tta=bool(self.tta.value), threshold=thr, device=self.device.value,
                             stop=stop)
         self._set_running(True)
+        self.bar.setValue(0)
         self.status.value = f"Predicting {vol.shape[0]} slice(s) of {vol.shape[3]} x {vol.shape[2]} px..."
         self.job = start_worker(gen, self._on_progress, self._on_done, stop=stop, desc="Predicting",
                                 min_interval=REFRESH_S, on_finished=lambda: self._set_running(False))
@@ -159,6 +162,7 @@ class PredictWidget(Container):
 
     def _on_progress(self, p: Any) -> None:
         self.status.value = p.line()
+        show_fraction(self.bar, p)
         self._refresh()
 
     def _on_done(self, res: Any) -> None:

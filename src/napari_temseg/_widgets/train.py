@@ -15,13 +15,14 @@ from ..core.progress import StopToken
 from . import _layers as L
 from . import _session
 from ._common import (CHANNEL_AXIS_CHOICES, add_qwidget, channel_axis_value, follow_layers, guarded,
-                      layer_combo)
+                      layer_combo, progress_widget, show_fraction)
 from ._workers import start_worker
 
 if TYPE_CHECKING:
     import napari
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+UPDATE_S = 0.5  # GUI updates (plot, label, bars) at most twice a second; see _workers.thinned
 SMP_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus")
 ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")
 
@@ -71,7 +72,9 @@ class TrainWidget(Container):
                      self.stop_btn, self.continue_btn, self.save_btn, self.status])
         from ._plot import LivePlot
 
+        self.bar = progress_widget()
         self.plot = LivePlot()
+        add_qwidget(self, self.bar)
         add_qwidget(self, self.plot)
         self.model: Any = None
         self.job: Any = None
@@ -148,7 +151,9 @@ class TrainWidget(Container):
         self._warned.clear()
         self._set_running(True)
         self.status.value = "Starting (reading data, building the model)..."
+        self.bar.setValue(0)
         self.job = start_worker(gen, self._on_progress, self._on_done, stop=stop, desc="Training",
+                                min_interval=UPDATE_S,
                                 on_finished=lambda: self._set_running(False))
 
     def _stop(self, *_: Any) -> None:
@@ -185,6 +190,7 @@ class TrainWidget(Container):
     # --- worker callbacks (GUI thread) ----------------------------------------------------------
     def _on_progress(self, p: Any) -> None:
         self.plot.add(self._step0 + p.step, p.loss, p.val_dice)
+        show_fraction(self.bar, p)
         self.status.value = p.line()
         if p.warning and p.warning not in self._warned:
             from napari.utils.notifications import show_warning
@@ -197,6 +203,7 @@ class TrainWidget(Container):
 
     def _on_done(self, model: Any) -> None:
         self.model = model
+        self.bar.setValue(1000)
         _session.set_model(self.viewer, model)
         last = model.history[-1] if model.history else {}
         dice = max((h.get("val_dice", -1) for h in model.history), default=-1)

@@ -121,3 +121,35 @@ def test_fraction_uses_time_budget_estimate():
     assert fraction(Progress("train", 5, 20)) == 0.25
     assert fraction(Progress("train", 5, None, extra={"fraction": 0.4})) == 0.4
     assert fraction(Progress("train", 5, None)) is None
+
+
+_TRITON_PROBE = """
+import sys, numpy as np, napari
+v = napari.Viewer(show=True)
+v.add_image(np.zeros((8, 8)))
+from qtpy.QtWidgets import QApplication
+QApplication.processEvents()
+from napari_temseg._widgets._workers import avoid_triton_llvm_clash
+clash = avoid_triton_llvm_clash() if sys.argv[1] == "guard" else None
+import torch
+torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())  # torch imports triton here
+print("ok", clash, flush=True)
+"""
+
+
+def test_training_in_a_software_gl_viewer_does_not_crash():
+    """In a fresh process (the test session keeps triton out, see conftest.py): a viewer is
+    open, then torch builds an optimizer. With the guard it works; where the guard found a
+    system libLLVM, the same process without the guard crashes (so the guard is needed)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = lambda mode: subprocess.run([sys.executable, "-c", _TRITON_PROBE, mode], env=env,  # noqa: E731
+                                      capture_output=True, text=True, timeout=170)
+    guarded = run("guard")
+    assert guarded.returncode == 0 and "ok" in guarded.stdout, guarded.stderr[-2000:]
+    if "ok True" in guarded.stdout:  # libLLVM was loaded: show that the guard is what saves us
+        bare = run("bare")
+        assert bare.returncode != 0, "expected the unguarded process to crash (LLVM clash)"

@@ -25,7 +25,7 @@ def test_train_stack_from_tiff(tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     argv = [
         "train", str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(out), "--epochs", "1",
-        "--patch", "64", "--context", "1", "--channel-axis", "1", "--augment", "flips", "-q",
+        "--steps-per-epoch", "4", "--patch", "64", "--context", "1", "--channel-axis", "1", "--augment", "flips", "-q",
     ]
     assert main(argv) == 0
     model = load_model(out)
@@ -48,7 +48,7 @@ def test_train_folder_of_micrographs(tmp_path):
         Image.fromarray(m).save(tmp_path / "msk" / f"p{i}.png")
     out = tmp_path / "p.safetensors"
     assert main(["train", str(tmp_path / "img"), str(tmp_path / "msk"), "-o", str(out), "--epochs", "1",
-                 "--patch", "64", "-q"]) == 0
+                 "--steps-per-epoch", "4", "--patch", "64", "-q"]) == 0
     assert load_model(out).input_spec.channels == 1
 
 

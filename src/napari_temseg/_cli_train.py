@@ -42,6 +42,7 @@ def _configs(args, seconds: float | None, epochs: int | None):
         patch=args.patch, batch=args.batch, seconds=seconds, epochs=epochs, lr=args.lr, loss=args.loss,
         augment=args.augment, seed=args.seed, device=args.device,
         sparse=getattr(args, "sparse", False), val_fraction=getattr(args, "val_fraction", 0.2),
+        steps_per_epoch=getattr(args, "steps_per_epoch", 50),
     )
     return mcfg, tcfg
 
@@ -70,6 +71,7 @@ def _add_train(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seconds", type=float, default=None, help="time budget (default 300 s if no --epochs)")
+    p.add_argument("--steps-per-epoch", type=int, default=50, help="batches between validations")
     p.add_argument("--channel-axis", type=int, default=None)
     p.add_argument("--sparse", action="store_true", help="masks are scribbles: 1 fg, 2 bg, 0 unlabelled")
     p.add_argument("--annotated", default=None, help="comma-separated slices to use (even if empty)")

@@ -473,7 +473,16 @@ def bench_throughput(args) -> None:
         device="cpu",
     )
     gen = fit(img, mask, train_cfg=cfg)
+    from napari_temseg.core.device import amp_dtype, autocast
+
+    # the bare loop gets fit()'s precision policy (bf16 autocast + channels_last on CPUs with
+    # native bf16), so the ratio measures pipeline overhead; --bare-fp32 compares with fp32
+    dev, amp = torch.device("cpu"), (False if args.bare_fp32 else "auto")
+    fast = amp_dtype(dev, amp) is not None
+    print(f"  bare loop precision: {'bf16 autocast + channels_last' if fast else 'fp32'}", flush=True)
     net = build_model(dataclasses.replace(DEFAULT_MODEL, in_channels=1))
+    if fast:
+        net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = _loss_fn(cfg.loss)
     vol = as_volume(img)
@@ -489,7 +498,11 @@ def bench_throughput(args) -> None:
     def bare_step():  # pre-made tensors, rotated so the net never sees one batch over and over
         x, y, w = batches[count[0] % len(batches)]
         count[0] += 1
-        loss = loss_fn(net(x), y, w)
+        if fast:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(dev, amp):
+            logits = net(x)
+        loss = loss_fn(logits.float(), y, w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -544,6 +557,7 @@ def main(argv=None) -> None:
     t.add_argument("--batch", type=int, default=4)
     t.add_argument("--patch", type=int, default=256)
     t.add_argument("--augment", default="default")
+    t.add_argument("--bare-fp32", action="store_true", help="bare loop in fp32 (not fit()'s policy)")
     t.add_argument(
         "--synthetic", action="store_true", help="use a synthetic stack instead of isbi2012"
     )

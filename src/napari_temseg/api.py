@@ -194,7 +194,7 @@ def _show(viewer: Any, prob: Any, labels: Any, layer: Any, name: str | None, ca:
     src = name or (layer.name if layer is not None else "image")
     tr = L.transform(layer, ca) if layer is not None else {}
     L.put_layer(viewer, "image", prob, role="probability", source=src, name=f"{src} probability",
-                colormap="magma", blending="additive", contrast_limits=(0.0, 1.0), **tr)
+                colormap="magma", blending="additive", contrast_limits=(0.0, 1.0), opacity=0.6, **tr)
     L.put_layer(viewer, "labels", labels, role="prediction", source=src, name=f"{src} prediction",
                 opacity=0.5, **tr)
 

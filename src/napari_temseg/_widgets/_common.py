@@ -7,7 +7,9 @@ import logging
 from typing import Any, Callable
 
 from ..core.errors import TemsegError
-from ._layers import layers_of
+from ._layers import TAG, is_ours, layers_of
+
+OUTPUT_ROLES = ("probability", "preview")  # our own outputs are not offered as input images
 
 log = logging.getLogger("napari_temseg")
 
@@ -20,7 +22,8 @@ def channel_axis_value(text: str) -> int | None:
 
 def layer_choices(viewer: Any, kind: str) -> Callable:
     def choices(_widget: Any = None) -> list:
-        return [(la.name, la) for la in layers_of(viewer, kind)]
+        return [(la.name, la) for la in layers_of(viewer, kind)
+                if not (is_ours(la) and la.metadata[TAG].get("role") in OUTPUT_ROLES)]
 
     return choices
 

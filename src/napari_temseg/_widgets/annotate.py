@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 DENSE_HINT = "Dense mask: paint label 1 = foreground; unpainted = background. Paint whole slices."
 SPARSE_HINT = ("Sparse scribbles: label 1 = foreground, label 2 = background, "
-               "0 = unlabelled (ignored). Press 1 / 2 to switch.")
+               "0 = unlabelled (ignored). Switch with the label box or the - / = keys.")
 SPARSE_COLORS = {0: "transparent", 1: "magenta", 2: "cyan", None: "transparent"}
 FULL_SCAN_VOXELS = 64_000_000  # above this, a paint stroke re-checks only the slices it touched
 

@@ -20,7 +20,7 @@ def _table():
     from qtpy.QtWidgets import QAbstractItemView, QTableWidget
 
     t = QTableWidget(0, len(COLUMNS))
-    t.setHorizontalHeaderLabels([c if c == "slice" else c.capitalize() for c in COLUMNS])
+    t.setHorizontalHeaderLabels(["slice", "Dice", "IoU", "Precision", "Recall"])
     t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     t.verticalHeader().setVisible(False)
     t.setMinimumHeight(160)

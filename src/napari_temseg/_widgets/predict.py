@@ -44,7 +44,7 @@ class PredictWidget(Container):
         self.device = ComboBox(label="device", choices=DEVICES, value="auto")
         self.run_btn = PushButton(text="Predict")
         self.cancel_btn = PushButton(text="Cancel", enabled=False)
-        self.threshold = FloatSlider(label="threshold", value=0.5, min=0.01, max=0.99, step=0.01,
+        self.threshold = FloatSlider(label="threshold 0.50", value=0.5, min=0.01, max=0.99, step=0.01,
                                      tracking=False)
         self.status = Label(value="Train a model (Train dock) or choose a model file.")
         self.status.native.setWordWrap(True)
@@ -130,7 +130,7 @@ class PredictWidget(Container):
         name, tr, thr = layers[0].name, L.transform(layers[0], ca), float(self.threshold.value)
         prob_layer = L.put_layer(self.viewer, "image", prob, role="probability", source=name,
                                  name=f"{name} probability", colormap="magma", blending="additive",
-                                 contrast_limits=(0.0, 1.0), **tr)
+                                 contrast_limits=(0.0, 1.0), opacity=0.6, **tr)
         labels_layer = L.put_layer(self.viewer, "labels", labels, role="prediction", source=name,
                                    name=f"{name} prediction", opacity=0.5, **tr)
         self.result = {"prob": prob, "labels": labels, "prob_layer": prob_layer,
@@ -179,6 +179,7 @@ class PredictWidget(Container):
     # --- threshold ----------------------------------------------------------------------------
     @guarded("Threshold")
     def _on_threshold(self, value: float) -> None:
+        self.threshold.label = f"threshold {value:.2f}"
         r = self.result
         if not r or (self.job is not None and self.job.running):
             return  # applied when the running prediction finishes

@@ -195,3 +195,28 @@ def test_predict_never_overwrites_user_layer(docks, qtbot):
     ours = [la for la in viewer.layers if la.metadata.get("napari_temseg", {}).get("role") == "prediction"]
     assert len(ours) == 1 and ours[0] is not user and ours[0].name == "em prediction (2)"
     assert ours[0].data.shape == (2, 32, 32)
+
+
+def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatch):
+    """Above the in-memory limit the outputs are zarr arrays (one chunk per slice); the
+    threshold slider then re-thresholds slice by slice in a worker."""
+    from napari_temseg._widgets import _layers, _session
+
+    viewer, _, _, predict = docks
+    monkeypatch.setattr(_layers, "IN_MEMORY_BYTES", 1000)
+    img = viewer.add_image(np.random.default_rng(0).random((3, 32, 40), np.float32), name="big")
+    _session.set_model(viewer, tiny_model())
+    predict.reset_choices()
+    predict.images.value, predict.device.value = [img], "cpu"
+    predict.run_btn.clicked()
+    _wait(qtbot, predict, 60_000)
+    prob = viewer.layers["big probability"].data
+    labels = viewer.layers["big prediction"].data
+    assert type(prob).__module__.startswith("zarr") and prob.shape == (3, 32, 40)
+    assert prob.chunks == (1, 32, 40)
+    p = np.asarray(prob[:])
+    assert 0.0 <= p.min() and p.max() <= 1.0 and p.std() > 0  # the slices were written
+    t = float(np.quantile(p, 0.5))
+    predict.threshold.value = round(t, 2)
+    _wait(qtbot, predict, 60_000)
+    np.testing.assert_array_equal(np.asarray(labels[:]), (p >= round(t, 2)).astype(np.uint8))

@@ -234,7 +234,7 @@ def layers_of(viewer: Any, kind: str) -> list:
 IN_MEMORY_BYTES = 1 << 30  # probability + labels above this go to a zarr store on disk
 
 
-def output_arrays(shape: tuple[int, ...], limit: int = IN_MEMORY_BYTES) -> tuple[Any, Any, str | None]:
+def output_arrays(shape: tuple[int, ...], limit: int | None = None) -> tuple[Any, Any, str | None]:
     """Preallocated (probability float32, labels uint8) arrays of ``shape`` (Z, Y, X).
 
     Small stacks get numpy arrays; larger ones zarr arrays (one chunk per slice) in a
@@ -242,7 +242,7 @@ def output_arrays(shape: tuple[int, ...], limit: int = IN_MEMORY_BYTES) -> tuple
     (prob, labels, folder or None).
     """
     n = int(np.prod(shape))
-    if n * 5 <= limit:
+    if n * 5 <= (IN_MEMORY_BYTES if limit is None else limit):
         return np.zeros(shape, np.float32), np.zeros(shape, np.uint8), None
     import tempfile
 

@@ -147,24 +147,6 @@ def _safe(fn: Callable, *args: Any) -> None:
         notify_error(e)
 
 
-class Job:
-    """A running generator: ``stop()`` asks it to finish early, ``worker`` is the napari worker."""
-
-    def __init__(self, worker: Any, stop: StopToken, pbar: Any):
-        self.worker, self.stop_token, self.pbar = worker, stop, pbar
-        self.running = True
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.records = 0
-
-    def stop(self) -> None:
-        self.stop_token.request()
-
-    @property
-    def stopping(self) -> bool:
-        return self.stop_token.requested
-
-
 BAR_STEPS = 1000
 
 
@@ -178,6 +160,57 @@ def _update_bar(pbar: Any, p: Any) -> None:
     if delta > 0:
         pbar.update(delta)
     pbar.set_description(f"{p.stage}: {p.line()}"[:90])
+
+
+class Job:
+    """A running generator: ``stop()`` asks it to finish early; its worker's signals land here
+    (in the GUI thread) and go on to the dock's callbacks."""
+
+    def __init__(self, stop: StopToken, pbar: Any, callbacks: dict):
+        self.worker: Any = None
+        self.stop_token, self.pbar, self.callbacks = stop, pbar, callbacks
+        self.running = True
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.records = 0
+
+    def stop(self) -> None:
+        self.stop_token.request()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_token.requested
+
+    def connect(self, worker: Any) -> None:
+        self.worker = worker
+        worker.yielded.connect(self._yielded)
+        worker.returned.connect(self._returned)
+        worker.errored.connect(self._errored)
+        worker.finished.connect(self._finished)
+
+    def _call(self, name: str, *args: Any) -> None:
+        fn = self.callbacks.get(name)
+        if fn is not None:
+            _safe(fn, *args)
+
+    def _yielded(self, p: Any) -> None:
+        self.records += 1
+        _safe(_update_bar, self.pbar, p)
+        self._call("progress", p)
+
+    def _returned(self, result: Any) -> None:
+        self.result = result
+        self._call("done", result)
+
+    def _errored(self, exc: BaseException) -> None:
+        self.error = exc
+        (self.callbacks.get("error") or notify_error)(exc)
+
+    def _finished(self) -> None:
+        self.running = False
+        if self.pbar is not None:
+            self.pbar.close()
+        self._call("finished")
 
 
 def start_worker(
@@ -201,7 +234,6 @@ def start_worker(
     from superqt.utils import create_worker
 
     avoid_triton_llvm_clash()
-    token = stop if stop is not None else StopToken()
     pbar = None
     if progress_bar and napari_progress_wanted():
         from napari.utils import progress
@@ -211,36 +243,10 @@ def start_worker(
     def run():  # a generator function, as create_worker needs
         return (yield from thinned(gen, min_interval))
 
+    job = Job(stop if stop is not None else StopToken(), pbar,
+              {"progress": on_progress, "done": on_done, "error": on_error, "finished": on_finished})
     # superqt's worker (what napari.qt.threading wraps), not napari's create_worker: that one
     # reports errors a second time and its task-status slot breaks on `errored` (napari 0.9.2)
-    worker = create_worker(run, _start_thread=False, _ignore_errors=True)
-    job = Job(worker, token, pbar)
-
-    def yielded(p):
-        job.records += 1
-        _safe(_update_bar, pbar, p)
-        if on_progress is not None:
-            _safe(on_progress, p)
-
-    def returned(result):
-        job.result = result
-        if on_done is not None:
-            _safe(on_done, result)
-
-    def errored(exc):
-        job.error = exc
-        (on_error or notify_error)(exc)
-
-    def finished():
-        job.running = False
-        if pbar is not None:
-            pbar.close()
-        if on_finished is not None:
-            on_finished()
-
-    worker.yielded.connect(yielded)
-    worker.returned.connect(returned)
-    worker.errored.connect(errored)
-    worker.finished.connect(finished)
-    worker.start()
+    job.connect(create_worker(run, _start_thread=False, _ignore_errors=True))
+    job.worker.start()
     return job

@@ -37,6 +37,26 @@ class TrainWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):  # napari passes the viewer (by annotation)
         super().__init__(labels=True)
         self.viewer = viewer
+        self._build_form(viewer)
+        self.model: Any = None
+        self.job: Any = None
+        self.preview_every = 5.0
+        self._preview_zs: collections.deque = collections.deque(maxlen=8)
+        self._view_z = 0
+        self._warned: set[str] = set()
+        self._run_info: dict = {}
+        self._step0 = 0
+        self.start_btn.clicked.connect(lambda: self._start(resume=False))
+        self.continue_btn.clicked.connect(lambda: self._start(resume=True))
+        self.stop_btn.clicked.connect(self._stop)
+        self.save_btn.clicked.connect(self._on_save)
+        self.arch.changed.connect(self._arch_changed)
+        self.mask.changed.connect(self._mask_changed)
+        viewer.dims.events.current_step.connect(self._track_view)
+        follow_layers(viewer, self)
+        self._mask_changed(self.mask.value)
+
+    def _build_form(self, viewer: Any) -> None:
         self.images = layer_combo(viewer, "image", "image(s)", multiple=True)
         self.images.tooltip = "One image, or several same-shape layers used as channels (ctrl-click)"
         self.channel_axis = ComboBox(label="channel axis", choices=CHANNEL_AXIS_CHOICES, value="auto")
@@ -45,7 +65,7 @@ class TrainWidget(Container):
         self.arch = ComboBox(label="model", choices=_arch_choices(), value="small-unet")
         self.encoder = ComboBox(label="encoder", choices=ENCODERS, value="resnet18", visible=False)
         self.base_width = SpinBox(label="base width", value=0, min=0, max=128,
-                             tooltip="channels of the first level; 0 = the architecture's default")
+                                  tooltip="channels of the first level; 0 = the architecture's default")
         self.patch = SpinBox(label="patch (px)", value=256, min=32, max=2048, step=16)
         self.batch = SpinBox(label="batch", value=4, min=1, max=256)
         self.seconds = SpinBox(label="time budget (s)", value=120, min=0, max=7 * 24 * 3600,
@@ -67,32 +87,15 @@ class TrainWidget(Container):
         self.status = Label(value="Paint a mask (Annotate dock), then Start.")
         self.status.native.setWordWrap(True)
         self.extend([self.images, self.channel_axis, self.mask, self.sparse, self.arch, self.encoder,
-                     self.base_width, self.patch, self.batch, self.seconds, self.epochs, self.lr, self.augment,
-                     self.val_fraction, self.context, self.device, self.preview, self.start_btn,
-                     self.stop_btn, self.continue_btn, self.save_btn, self.status])
+                     self.base_width, self.patch, self.batch, self.seconds, self.epochs, self.lr,
+                     self.augment, self.val_fraction, self.context, self.device, self.preview,
+                     self.start_btn, self.stop_btn, self.continue_btn, self.save_btn, self.status])
         from ._plot import LivePlot
 
         self.bar = progress_widget()
         self.plot = LivePlot()
         add_qwidget(self, self.bar)
         add_qwidget(self, self.plot)
-        self.model: Any = None
-        self.job: Any = None
-        self.preview_every = 5.0
-        self._preview_zs: collections.deque = collections.deque(maxlen=8)
-        self._view_z = 0
-        self._warned: set[str] = set()
-        self._run_info: dict = {}
-        self._step0 = 0
-        self.start_btn.clicked.connect(lambda: self._start(resume=False))
-        self.continue_btn.clicked.connect(lambda: self._start(resume=True))
-        self.stop_btn.clicked.connect(self._stop)
-        self.save_btn.clicked.connect(self._on_save)
-        self.arch.changed.connect(self._arch_changed)
-        self.mask.changed.connect(self._mask_changed)
-        viewer.dims.events.current_step.connect(self._track_view)
-        follow_layers(viewer, self)
-        self._mask_changed(self.mask.value)
 
     # --- settings -> configs --------------------------------------------------------------------
     def train_config(self) -> TrainConfig:

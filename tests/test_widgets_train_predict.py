@@ -220,3 +220,18 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
     predict.threshold.value = round(t, 2)
     _wait(qtbot, predict, 60_000)
     np.testing.assert_array_equal(np.asarray(labels[:]), (p >= round(t, 2)).astype(np.uint8))
+
+
+def test_closing_the_dock_stops_training(docks, qtbot):
+    viewer, annotate, train, _ = docks
+    image, _, mask = _particles(viewer, annotate)
+    set_train_form(train, image_layers=[image], mask_layer=mask, seconds=600, epochs=0)
+    start = n_records()
+    train.start_btn.clicked()
+    qtbot.waitUntil(lambda: train.job.records >= 1, timeout=120_000)
+    job = train.job
+    viewer.window.remove_dock_widget(train.native)
+    train.native.deleteLater()
+    qtbot.waitUntil(lambda: not job.running, timeout=60_000)
+    assert job.stopping and job.error is None
+    assert errors_since(start) == []  # no noise from callbacks into the closed dock

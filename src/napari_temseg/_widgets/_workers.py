@@ -140,10 +140,13 @@ def _safe(fn: Callable, *args: Any) -> None:
     """Run a GUI callback; an error in it becomes a notification, not a Qt crash."""
     try:
         fn(*args)
+    except RuntimeError as e:
+        if "already deleted" in str(e):  # the dock was closed while the job ran: nothing to show
+            return
+        log.exception("GUI callback failed")
+        notify_error(e)
     except Exception as e:  # noqa: BLE001 - reported to the user
-        import logging
-
-        logging.getLogger("napari_temseg").exception("GUI callback failed")
+        log.exception("GUI callback failed")
         notify_error(e)
 
 

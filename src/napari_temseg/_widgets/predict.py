@@ -64,6 +64,7 @@ class PredictWidget(Container):
         unsubscribe = _session.on_model(viewer, lambda m: self._show_model())
         self.native.destroyed.connect(lambda *_: unsubscribe())
         follow_layers(viewer, self)
+        self.native.destroyed.connect(lambda *_: self.job and self.job.stop())  # closed: stop the job
         self._show_model()
 
     # --- model --------------------------------------------------------------------------------

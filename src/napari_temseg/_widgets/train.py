@@ -54,6 +54,7 @@ class TrainWidget(Container):
         self.mask.changed.connect(self._mask_changed)
         viewer.dims.events.current_step.connect(self._track_view)
         follow_layers(viewer, self)
+        self.native.destroyed.connect(lambda *_: self.job and self.job.stop())  # closed: stop the job
         self._mask_changed(self.mask.value)
 
     def _build_form(self, viewer: Any) -> None:

@@ -98,7 +98,7 @@ def test_offline_pretrained_weights_give_config_error(monkeypatch):
 def test_list_archs_and_default():
     archs = models.list_archs()
     assert archs[:3] == ["unet", "small-unet", "resunet"]
-    assert "fpn" in archs and "unetplusplus" in archs
+    assert "FPN" in archs and "UnetPlusPlus" in archs  # smp spelling: build_model accepts any case
     assert models.DEFAULT_MODEL.arch == models.DEFAULT_ARCH
     assert models.DEFAULT_MODEL.encoder == (models.DEFAULT_ENCODER or models.DEFAULT_MODEL.encoder)
     assert models.build_model() is not None
@@ -133,3 +133,13 @@ def test_learns_a_simple_task(arch):
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def test_list_archs_is_unambiguous_and_each_name_builds_its_arch():
+    from napari_temseg.core.config import ModelConfig
+    from napari_temseg.core.models import build_model, list_archs
+
+    names = list_archs()
+    assert len(names) == len(set(names)) and "unet" in names and "Unet" in names
+    assert type(build_model(ModelConfig(arch="Unet", encoder="resnet18"))).__name__ == "Unet"
+    assert type(build_model(ModelConfig(arch="unet", base_width=8))).__name__ != "Unet"

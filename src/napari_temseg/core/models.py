@@ -227,9 +227,15 @@ def required_multiple(cfg: ModelConfig | None = None) -> int:
 
 
 def list_archs() -> list[str]:
-    """Native architecture names followed by the smp ones (smp names are case-insensitive)."""
+    """Native architecture names, then the smp ones as smp spells them ("Unet", "FPN", ...).
+
+    smp names are matched case-insensitively, except that lower-case "unet" is the native
+    U-Net: listing smp's lower-case keys would show "unet" twice, one of them wrong.
+    """
     try:
-        extra = _smp_archs()
+        import segmentation_models_pytorch as smp
+
+        extra = [cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()]
     except ImportError:  # smp missing: native archs still work
         extra = []
     return list(NATIVE_ARCHS) + extra

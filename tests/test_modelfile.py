@@ -88,3 +88,10 @@ def test_config_weights_mismatch_is_rejected(model, tmp_path):
     save_file(tensors, str(tmp_path / "broken.safetensors"), metadata={META_KEY: json.dumps(meta)})
     with pytest.raises(ModelFileError, match="invalid model config"):
         load_model(tmp_path / "broken.safetensors")
+
+
+def test_norm_mode_travels_with_the_model(model, tmp_path):
+    import dataclasses
+
+    model.input_spec = dataclasses.replace(model.input_spec, norm_mode="image")
+    assert load_model(model.save(tmp_path / "m.safetensors")).input_spec.norm_mode == "image"

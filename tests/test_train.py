@@ -221,3 +221,33 @@ def test_images_of_different_sizes_form_one_training_set():
     assert model.history[-1]["val_dice"] is not None
     with pytest.raises(InputError, match="one mask per image"):
         run(fit([a, b], [ma], train_cfg=cfg()))
+
+
+def test_per_image_normalisation_ignores_each_images_contrast():
+    """norm_mode 'image': an image and a brightened, contrast-stretched copy give one input."""
+    from napari_temseg.core.config import InputSpec
+    from napari_temseg.core.data import network_input
+
+    img, mask = make_particles(shape=(64, 64), seed=0)
+    spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,), norm_mode="image")
+    a = network_input(as_volume(img), 0, spec)
+    b = network_input(as_volume(img * 7.0 + 100.0), 0, spec)
+    assert np.allclose(a, b, atol=1e-4)
+    part = network_input(as_volume(img * 7.0 + 100.0), 0, spec, slice(10, 30), slice(5, 40))
+    assert np.allclose(part, a[:, 10:30, 5:40], atol=1e-4)  # tiles see the whole slice's range
+    dataset = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,))
+    assert not np.allclose(network_input(as_volume(img * 7.0 + 100.0), 0, dataset), a, atol=1e-2)
+    model = run(fit([img, img * 7.0 + 100.0], [mask, mask], train_cfg=cfg(normalize="image")))
+    assert model.input_spec.norm_mode == "image"
+    with pytest.raises(Exception, match="normalize must be one of"):
+        cfg(normalize="per-pixel")
+
+
+def test_per_image_normalisation_reaches_prediction():
+    from napari_temseg.core.predict import predict_stack
+
+    img, mask = make_particles(shape=(64, 64), seed=1)
+    model = run(fit(img, mask, train_cfg=cfg(normalize="image")))
+    a = run(predict_stack(model, img, tile=32, device="cpu", amp=False)).prob
+    b = run(predict_stack(model, img * 7.0 + 100.0, tile=32, device="cpu", amp=False)).prob
+    assert np.allclose(a, b, atol=1e-4)

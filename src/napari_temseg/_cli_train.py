@@ -27,6 +27,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=1e-3)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N, mps")
+    g.add_argument("--normalize", default="dataset", choices=("dataset", "image"),
+                   help="intensity range: one for the training data (default), or per image "
+                   "(folders of micrographs with different contrast)")
 
 
 def _configs(args, seconds: float | None, epochs: int | None):
@@ -42,7 +45,7 @@ def _configs(args, seconds: float | None, epochs: int | None):
         patch=args.patch, batch=args.batch, seconds=seconds, epochs=epochs, lr=args.lr, loss=args.loss,
         augment=args.augment, seed=args.seed, device=args.device,
         sparse=getattr(args, "sparse", False), val_fraction=getattr(args, "val_fraction", 0.2),
-        steps_per_epoch=getattr(args, "steps_per_epoch", 50),
+        steps_per_epoch=getattr(args, "steps_per_epoch", 50), normalize=args.normalize,
     )
     return mcfg, tcfg
 

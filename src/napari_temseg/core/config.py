@@ -39,6 +39,7 @@ LOSSES = ("bce", "dice", "bce+dice")
 OPTIMIZERS = ("adam", "adamw")
 AUGMENT_PRESETS = ("none", "flips", "default", "augmentor", "strong")
 BLENDS = ("gaussian", "constant")
+NORM_MODES = ("dataset", "image")
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,17 @@ class InputSpec:
     The network sees, for slice ``z``, the slices ``z-context .. z+context``
     (reflected at the stack edges), each with all ``channels`` channels,
     ordered slice-major: ``input[(dz + context) * channels + c]``.
-    Intensities are mapped with ``(x - norm_lo[c]) / (norm_hi[c] - norm_lo[c])``.
+    Intensities are mapped with ``(x - norm_lo[c]) / (norm_hi[c] - norm_lo[c])``
+    (``norm_mode="dataset"``: one range from the training data), or with each slice's own
+    percentile range (``norm_mode="image"``: for folders of micrographs whose contrast
+    differs from image to image; norm_lo/hi are then only the training data's range).
     """
 
     channels: int = 1
     context: int = 0
     norm_lo: tuple[float, ...] = (0.0,)
     norm_hi: tuple[float, ...] = (1.0,)
+    norm_mode: str = "dataset"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm_lo", tuple(float(v) for v in self.norm_lo))
@@ -98,6 +103,7 @@ class InputSpec:
         )
         for lo, hi in zip(self.norm_lo, self.norm_hi):
             _check(hi > lo, f"normalisation range must have hi > lo, got ({lo}, {hi})")
+        _check(self.norm_mode in NORM_MODES, f"norm_mode must be one of {NORM_MODES}, got '{self.norm_mode}'")
 
     @property
     def network_channels(self) -> int:
@@ -127,8 +133,10 @@ class TrainConfig:
     amp: bool = True  # autocast: bf16/fp16 on CUDA, bf16 on CPUs with native bf16 units
     channels_last: bool = True  # when it pays: on CUDA, and on CPUs with bf16 autocast
     threshold: float = 0.5
+    normalize: str = "dataset"  # or "image": each slice by its own percentiles (InputSpec.norm_mode)
 
     def __post_init__(self) -> None:
+        _check(self.normalize in NORM_MODES, f"normalize must be one of {NORM_MODES}, got '{self.normalize}'")
         _check(16 <= self.patch <= 4096, f"patch must be 16..4096 px, got {self.patch}")
         _check(self.patch % 16 == 0, f"patch must be a multiple of 16, got {self.patch}")
         _check(1 <= self.batch <= 1024, f"batch must be 1..1024, got {self.batch}")

@@ -31,6 +31,7 @@ class Volume:
         c = 1 if rgb_to_gray else size.get("C", 1)
         self.shape = (size.get("Z", 1), c, size["Y"], size["X"])
         self.dtype = np.dtype(array.dtype)
+        self._ranges: dict[int, tuple] = {}  # per-slice intensity ranges (norm_mode "image")
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -223,12 +224,25 @@ def compute_norm(
 
 
 def normalize(raw: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """(spec.network_channels, h, w) raw -> float32 normalised; NaN/inf become 0."""
+    """(spec.network_channels, h, w) raw -> float32 with the spec's (dataset) range."""
     c = spec.channels
     lo = np.asarray(spec.norm_lo, np.float32)[np.arange(raw.shape[0]) % c]
     hi = np.asarray(spec.norm_hi, np.float32)[np.arange(raw.shape[0]) % c]
+    return _scale(raw, lo, hi)
+
+
+def _scale(raw: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per-row (x - lo) / (hi - lo) as float32; NaN/inf become 0."""
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
     out = (raw.astype(np.float32) - lo[:, None, None]) / (hi - lo)[:, None, None]
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0, copy=False)
+
+
+def slice_range(vol: Volume, z: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Robust per-channel (lo, hi) of slice ``z`` alone (subsampled), cached on the volume."""
+    if z not in vol._ranges:
+        vol._ranges[z] = compute_norm([vol], [[z]])
+    return vol._ranges[z]
 
 
 def network_input(vol: Volume, z: int, spec: InputSpec, ys: slice = slice(None),
@@ -241,4 +255,7 @@ def network_input(vol: Volume, z: int, spec: InputSpec, ys: slice = slice(None),
         )
     zs = context_indices(z, vol.shape[0], spec.context)
     raw = np.concatenate([vol.region(i, ys, xs) for i in zs], axis=0)
+    if spec.norm_mode == "image":  # each slice by its own range, whatever part is read
+        ranges = [slice_range(vol, i) for i in zs]
+        return _scale(raw, np.concatenate([r[0] for r in ranges]), np.concatenate([r[1] for r in ranges]))
     return normalize(raw, spec)

@@ -158,7 +158,7 @@ class _Session:
             vols, mvols = vols + vv, mvols + vm
         else:
             train_r, val_r = split_regions(items, [v.shape[2:] for v in vols], cfg.val_fraction, cfg.seed)
-        self.spec = self._spec(vols, items, context, resume)
+        self.spec = self._spec(vols, items, context, resume, cfg.normalize)
         self.sampler = PatchSampler(vols, mvols, train_r, self.spec, cfg.patch, cfg.sparse,
                                     cfg.foreground_oversample, cfg.seed)
         val_sampler = PatchSampler(vols, mvols, val_r, self.spec, cfg.patch, cfg.sparse, 0.0, cfg.seed) \
@@ -181,7 +181,7 @@ class _Session:
         self.n_train, self.n_val = len(train_r), len(val_r)
 
     @staticmethod
-    def _spec(vols, items, context: int, resume: TrainedModel | None) -> InputSpec:
+    def _spec(vols, items, context: int, resume: TrainedModel | None, norm_mode: str) -> InputSpec:
         if resume is not None:
             want, got = resume.input_spec.channels, vols[0].shape[1]
             if want != got:
@@ -195,7 +195,8 @@ class _Session:
             )
         per_image = [[z for i2, z in items if i2 == i] for i in range(len(vols))]
         lo, hi = compute_norm(vols, per_image)
-        return InputSpec(channels=vols[0].shape[1], context=context, norm_lo=lo, norm_hi=hi)
+        return InputSpec(channels=vols[0].shape[1], context=context, norm_lo=lo, norm_hi=hi,
+                         norm_mode=norm_mode)
 
     def make_batch(self):
         """One training batch as device tensors; augmented here when training on the CPU."""

@@ -235,3 +235,10 @@ def test_closing_the_dock_stops_training(docks, qtbot):
     qtbot.waitUntil(lambda: not job.running, timeout=60_000)
     assert job.stopping and job.error is None
     assert errors_since(start) == []  # no noise from callbacks into the closed dock
+
+
+def test_per_image_normalisation_switch_reaches_the_config(docks):
+    _, _, train, _ = docks
+    assert train.train_config().normalize == "dataset"
+    train.per_image.value = True
+    assert train.train_config().normalize == "image"

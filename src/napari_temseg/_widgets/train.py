@@ -79,6 +79,7 @@ class TrainWidget(Container):
         self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0, max=0.8,
                                          step=0.05)
         self.context = SpinBox(label="context slices (2.5D)", value=0, min=0, max=8)
+        self.per_image = CheckBox(text="normalise each image by its own contrast")
         self.device = ComboBox(label="device", choices=DEVICES, value="auto")
         self.preview = CheckBox(text="live preview of the slice in view", value=True)
         self.start_btn = PushButton(text="Start training")
@@ -89,7 +90,8 @@ class TrainWidget(Container):
         self.status.native.setWordWrap(True)
         self.extend([self.images, self.channel_axis, self.mask, self.sparse, self.arch, self.encoder,
                      self.base_width, self.patch, self.batch, self.seconds, self.epochs, self.lr,
-                     self.augment, self.val_fraction, self.context, self.device, self.preview,
+                     self.augment, self.val_fraction, self.context, self.per_image, self.device,
+                     self.preview,
                      self.start_btn, self.stop_btn, self.continue_btn, self.save_btn, self.status])
         from ._plot import LivePlot
 
@@ -105,6 +107,7 @@ class TrainWidget(Container):
             seconds=float(self.seconds.value) or None, epochs=self.epochs.value or None,
             augment=self.augment.value, val_fraction=float(self.val_fraction.value),
             sparse=bool(self.sparse.value), device=self.device.value,
+            normalize="image" if self.per_image.value else "dataset",
         )
 
     def model_config(self) -> ModelConfig:

@@ -110,7 +110,7 @@ def test_sparse_scribbles_ignore_unlabelled_pixels():
     t, w = target_and_weight(scrib, sparse=True)
     assert w.sum() == 600 and t.sum() == 300 and np.all(t <= w)
     vol = as_volume(img)
-    sampler = PatchSampler([vol], [as_mask(scrib, vol, True)], split_regions([(0, 0)], [(96, 96)], 0, 0)[0],
+    sampler = PatchSampler([vol], [as_mask(scrib, vol)], split_regions([(0, 0)], [(96, 96)], 0, 0)[0],
                            _spec(vol), 32, True, 0.5, 0)
     x, y, w = sampler.sample(16)
     assert np.all(w.reshape(16, -1).sum(1) > 0)  # every patch is centred on a labelled pixel

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli import run_with_bar
 from .core.errors import InputError
 
 OUT_FORMATS = (".tif", ".tiff", ".zarr")
@@ -78,17 +79,6 @@ def _targets(args, images: list[Path], folder: bool) -> list[dict]:
     return jobs
 
 
-def _run_with_bar(gen, quiet: bool) -> Any:
-    from .cli import _Bar
-    from .core.progress import run
-
-    bar = _Bar(quiet=quiet)
-    try:
-        return run(gen, bar)
-    finally:
-        bar.close()
-
-
 def _create(path: Path | None, shape: tuple, dtype: Any, overwrite: bool) -> Any:
     from .core.io import create_output
 
@@ -114,7 +104,7 @@ def _predict_one(model, job: dict, args, slices) -> Any:
         device=args.device, slices=slices, min_size=args.min_size, fill_holes=args.fill_holes,
         instances=args.instances, amp=args.amp,
     )
-    res = _run_with_bar(gen, args.quiet)
+    res = run_with_bar(gen, args.quiet)
     for out in (prob, labels, unc):
         if hasattr(out, "flush"):
             out.flush()

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cli import run_with_bar
 from .core.errors import InputError
 
 DEMO_ANNOTATED = (1, 4)  # slices the demo "paints" (ground truth); the others are unseen
@@ -48,17 +49,6 @@ def _configs(args, seconds: float | None, epochs: int | None):
         steps_per_epoch=getattr(args, "steps_per_epoch", 50), normalize=args.normalize,
     )
     return mcfg, tcfg
-
-
-def _train_with_bar(gen, quiet: bool = False):
-    from .cli import _Bar
-    from .core.progress import run
-
-    bar = _Bar(quiet=quiet)
-    try:
-        return run(gen, bar)
-    finally:
-        bar.close()
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -104,7 +94,7 @@ def _cmd_train(args) -> int:
     gen = fit(images, masks, train_cfg=tcfg, model_cfg=mcfg, context=args.context,
               channel_axis=args.channel_axis, val_images=val[0], val_masks=val[1],
               annotated=annotated, resume=resume)
-    model = _train_with_bar(gen, args.quiet)
+    model = run_with_bar(gen, args.quiet)
     model.save(out, overwrite=args.overwrite)
     last = model.history[-1] if model.history else {}
     dice = max((h.get("val_dice", -1) for h in model.history), default=-1)
@@ -150,8 +140,8 @@ def _cmd_demo(args) -> int:
     print(f"synthetic FIB-SEM stack {image.shape} (Z, C, Y, X); painted slices {DEMO_ANNOTATED}", file=sys.stderr)
     cfg = TrainConfig(patch=min(128, args.size // 16 * 16), batch=4, seconds=args.seconds, epochs=None,
                       steps_per_epoch=25, lr=2e-3, seed=args.seed, device=args.device)
-    model = _train_with_bar(fit(image, painted, train_cfg=cfg, context=1), args.quiet)
-    res = _train_with_bar(predict_stack(model, image, device=args.device), args.quiet)
+    model = run_with_bar(fit(image, painted, train_cfg=cfg, context=1), args.quiet)
+    res = run_with_bar(predict_stack(model, image, device=args.device), args.quiet)
     prob, labels = res.prob, res.labels
     unseen = [z for z in range(args.slices) if z not in DEMO_ANNOTATED]
     scores = evaluate_stack(labels[unseen], truth[unseen])["overall"]

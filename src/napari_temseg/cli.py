@@ -40,6 +40,17 @@ class _Bar:
             print(file=sys.stderr)
 
 
+def run_with_bar(gen, quiet: bool = False):
+    """Drive a core progress generator to its result, printing a progress line."""
+    from .core.progress import run
+
+    bar = _Bar(quiet=quiet)
+    try:
+        return run(gen, bar)
+    finally:
+        bar.close()
+
+
 # --- doctor ---------------------------------------------------------------------------------
 def _add_doctor(sub) -> None:
     sub.add_parser("doctor", help="print versions, GPU availability and how to get a CUDA build")

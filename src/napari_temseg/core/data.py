@@ -105,7 +105,7 @@ def as_volume(image: Any, channel_axis: int | None = None, axes: str | None = No
     return Volume(image, ax, rgb_to_gray=rgb)
 
 
-def as_mask(mask: Any, vol: Volume, sparse: bool = False) -> Volume:
+def as_mask(mask: Any, vol: Volume) -> Volume:
     """Validate a ``(Z, Y, X)`` (or ``(Y, X)`` for Z=1) mask against ``vol``."""
     if not hasattr(mask, "shape"):
         mask = np.asarray(mask)

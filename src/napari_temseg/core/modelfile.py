@@ -17,20 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from .config import InputSpec, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import ModelFileError
 
 META_KEY = "napari_temseg"
 FORMAT_VERSION = 1
-
-
-def _package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("napari-temseg")
-    except Exception:  # running from a source tree
-        return "unknown"
 
 
 @dataclass
@@ -56,7 +48,7 @@ class TrainedModel:
     def metadata(self) -> dict:
         return {
             "format": FORMAT_VERSION,
-            "package_version": _package_version(),
+            "package_version": __version__,
             "model": to_dict(self.model_cfg),
             "input": to_dict(self.input_spec),
             "threshold": float(self.threshold),

@@ -16,6 +16,7 @@ import numpy as np
 from .config import InputSpec
 from .data import Volume, network_input, read_mask
 from .errors import InputError
+from .tiling import pad_to
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,8 @@ class PatchSampler:
 
 
 def pad_patch(img: np.ndarray, tgt: np.ndarray, wt: np.ndarray, p: int):
-    ph, pw = p - img.shape[1], p - img.shape[2]
-    if ph == 0 and pw == 0:
-        return img, tgt, wt
-    mode = "reflect" if img.shape[1] > ph and img.shape[2] > pw else "edge"
-    img = np.pad(img, ((0, 0), (0, ph), (0, pw)), mode=mode)
-    return img, np.pad(tgt, ((0, ph), (0, pw))), np.pad(wt, ((0, ph), (0, pw)))
+    """Image reflect-padded to p x p; target and weight zero-padded (padding is never learnt)."""
+    return pad_to(img, (p, p)), pad_to(tgt, (p, p), "constant"), pad_to(wt, (p, p), "constant")
 
 
 def validation_patches(sampler: PatchSampler, max_patches: int = 16) -> tuple[np.ndarray, ...]:

@@ -41,7 +41,7 @@ def _inputs(images: Any, masks: Any, channel_axis: int | None, sparse: bool):
     mvols_raw = _as_list(masks)
     if len(vols) != len(mvols_raw):
         raise InputError(f"got {len(vols)} image(s) but {len(mvols_raw)} mask(s): give one mask per image")
-    return vols, [as_mask(m, v, sparse) for m, v in zip(mvols_raw, vols)]
+    return vols, [as_mask(m, v) for m, v in zip(mvols_raw, vols)]
 
 
 def _annotated(mvols: list, annotated: Sequence[int] | None) -> list[tuple[int, int]]:

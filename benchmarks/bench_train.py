@@ -34,7 +34,7 @@ Tuning: extra fit() contestants race in the same run, e.g.::
         --variant "flips:augment=flips" --variant "k0:context=0"
 
 A variant is ``name:key=value,key=value`` with keys of TrainConfig (lr, patch, augment,
-batch, ...) plus ``arch``, ``encoder``, ``base_width`` and ``context``.
+batch, ...) plus ``arch``, ``encoder``, ``base_width``, ``norm`` and ``context``.
 """
 
 from __future__ import annotations
@@ -144,14 +144,16 @@ class Ours:
         from napari_temseg.core.models import DEFAULT_MODEL
         from napari_temseg.core.train import fit
 
-        model_keys = {"arch", "encoder", "base_width"}
+        model_keys = {"arch", "encoder", "base_width", "norm"}
         mk = {k: v for k, v in overrides.items() if k in model_keys}
         tk = {k: v for k, v in overrides.items() if k not in model_keys | {"context"}}
         self.context = int(overrides.get("context", context))
         self.train_cfg = TrainConfig(**{"seconds": seconds, "device": "cpu", **tk})
         base = {f.name: getattr(DEFAULT_MODEL, f.name) for f in dataclasses.fields(ModelConfig)}
-        if "arch" in mk and mk["arch"] not in ("unet", "small-unet", "resunet"):
-            base["encoder"] = None
+        if "arch" in mk:  # the new arch's own defaults
+            base["norm"] = "auto"
+            if mk["arch"] not in ("unet", "small-unet", "resunet"):
+                base["encoder"] = None
         self.model_cfg = ModelConfig(**{**base, **mk})
         self.name, self.clock = name, _VClock()
         self.gen = fit(
@@ -477,9 +479,13 @@ def bench_throughput(args) -> None:
 
     # the bare loop gets fit()'s precision policy (bf16 autocast + channels_last on CPUs with
     # native bf16), so the ratio measures pipeline overhead; --bare-fp32 compares with fp32
+    from napari_temseg.core.device import channels_last_pays
+
     dev, amp = torch.device("cpu"), (False if args.bare_fp32 else "auto")
-    fast = amp_dtype(dev, amp) is not None
-    print(f"  bare loop precision: {'bf16 autocast + channels_last' if fast else 'fp32'}", flush=True)
+    fast = channels_last_pays(dev, DEFAULT_MODEL.norm, amp)
+    bf16 = amp_dtype(dev, amp) is not None
+    print(f"  bare loop: {'bf16 autocast' if bf16 else 'fp32'}, {DEFAULT_MODEL.norm} norm, "
+          f"{'channels_last' if fast else 'NCHW'}", flush=True)
     net = build_model(dataclasses.replace(DEFAULT_MODEL, in_channels=1))
     if fast:
         net = net.to(memory_format=torch.channels_last)

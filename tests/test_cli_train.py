@@ -50,6 +50,10 @@ def test_train_folder_of_micrographs(tmp_path):
     assert main(["train", str(tmp_path / "img"), str(tmp_path / "msk"), "-o", str(out), "--epochs", "1",
                  "--steps-per-epoch", "4", "--patch", "64", "-q"]) == 0
     assert load_model(out).input_spec.channels == 1
+    assert load_model(out).model_cfg.norm == "instance"  # the default small-unet
+    assert main(["train", str(tmp_path / "img"), str(tmp_path / "msk"), "-o", str(out), "--epochs", "1",
+                 "--steps-per-epoch", "2", "--patch", "64", "-q", "--norm", "batch", "--overwrite"]) == 0
+    assert load_model(out).model_cfg.norm == "batch"
 
 
 def test_bad_input_is_one_line_error(tmp_path, capsys):

@@ -95,3 +95,40 @@ def test_norm_mode_travels_with_the_model(model, tmp_path):
 
     model.input_spec = dataclasses.replace(model.input_spec, norm_mode="image")
     assert load_model(model.save(tmp_path / "m.safetensors")).input_spec.norm_mode == "image"
+
+
+def test_norm_layers_travel_with_the_model(tmp_path):
+    import torch
+
+    from napari_temseg.core.models import build_model
+
+    cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm="instance")
+    spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,))
+    m = TrainedModel(build_model(cfg).eval(), cfg, spec)
+    back = load_model(m.save(tmp_path / "m.safetensors"))
+    assert back.model_cfg.norm == "instance"
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(m.net(x), back.net(x))
+
+
+def test_files_without_norm_field_load_as_batch_norm(tmp_path):
+    """Files of version 0.1 (no 'norm' in the header) hold batch-norm networks."""
+    import torch
+    from safetensors.torch import save_file
+
+    from napari_temseg.core.models import build_model
+
+    cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm="batch")
+    spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,))
+    old = TrainedModel(build_model(cfg).eval(), cfg, spec)
+    header = old.metadata()
+    del header["model"]["norm"]
+    path = tmp_path / "old.safetensors"
+    save_file({k: v.contiguous() for k, v in old.net.state_dict().items()}, str(path),
+              metadata={META_KEY: json.dumps(header)})
+    back = load_model(path)
+    assert back.model_cfg.norm == "batch"
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(old.net(x), back.net(x))

@@ -143,3 +143,33 @@ def test_list_archs_is_unambiguous_and_each_name_builds_its_arch():
     assert len(names) == len(set(names)) and "unet" in names and "Unet" in names
     assert type(build_model(ModelConfig(arch="Unet", encoder="resnet18"))).__name__ == "Unet"
     assert type(build_model(ModelConfig(arch="unet", base_width=8))).__name__ != "Unet"
+
+
+@pytest.mark.parametrize("arch", ["unet", "small-unet", "resunet"])
+@pytest.mark.parametrize("norm", ["instance", "group"])
+def test_norm_layers_replace_every_batch_norm(arch, norm):
+    net = models.build_model(ModelConfig(arch=arch, base_width=8, norm=norm))
+    want = torch.nn.InstanceNorm2d if norm == "instance" else torch.nn.GroupNorm
+    assert not _modules(net, torch.nn.BatchNorm2d)
+    assert len(_modules(net, want)) >= 10
+    # per-sample normalisation: a sample's output does not depend on the rest of the batch
+    net.train()
+    x = torch.randn(2, 1, 32, 32)
+    alone = net(x[:1])
+    with_other = net(torch.cat([x[:1], 10 * x[1:] + 3]))[:1]
+    assert torch.allclose(alone, with_other, atol=1e-5)
+
+
+def test_norm_option_is_checked():
+    with pytest.raises(ConfigError, match="norm must be 'auto' or one of"):
+        ModelConfig(arch="small-unet", norm="layer")
+    with pytest.raises(ConfigError, match="smp encoders use batch norm"):
+        ModelConfig(arch="Unet", norm="instance")
+
+
+def test_auto_norm_is_instance_for_the_default_and_batch_elsewhere():
+    assert models.DEFAULT_MODEL.norm == ModelConfig().norm == "instance"
+    assert ModelConfig(arch="small-unet", norm="auto").norm == "instance"
+    assert ModelConfig(arch="unet").norm == ModelConfig(arch="resunet").norm == "batch"
+    assert ModelConfig(arch="Unet").norm == "batch"
+    assert not _modules(models.build_model(), torch.nn.BatchNorm2d)

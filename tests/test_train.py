@@ -251,3 +251,28 @@ def test_per_image_normalisation_reaches_prediction():
     a = run(predict_stack(model, img, tile=32, device="cpu", amp=False)).prob
     b = run(predict_stack(model, img * 7.0 + 100.0, tile=32, device="cpu", amp=False)).prob
     assert np.allclose(a, b, atol=1e-4)
+
+
+def test_channels_last_only_where_it_pays():
+    import torch
+
+    from napari_temseg.core.device import channels_last_pays, cpu_has_bf16
+
+    cpu = torch.device("cpu")
+    assert channels_last_pays(torch.device("cuda"), "instance", "auto")
+    assert not channels_last_pays(cpu, "instance") and not channels_last_pays(cpu, "group", True)
+    assert channels_last_pays(cpu, "batch")  # inference
+    assert not channels_last_pays(cpu, "batch", False)  # fp32 training: no gain
+    assert channels_last_pays(cpu, "batch", "auto") == cpu_has_bf16()
+
+
+@pytest.mark.parametrize("norm", ["instance", "group"])
+def test_fit_with_per_sample_norm_layers(stack, norm):
+    import torch
+
+    img, mask = stack
+    model = run(fit(img, mask, train_cfg=cfg(), model_cfg=ModelConfig(arch="small-unet", norm=norm)))
+    assert model.model_cfg.norm == norm
+    conv = next(p for p in model.net.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    assert not conv.is_contiguous(memory_format=torch.channels_last)  # kept NCHW on the CPU
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.net.modules())

@@ -242,3 +242,14 @@ def test_per_image_normalisation_switch_reaches_the_config(docks):
     assert train.train_config().normalize == "dataset"
     train.per_image.value = True
     assert train.train_config().normalize == "image"
+
+
+def test_norm_layer_choice_reaches_the_model_config(docks):
+    _, _, train, _ = docks
+    assert train.model_config().norm == "instance"  # auto, small-unet
+    train.norm.value = "batch"
+    assert train.model_config().norm == "batch"
+    train.arch.value = "Unet"
+    assert not train.norm.visible and train.model_config().norm == "batch"
+    train.arch.value = "small-unet"
+    assert train.norm.visible

@@ -20,6 +20,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--arch", default=None, help="small-unet (default), unet, resunet, or an smp arch like Unet")
     g.add_argument("--encoder", default=None, help="smp encoder, e.g. resnet18, efficientnet-b0")
     g.add_argument("--encoder-weights", default=None, help="'imagenet' (needs internet once) or none")
+    g.add_argument("--norm", default="auto", choices=("auto", "batch", "instance", "group"),
+                   help="normalisation layers of the native archs (auto: instance for small-unet, "
+                   "batch for unet/resunet)")
     g.add_argument("--patch", type=int, default=256, help="patch size in pixels (multiple of 16)")
     g.add_argument("--batch", type=int, default=4)
     g.add_argument("--context", type=int, default=0, help="neighbouring slices on each side (2.5D)")
@@ -37,11 +40,12 @@ def _configs(args, seconds: float | None, epochs: int | None):
     from .core.config import ModelConfig, TrainConfig
 
     mcfg = None
-    if args.arch or args.encoder:
+    if args.arch or args.encoder or args.norm != "auto":
         from .core.models import DEFAULT_MODEL
 
         weights = None if args.encoder_weights in (None, "none") else args.encoder_weights
-        mcfg = ModelConfig(arch=args.arch or DEFAULT_MODEL.arch, encoder=args.encoder, encoder_weights=weights)
+        mcfg = ModelConfig(arch=args.arch or DEFAULT_MODEL.arch, encoder=args.encoder, encoder_weights=weights,
+                           norm=args.norm)
     tcfg = TrainConfig(
         patch=args.patch, batch=args.batch, seconds=seconds, epochs=epochs, lr=args.lr, loss=args.loss,
         augment=args.augment, seed=args.seed, device=args.device,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton,
                               SpinBox)
 
-from ..core.config import AUGMENT_PRESETS, NATIVE_ARCHS, ModelConfig, TrainConfig
+from ..core.config import AUGMENT_PRESETS, NATIVE_ARCHS, NORM_LAYERS, ModelConfig, TrainConfig
 from ..core.errors import InputError
 from ..core.progress import StopToken
 from . import _layers as L
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import napari
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+NORMS = ("auto", *NORM_LAYERS)
 UPDATE_S = 0.5  # GUI updates (plot, label, bars) at most twice a second; see _workers.thinned
 SMP_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus")
 ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")
@@ -67,6 +68,8 @@ class TrainWidget(Container):
         self.encoder = ComboBox(label="encoder", choices=ENCODERS, value="resnet18", visible=False)
         self.base_width = SpinBox(label="base width", value=0, min=0, max=128,
                                   tooltip="channels of the first level; 0 = the architecture's default")
+        self.norm = ComboBox(label="normalisation layers", choices=NORMS, value="auto",
+                             tooltip="auto: instance norm for small-unet, batch norm for unet/resunet")
         self.patch = SpinBox(label="patch (px)", value=256, min=32, max=2048, step=16)
         self.batch = SpinBox(label="batch", value=4, min=1, max=256)
         self.seconds = SpinBox(label="time budget (s)", value=120, min=0, max=7 * 24 * 3600,
@@ -89,7 +92,7 @@ class TrainWidget(Container):
         self.status = Label(value="Paint a mask (Annotate dock), then Start.")
         self.status.native.setWordWrap(True)
         self.extend([self.images, self.channel_axis, self.mask, self.sparse, self.arch, self.encoder,
-                     self.base_width, self.patch, self.batch, self.seconds, self.epochs, self.lr,
+                     self.base_width, self.norm, self.patch, self.batch, self.seconds, self.epochs, self.lr,
                      self.augment, self.val_fraction, self.context, self.per_image, self.device,
                      self.preview,
                      self.start_btn, self.stop_btn, self.continue_btn, self.save_btn, self.status])
@@ -113,12 +116,12 @@ class TrainWidget(Container):
     def model_config(self) -> ModelConfig:
         arch = self.arch.value
         if arch in NATIVE_ARCHS:
-            return ModelConfig(arch=arch, base_width=self.base_width.value or None)
+            return ModelConfig(arch=arch, base_width=self.base_width.value or None, norm=self.norm.value)
         return ModelConfig(arch=arch, encoder=self.encoder.value)
 
     def _arch_changed(self, arch: str) -> None:
         self.encoder.visible = arch not in NATIVE_ARCHS
-        self.base_width.visible = arch in NATIVE_ARCHS
+        self.base_width.visible = self.norm.visible = arch in NATIVE_ARCHS
 
     def _inputs(self) -> tuple:
         layers = list(self.images.value or [])

@@ -40,6 +40,11 @@ OPTIMIZERS = ("adam", "adamw")
 AUGMENT_PRESETS = ("none", "flips", "default", "augmentor", "strong")
 BLENDS = ("gaussian", "constant")
 NORM_MODES = ("dataset", "image")
+NORM_LAYERS = ("batch", "instance", "group")
+# ModelConfig(norm="auto"): instance norm for the default small-unet (stable on folders of
+# heterogeneous micrographs, docs/benchmarks.md "Normalisation layers"); batch norm where the
+# architecture's paper or the smp encoder uses it
+_AUTO_NORM = {"small-unet": "instance"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class ModelConfig:
     in_channels: int = 1  # = InputSpec.network_channels
     classes: int = 1
     base_width: int | None = None  # native archs: width of the first level
+    norm: str = "auto"  # "batch", "instance", "group" (native archs) or "auto" (see _AUTO_NORM)
 
     def __post_init__(self) -> None:
         _check(bool(self.arch), "ModelConfig.arch is empty: use e.g. 'small-unet' or 'Unet'")
@@ -59,13 +65,21 @@ class ModelConfig:
         _check(self.classes >= 1, f"classes must be >= 1, got {self.classes}")
         if self.base_width is not None:
             _check(self.base_width >= 4, f"base_width must be >= 4, got {self.base_width}")
+        if self.norm == "auto":
+            object.__setattr__(self, "norm", _AUTO_NORM.get(self.arch, "batch"))
+        _check(self.norm in NORM_LAYERS, f"norm must be 'auto' or one of {NORM_LAYERS}, got '{self.norm}'")
         if self.arch in NATIVE_ARCHS:
             _check(
                 self.encoder is None and self.encoder_weights is None,
                 f"arch '{self.arch}' has no encoder option; encoders are for smp archs like 'Unet'",
             )
-        elif self.encoder is None:
-            object.__setattr__(self, "encoder", "resnet18")
+        else:
+            _check(
+                self.norm == "batch",
+                f"norm='{self.norm}' is for the native archs {NATIVE_ARCHS}; smp encoders use batch norm",
+            )
+            if self.encoder is None:
+                object.__setattr__(self, "encoder", "resnet18")
 
     @property
     def is_native(self) -> bool:

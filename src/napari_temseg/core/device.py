@@ -72,3 +72,18 @@ def autocast(device: Any, amp: bool | str = "auto") -> Any:
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def channels_last_pays(device: Any, norm: str = "batch", training_amp: bool | str | None = None) -> bool:
+    """Whether to run the network in channels_last memory format on ``device``.
+
+    CUDA: always. CPU: only with batch norm (instance / group norm in channels_last took
+    1.2-1.7x longer per training step here) and, when training (``training_amp`` given),
+    only with bf16 autocast (measured ~1.8x faster per step; no gain in fp32).
+    """
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu" or norm != "batch":
+        return False
+    return training_amp is None or amp_dtype(device, training_amp) is not None
+

@@ -118,7 +118,8 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedModel:
 
     meta = read_metadata(path)
     try:
-        model_cfg = from_dict(ModelConfig, meta["model"])
+        # files written before the "norm" field existed hold batch-norm networks
+        model_cfg = from_dict(ModelConfig, {"norm": "batch", **meta["model"]})
         spec = from_dict(InputSpec, meta["input"])
         train_cfg = from_dict(TrainConfig, meta["train"]) if meta.get("train") else None
     except (KeyError, TypeError, ValueError) as e:

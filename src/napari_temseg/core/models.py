@@ -54,17 +54,17 @@ def _classes() -> dict[str, type]:
     class ResBlock(nn.Module):
         """Pre-activation residual unit: (BN-ReLU-)Conv3x3-BN-ReLU-Conv3x3 + 1x1 shortcut."""
 
-        def __init__(self, cin: int, cout: int, stride: int = 1, first: bool = False):
+        def __init__(self, cin: int, cout: int, stride: int = 1, first: bool = False, norm: str = "batch"):
             super().__init__()
-            pre = [] if first else [nn.BatchNorm2d(cin), nn.ReLU(inplace=True)]
+            pre = [] if first else [_norm_layer(norm, cin), nn.ReLU(inplace=True)]
             self.body = nn.Sequential(
                 *pre,
                 nn.Conv2d(cin, cout, 3, stride, 1),
-                nn.BatchNorm2d(cout),
+                _norm_layer(norm, cout),
                 nn.ReLU(inplace=True),
                 nn.Conv2d(cout, cout, 3, 1, 1),
             )
-            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride), nn.BatchNorm2d(cout))
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride), _norm_layer(norm, cout))
 
         def forward(self, x):
             return self.body(x) + self.skip(x)
@@ -99,38 +99,51 @@ def __getattr__(name: str) -> Any:  # lazy module attributes (used by pickle)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _double_conv(cin: int, cout: int):
+def _norm_layer(kind: str, channels: int):
+    """Batch norm (default), instance norm (per sample, nnU-Net style) or group norm (8 groups)."""
+    from torch import nn
+
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    return nn.BatchNorm2d(channels)
+
+
+def _double_conv(cin: int, cout: int, norm: str = "batch"):
     from torch import nn
 
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
+        _norm_layer(norm, cout),
         nn.ReLU(inplace=True),
         nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
+        _norm_layer(norm, cout),
         nn.ReLU(inplace=True),
     )
 
 
-def _plain_unet(cin: int, classes: int, base: int, up_kernel: int):
+def _plain_unet(cin: int, classes: int, base: int, up_kernel: int, norm: str = "batch"):
     """Four-pooling U-Net; ``up_kernel`` 2 (Ronneberger) or 3 (Keras small U-Net)."""
     from torch import nn
 
     w = [base * 2**i for i in range(5)]  # 4 levels + bottleneck
-    enc = [_double_conv(cin, w[0])]
-    enc += [nn.Sequential(nn.MaxPool2d(2), _double_conv(w[i - 1], w[i])) for i in range(1, 4)]
-    bridge = nn.Sequential(nn.MaxPool2d(2), _double_conv(w[3], w[4]))
+    enc = [_double_conv(cin, w[0], norm)]
+    enc += [nn.Sequential(nn.MaxPool2d(2), _double_conv(w[i - 1], w[i], norm)) for i in range(1, 4)]
+    bridge = nn.Sequential(nn.MaxPool2d(2), _double_conv(w[3], w[4], norm))
     pad, out_pad = (0, 0) if up_kernel == 2 else (1, 1)
     ups = [nn.ConvTranspose2d(w[i + 1], w[i], up_kernel, 2, pad, out_pad) for i in (3, 2, 1, 0)]
-    decs = [_double_conv(2 * w[i], w[i]) for i in (3, 2, 1, 0)]
+    decs = [_double_conv(2 * w[i], w[i], norm) for i in (3, 2, 1, 0)]
     return _classes()["UNet"](enc, bridge, ups, decs, nn.Conv2d(w[0], classes, 1))
 
 
-def _resunet(cin: int, classes: int, base: int):
+def _resunet(cin: int, classes: int, base: int, norm: str = "batch"):
     """Deep Residual U-Net (Zhang et al. 2018); 3 strided levels + strided bridge."""
+    from functools import partial
+
     from torch import nn
 
-    res = _classes()["ResBlock"]
+    res = partial(_classes()["ResBlock"], norm=norm)
     w = [base, 2 * base, 4 * base, 8 * base]
     enc = [res(cin, w[0], 1, first=True), res(w[0], w[1], 2), res(w[1], w[2], 2)]
     bridge = res(w[2], w[3], 2)
@@ -214,10 +227,10 @@ def build_model(cfg: ModelConfig | None = None):
         return _build_smp(cfg)
     base = cfg.base_width or _DEFAULT_WIDTH[cfg.arch]
     if cfg.arch == "unet":
-        return _plain_unet(cfg.in_channels, cfg.classes, base, up_kernel=2)
+        return _plain_unet(cfg.in_channels, cfg.classes, base, 2, cfg.norm)
     if cfg.arch == "small-unet":
-        return _plain_unet(cfg.in_channels, cfg.classes, base, up_kernel=3)
-    return _resunet(cfg.in_channels, cfg.classes, base)
+        return _plain_unet(cfg.in_channels, cfg.classes, base, 3, cfg.norm)
+    return _resunet(cfg.in_channels, cfg.classes, base, cfg.norm)
 
 
 def required_multiple(cfg: ModelConfig | None = None) -> int:

@@ -221,12 +221,14 @@ def _slices(slices: Sequence[int] | None, depth: int) -> list[int]:
 
 
 def _net_on(model: TrainedModel, device: Any) -> tuple[Any, bool]:
-    """The network on ``device``; channels_last (faster convolutions on CUDA and x86 CPUs)
+    """The network on ``device``; channels_last where it pays (``device.channels_last_pays``)
     unless it is being trained (live preview: leave the training network as it is)."""
     import torch
 
+    from .device import channels_last_pays
+
     net = model.net.to(device)
-    cl = device.type in ("cuda", "cpu") and not net.training
+    cl = channels_last_pays(device, model.model_cfg.norm) and not net.training
     if cl:
         net = net.to(memory_format=torch.channels_last)
     return net, cl

@@ -260,8 +260,8 @@ def test_channels_last_only_where_it_pays():
 
     cpu = torch.device("cpu")
     assert channels_last_pays(torch.device("cuda"), "instance", "auto")
-    assert not channels_last_pays(cpu, "instance") and not channels_last_pays(cpu, "group", True)
-    assert channels_last_pays(cpu, "batch")  # inference
+    assert not channels_last_pays(cpu, "instance", "auto") and not channels_last_pays(cpu, "group", True)
+    assert channels_last_pays(cpu, "batch") and channels_last_pays(cpu, "instance")  # inference
     assert not channels_last_pays(cpu, "batch", False)  # fp32 training: no gain
     assert channels_last_pays(cpu, "batch", "auto") == cpu_has_bf16()
 
@@ -276,3 +276,17 @@ def test_fit_with_per_sample_norm_layers(stack, norm):
     conv = next(p for p in model.net.parameters() if p.dim() == 4 and p.shape[1] > 1)
     assert not conv.is_contiguous(memory_format=torch.channels_last)  # kept NCHW on the CPU
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.net.modules())
+
+
+def test_resumed_network_goes_back_to_nchw_for_instance_norm(stack):
+    import torch
+
+    from napari_temseg.core.predict import predict_slice
+
+    img, mask = stack
+    model = run(fit(img, mask, train_cfg=cfg()))
+    predict_slice(model, img, 0, device="cpu")  # inference switches the net to channels_last
+    conv = lambda m: next(p for p in m.net.parameters() if p.dim() == 4 and p.shape[1] > 1)  # noqa: E731
+    assert conv(model).is_contiguous(memory_format=torch.channels_last)
+    again = run(fit(img, mask, train_cfg=cfg(), resume=model))
+    assert not conv(again).is_contiguous(memory_format=torch.channels_last)

@@ -250,6 +250,6 @@ def test_norm_layer_choice_reaches_the_model_config(docks):
     train.norm.value = "batch"
     assert train.model_config().norm == "batch"
     train.arch.value = "Unet"
-    assert not train.norm.visible and train.model_config().norm == "batch"
+    assert train.norm.native.isHidden() and train.model_config().norm == "batch"
     train.arch.value = "small-unet"
-    assert train.norm.visible
+    assert not train.norm.native.isHidden()

@@ -89,6 +89,17 @@ def test_bad_options_are_clear(particles):
         api.train(img, mask, patchsize=64)
     with pytest.raises(ConfigError, match="seconds .* or epochs"):
         api.train(img, mask, seconds=None)
+    with pytest.raises(ConfigError, match="norm must be 'auto' or one of"):
+        api.train(img, mask, norm="layer")
+
+
+def test_norm_choice(particles):
+    from napari_temseg import api
+
+    img, mask = particles
+    opts = {k: v for k, v in FAST.items() if k != "model"}
+    m = api.train(img, mask, seconds=None, epochs=1, steps_per_epoch=1, norm="batch", verbose=False, **opts)
+    assert m.model_cfg.arch == "small-unet" and m.model_cfg.norm == "batch"
 
 
 def test_ctrl_c_stops_training_and_returns_the_model(particles):

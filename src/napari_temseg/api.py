@@ -81,10 +81,14 @@ def _train_config(seconds: float | None, epochs: int | None, sparse: bool, cfg: 
     return TrainConfig(seconds=seconds, epochs=epochs, sparse=sparse, **cfg)
 
 
-def _model_config(model: str | ModelConfig | None, encoder: str | None) -> ModelConfig | None:
-    if model is None or isinstance(model, ModelConfig):
+def _model_config(model: str | ModelConfig | None, encoder: str | None, norm: str) -> ModelConfig | None:
+    if isinstance(model, ModelConfig):
         return model
-    return ModelConfig(arch=str(model), encoder=encoder)
+    if model is None and norm == "auto":
+        return None
+    from .core.models import DEFAULT_MODEL
+
+    return ModelConfig(arch=str(model or DEFAULT_MODEL.arch), encoder=encoder, norm=norm)
 
 
 @contextlib.contextmanager
@@ -126,14 +130,15 @@ def _drive(gen: Any, stop: StopToken, verbose: bool) -> Any:
 
 def train(
     image: Any, mask: Any, *, seconds: float | None = 120.0, epochs: int | None = None,
-    model: str | ModelConfig | None = None, encoder: str | None = None, context: int = 0,
-    channel_axis: int | None = None, sparse: bool | None = None, resume: Any = None,
+    model: str | ModelConfig | None = None, encoder: str | None = None, norm: str = "auto",
+    context: int = 0, channel_axis: int | None = None, sparse: bool | None = None, resume: Any = None,
     annotated: list[int] | None = None, verbose: bool = True, stop: StopToken | None = None,
     **cfg: Any,
 ):
     """Train a U-Net on painted masks (the Train dock); returns a TrainedModel.
 
     ``cfg``: any TrainConfig field (patch, batch, lr, augment, val_fraction, device, ...).
+    ``norm``: normalisation layers of the native models ("auto", "batch", "instance", "group").
     ``sparse`` defaults to what the Annotate dock recorded on the mask layer (else False).
     ``resume``: a TrainedModel to continue training ("Continue training").
     """
@@ -149,7 +154,7 @@ def train(
     img, _, _ = _image(image, channel_axis)
     stop = stop if stop is not None else StopToken()
     gen = fit(img, _mask(mask), train_cfg=_train_config(seconds, epochs, sparse, cfg),
-              model_cfg=_model_config(model, encoder), context=context,
+              model_cfg=_model_config(model, encoder, norm), context=context,
               channel_axis=None if _layers_in(image) else channel_axis, annotated=annotated,
               resume=resume, stop=stop)
     return _drive(gen, stop, verbose)

@@ -14,13 +14,13 @@ DEMO_ANNOTATED = (1, 4)  # slices the demo "paints" (ground truth); the others a
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    from .core.config import AUGMENT_PRESETS, LOSSES
+    from .core.config import AUGMENT_PRESETS, LOSSES, NORM_LAYERS
 
     g = p.add_argument_group("model and training")
     g.add_argument("--arch", default=None, help="small-unet (default), unet, resunet, or an smp arch like Unet")
     g.add_argument("--encoder", default=None, help="smp encoder, e.g. resnet18, efficientnet-b0")
     g.add_argument("--encoder-weights", default=None, help="'imagenet' (needs internet once) or none")
-    g.add_argument("--norm", default="auto", choices=("auto", "batch", "instance", "group"),
+    g.add_argument("--norm", default="auto", choices=("auto", *NORM_LAYERS),
                    help="normalisation layers of the native archs (auto: instance for small-unet, "
                    "batch for unet/resunet)")
     g.add_argument("--patch", type=int, default=256, help="patch size in pixels (multiple of 16)")

@@ -253,3 +253,30 @@ def test_norm_layer_choice_reaches_the_model_config(docks):
     assert train.norm.native.isHidden() and train.model_config().norm == "batch"
     train.arch.value = "small-unet"
     assert not train.norm.native.isHidden()
+
+
+def test_save_button_goes_through_the_file_dialog(docks, monkeypatch, tmp_path):
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_temseg.core.modelfile import load_model
+
+    _, _, train, _ = docks
+    train.model = tiny_model()
+    asked = []
+
+    def choose(parent, title, name, filt):
+        asked.append((name, filt))
+        return str(tmp_path / "my model"), filt
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(choose))
+    start = n_records()
+    train.save_btn.clicked()
+    saved = tmp_path / "my model.safetensors"
+    assert asked and asked[0][0].endswith(".safetensors") and "*.safetensors" in asked[0][1]
+    assert saved.is_file() and load_model(saved).model_cfg.base_width == 4
+    assert train.status.value == f"Saved {saved}"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: ("", "")))
+    train.status.value = "unchanged"
+    train.save_btn.clicked()  # the user cancelled: nothing written, nothing said
+    assert train.status.value == "unchanged" and [p.name for p in tmp_path.iterdir()] == [saved.name]
+    assert errors_since(start) == []

@@ -257,7 +257,10 @@ def spawn(name: str, cfg: dict) -> dict:
 
 
 def _model(args) -> str:
-    path = Path(args.workdir) / "bench-model.safetensors"
+    from napari_temseg.core.models import DEFAULT_MODEL
+
+    # one cached model per default network, so a changed default is retrained, not reused
+    path = Path(args.workdir) / f"bench-model-{DEFAULT_MODEL.arch}-{DEFAULT_MODEL.norm}.safetensors"
     if not path.exists():
         print(f"training the benchmark model for {args.train_seconds:.0f} s ...", flush=True)
         spawn("train", {"model": str(path), "train_seconds": args.train_seconds, "threads": args.threads})

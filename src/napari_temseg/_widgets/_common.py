@@ -20,6 +20,18 @@ def channel_axis_value(text: str) -> int | None:
     return None if text == "auto" else int(text)
 
 
+def selected_image(images: Any, channel_axis: Any, hint: str) -> tuple:
+    """(layers, channel axis or None, canonical volume) of a dock's image dropdown."""
+    from ..core.errors import InputError
+    from . import _layers as L
+
+    layers = list(images.value or [])
+    if not layers:
+        raise InputError(f"no image layer selected: {hint}")
+    ca = channel_axis_value(channel_axis.value)
+    return layers, ca, L.image_volume(layers, ca)
+
+
 def layer_choices(viewer: Any, kind: str) -> Callable:
     def choices(_widget: Any = None) -> list:
         return [(la.name, la) for la in layers_of(viewer, kind)

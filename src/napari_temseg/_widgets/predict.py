@@ -13,8 +13,8 @@ from ..core.errors import InputError, TemsegError
 from ..core.progress import StopToken
 from . import _layers as L
 from . import _session
-from ._common import (CHANNEL_AXIS_CHOICES, add_qwidget, channel_axis_value, follow_layers,
-                      guarded, layer_combo, progress_widget, show_fraction)
+from ._common import (CHANNEL_AXIS_CHOICES, add_qwidget, follow_layers, guarded, layer_combo,
+                      progress_widget, selected_image, show_fraction)
 from ._workers import start_worker
 
 if TYPE_CHECKING:
@@ -106,12 +106,8 @@ class PredictWidget(Container):
 
     # --- predict ------------------------------------------------------------------------------
     def _inputs(self, model: Any) -> tuple:
-        layers = list(self.images.value or [])
-        if not layers:
-            raise InputError("no image layer selected: pick the image to segment (or the same "
-                             "channel layers the model was trained on)")
-        ca = channel_axis_value(self.channel_axis.value)
-        vol = L.image_volume(layers, ca)
+        layers, ca, vol = selected_image(self.images, self.channel_axis, "pick the image to segment "
+                                         "(or the same channel layers the model was trained on)")
         if vol.shape[1] != model.channels:
             raise InputError(
                 f"the model expects {model.channels} channel(s) but the selection has {vol.shape[1]}: "

@@ -14,8 +14,8 @@ from ..core.errors import InputError
 from ..core.progress import StopToken
 from . import _layers as L
 from . import _session
-from ._common import (CHANNEL_AXIS_CHOICES, add_qwidget, channel_axis_value, follow_layers, guarded,
-                      layer_combo, progress_widget, show_fraction)
+from ._common import (CHANNEL_AXIS_CHOICES, add_qwidget, follow_layers, guarded, layer_combo,
+                      progress_widget, selected_image, show_fraction)
 from ._workers import start_worker
 
 if TYPE_CHECKING:
@@ -124,12 +124,8 @@ class TrainWidget(Container):
         self.base_width.visible = self.norm.visible = arch in NATIVE_ARCHS
 
     def _inputs(self) -> tuple:
-        layers = list(self.images.value or [])
-        if not layers:
-            raise InputError("no image layer selected: pick the image to train on (or several "
-                             "same-shape layers used as channels)")
-        ca = channel_axis_value(self.channel_axis.value)
-        vol = L.image_volume(layers, ca)
+        layers, ca, vol = selected_image(self.images, self.channel_axis, "pick the image to train on "
+                                         "(or several same-shape layers used as channels)")
         two_d = L.is_2d(layers, ca)
         if self.mask.value is None:
             raise InputError("no mask layer: click 'New mask' in the Annotate dock and paint on it")

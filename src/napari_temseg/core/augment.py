@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import AUGMENT_PRESETS, ConfigError
-from .augment_ops import _dihedral, _Draw, _intensity, _warp
+from .augment_ops import Draw, dihedral, intensity, warp
 from .errors import InputError
 
 
@@ -138,12 +138,12 @@ class Augmenter:
             self._gen = torch.Generator().manual_seed(self.seed)
         if self.ops == PRESETS["none"]:
             return x, y, w
-        r = _Draw(self._gen, self._device_gen(x.device), x.shape[0], x.device)
+        r = Draw(self._gen, self._device_gen(x.device), x.shape[0], x.device)
         with torch.no_grad():
             x0 = x
-            x, y, w = _dihedral(self.ops, r, x, y, w)
-            x, y, w = _warp(self.ops, r, x, y, w)
-            x = _intensity(self.ops, r, x, owned=x is not x0)
+            x, y, w = dihedral(self.ops, r, x, y, w)
+            x, y, w = warp(self.ops, r, x, y, w)
+            x = intensity(self.ops, r, x, owned=x is not x0)
         return x, y, w
 
     def _device_gen(self, device):

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .augment import AugmentOps
 
 
-class _Draw:
+class Draw:
     """Per-sample random numbers, drawn on CPU (reproducible) and moved to the device."""
 
     def __init__(self, gen, dev_gen, n: int, device):
@@ -55,7 +55,7 @@ def _dihedral_maps(h: int, device):
     return _CACHE[key]
 
 
-def _dihedral(ops: AugmentOps, r: _Draw, x, y, w):
+def dihedral(ops: AugmentOps, r: Draw, x, y, w):
     """Per-sample flips and 90 degree rotations: exact, one gather per tensor."""
     import torch
 
@@ -82,7 +82,7 @@ def _dihedral(ops: AugmentOps, r: _Draw, x, y, w):
     return gather(x), gather(y), gather(w)
 
 
-def _affine_params(ops: AugmentOps, r: _Draw):
+def _affine_params(ops: AugmentOps, r: Draw):
     """Per-sample rotation angle (rad), zoom factor, shift (fraction) and active flags."""
     import torch
 
@@ -111,7 +111,7 @@ def _cubic_matrix(n_in: int, n_out: int, device):
     return _CACHE[key]
 
 
-def _grid(ops: AugmentOps, r: _Draw, h: int, w: int, dtype):
+def _grid(ops: AugmentOps, r: Draw, h: int, w: int, dtype):
     """Sampling grid (k, H, W, 2) of the fused affine + elastic warp of the k warped samples.
 
     Output pixel centre (u, v) in normalised [-1, 1] coordinates (align_corners=False)
@@ -143,7 +143,7 @@ def _grid(ops: AugmentOps, r: _Draw, h: int, w: int, dtype):
     return torch.stack([gx, gy], dim=-1).to(dtype), idx
 
 
-def _warp(ops: AugmentOps, r: _Draw, x, y, w):
+def warp(ops: AugmentOps, r: Draw, x, y, w):
     """One grid_sample for the image (bilinear) and one for y/w (nearest) on warped samples."""
     import torch
     import torch.nn.functional as F
@@ -180,7 +180,7 @@ def _subset(x, on, fn) -> None:
         x[idx] = fn(x[idx], idx)
 
 
-def _intensity(ops: AugmentOps, r: _Draw, x, owned: bool):
+def intensity(ops: AugmentOps, r: Draw, x, owned: bool):
     """Image-only ops, each on the samples that drew it (in place on a private copy)."""
     import torch
 
@@ -225,7 +225,7 @@ def _gamma(x, g):
     return lo + span * u.pow(_bcast(g, x))
 
 
-def _curtain(r: _Draw, x, amp, knots):
+def _curtain(r: Draw, x, amp, knots):
     """FIB-SEM curtaining: per-column offsets (3 px wide), smoothly modulated along y."""
     import torch.nn.functional as F
 
@@ -252,3 +252,6 @@ def _blur(x, sigma, max_sigma: float):
     xs = F.conv2d(xs, k[:, None, None, rad - pad_w: rad + pad_w + 1], groups=n * c)
     xs = F.conv2d(xs, k[:, None, rad - pad_h: rad + pad_h + 1, None], groups=n * c)
     return xs.view(n, c, h, w)
+
+
+__all__ = ["Draw", "dihedral", "warp", "intensity"]

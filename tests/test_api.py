@@ -118,8 +118,10 @@ def test_ctrl_c_stops_training_and_returns_the_model(particles):
         import torch
 
         torch.set_num_threads(threads)
-    assert model is not None and model.net is not None
+    assert model.train_cfg.seconds == 600 and model.model_cfg.base_width == 4
     assert model.history and model.history[-1]["elapsed"] < 300
+    prob, labels = api.predict(model, img, tile=128, device="cpu", verbose=False)  # a usable network
+    assert prob.shape == labels.shape == img.shape and np.isfinite(prob).all()
 
 
 @pytest.mark.gui

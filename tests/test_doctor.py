@@ -24,7 +24,10 @@ def test_cli_doctor_prints_the_report(capsys):
     from napari_temseg.cli import main
 
     assert main(["doctor"]) == 0
-    assert "torch" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    import torch
+
+    assert f"torch {torch.__version__}" in out and "CUDA available" in out
 
 
 def test_cpu_torch_on_nvidia_machine_gets_install_command(monkeypatch):

@@ -28,7 +28,9 @@ def resolve(python_name: str):
 def test_manifest_file_is_valid():
     pm = manifest()
     assert pm.name == "napari-temseg"
-    assert pm.display_name and pm.contributions.commands
+    assert pm.display_name == "TEM Segmentation with U-Net"
+    ids = [c.id for c in pm.contributions.commands]
+    assert len(ids) >= 6 and all(i.startswith("napari-temseg.") for i in ids)  # 4 docks + 2 samples
 
 
 def test_installed_distribution_registers_the_manifest():

@@ -100,8 +100,16 @@ def test_list_archs_and_default():
     assert archs[:3] == ["unet", "small-unet", "resunet"]
     assert "FPN" in archs and "UnetPlusPlus" in archs  # smp spelling: build_model accepts any case
     assert models.DEFAULT_MODEL.arch == models.DEFAULT_ARCH
-    assert models.DEFAULT_MODEL.encoder == (models.DEFAULT_ENCODER or models.DEFAULT_MODEL.encoder)
-    assert models.build_model() is not None
+    assert models.DEFAULT_ARCH == "small-unet"
+    assert models.DEFAULT_ENCODER is None and models.DEFAULT_MODEL.encoder is None  # native: no encoder
+    # build_model() with no config builds exactly DEFAULT_MODEL: same layers, same parameter count
+    default, explicit = models.build_model(), models.build_model(models.DEFAULT_MODEL)
+    assert type(default) is type(explicit)
+    assert models.count_parameters(default) == models.count_parameters(explicit)
+    assert models.count_parameters(default) != models.count_parameters(
+        models.build_model(ModelConfig("unet", base_width=8)))
+    with torch.no_grad():
+        assert default.eval()(torch.randn(1, 1, 32, 48)).shape == (1, 1, 32, 48)
 
 
 def test_state_dict_roundtrip_and_pickle():

@@ -31,7 +31,7 @@ def test_tile_starts_cover_axis_with_enough_overlap(size, tile, overlap):
 def test_tile_starts_errors():
     with pytest.raises(InputError, match="overlap"):
         tiling.tile_starts(100, 32, 1.0)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="axis length and tile must be >= 1, got 0 and 32"):
         tiling.tile_starts(0, 32, 0.25)
 
 
@@ -96,5 +96,5 @@ def test_pad_to_multiple_reflects_and_keeps_original():
     assert p2.shape == (2, 32, 16)
     one = np.ones((1, 1, 5), np.float32)
     assert tiling.pad_to_multiple(one, 16)[0].shape == (1, 16, 16)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"cannot pad \(5, 7\) to a smaller \(4, 7\)"):
         tiling.pad_to(a, (4, 7))

@@ -40,7 +40,7 @@ def test_dock_opens_from_the_manifest(make_napari_viewer, name):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-temseg", "particles")
     dock, widget = viewer.window.add_plugin_dock_widget("napari-temseg", name)
-    assert dock is not None and widget is not None
+    assert type(widget).__name__ == f"{name}Widget"  # this dock's widget, not another dock's
     native = getattr(widget, "native", widget)
     assert not native.isHidden() and not dock.isHidden()
     assert any(name in key for key in viewer.window.dock_widgets)

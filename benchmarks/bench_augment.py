@@ -53,10 +53,23 @@ def _data(n: int, size: int, seed: int = 0):
 def ours(**kw):
     from napari_temseg.core.augment import Augmenter
 
-    full = dict(p_flip=0.5, p_rot90=0.5, p_rotate=1.0, rotate_deg=ROT, p_zoom=1.0, zoom=SCALE,
-                p_elastic=1.0, elastic_grid=6, elastic_magnitude=4.0, p_brightness=1.0,
-                brightness=0.1, p_contrast=1.0, contrast=(0.8, 1.25), p_noise=1.0,
-                noise_std=0.03)
+    full = dict(
+        p_flip=0.5,
+        p_rot90=0.5,
+        p_rotate=1.0,
+        rotate_deg=ROT,
+        p_zoom=1.0,
+        zoom=SCALE,
+        p_elastic=1.0,
+        elastic_grid=6,
+        elastic_magnitude=4.0,
+        p_brightness=1.0,
+        brightness=0.1,
+        p_contrast=1.0,
+        contrast=(0.8, 1.25),
+        p_noise=1.0,
+        noise_std=0.03,
+    )
     full.update(kw)
     return Augmenter("none", seed=0, **full)
 
@@ -65,15 +78,30 @@ def _album_pipeline():
     import albumentations as A
     import cv2
 
-    return A.Compose([
-        A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5),
-        A.Affine(rotate=(-ROT, ROT), scale=SCALE, p=1.0, border_mode=cv2.BORDER_REFLECT_101,
-                 interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST),
-        A.ElasticTransform(alpha=30.0, sigma=6.0, p=1.0, interpolation=cv2.INTER_LINEAR,
-                           mask_interpolation=cv2.INTER_NEAREST),
-        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.2, p=1.0),
-        A.GaussNoise(std_range=(0.0, 0.03), p=1.0),
-    ])
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.RandomRotate90(p=0.5),
+            A.Affine(
+                rotate=(-ROT, ROT),
+                scale=SCALE,
+                p=1.0,
+                border_mode=cv2.BORDER_REFLECT_101,
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+            ),
+            A.ElasticTransform(
+                alpha=30.0,
+                sigma=6.0,
+                p=1.0,
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.2, p=1.0),
+            A.GaussNoise(std_range=(0.0, 0.03), p=1.0),
+        ]
+    )
 
 
 class AlbumDataset:
@@ -111,8 +139,11 @@ def album_loader(x, y, w, batch: int, workers: int):
     import torch
 
     return torch.utils.data.DataLoader(
-        AlbumDataset(x, y, w), batch_size=batch, num_workers=workers,
-        persistent_workers=workers > 0, worker_init_fn=_worker_init if workers else None,
+        AlbumDataset(x, y, w),
+        batch_size=batch,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        worker_init_fn=_worker_init if workers else None,
     )
 
 
@@ -175,10 +206,12 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     x, y, w = _data(args.batch, args.size)
     cpu = tuple(torch.from_numpy(a) for a in (x, y, w))
-    print(f"# {platform.machine()}, torch {torch.__version__}, albumentations "
-          f"{albumentations.__version__}, kornia {kornia.__version__}, {args.threads} threads, "
-          f"{os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}; batch {args.batch} x 3 x "
-          f"{args.size}^2, median of {args.rounds} rounds x {args.batches} batches")
+    print(
+        f"# {platform.machine()}, torch {torch.__version__}, albumentations "
+        f"{albumentations.__version__}, kornia {kornia.__version__}, {args.threads} threads, "
+        f"{os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}; batch {args.batch} x 3 x "
+        f"{args.size}^2, median of {args.rounds} rounds x {args.batches} batches"
+    )
     pool = album_loader(x, y, w, args.batch, args.workers)
     single = album_loader(x, y, w, args.batch, 0)
     nb, b = args.batches, args.batch
@@ -195,7 +228,9 @@ def main(argv=None) -> None:
     aff = dict(geo, p_elastic=0.0)
     geometric = {
         "ours: rotate+scale+elastic (1 grid_sample)": lambda: rate_ours(ours(**geo), cpu, nb),
-        "kornia: RandomAffine+RandomElastic": lambda: rate_ours(kornia_geometry(args.size), cpu, nb),
+        "kornia: RandomAffine+RandomElastic": lambda: rate_ours(
+            kornia_geometry(args.size), cpu, nb
+        ),
         "ours: rotate+scale": lambda: rate_ours(ours(**aff), cpu, nb),
         "kornia: RandomAffine": lambda: rate_ours(kornia_geometry(args.size, True), cpu, nb),
     }

@@ -112,8 +112,14 @@ def throughput(name: str, in_ch: int, batch: int, size: int, reps: int) -> dict:
     with torch.no_grad():
         t_fwd, w_fwd = _timed(lambda: net(x), reps)
     mpix = batch * size * size / 1e6
-    return dict(params=params, gmac=gmac, steps_s=1 / t_train, mpix_s=mpix / t_fwd,
-                wall_steps_s=1 / w_train, wall_mpix_s=mpix / w_fwd)
+    return dict(
+        params=params,
+        gmac=gmac,
+        steps_s=1 / t_train,
+        mpix_s=mpix / t_fwd,
+        wall_steps_s=1 / w_train,
+        wall_mpix_s=mpix / w_fwd,
+    )
 
 
 class Contestant:
@@ -140,9 +146,12 @@ class Contestant:
         xs, ys = [], []
         for _ in range(self.batch):
             z = self.rng.choice(train_z)
-            r, c = self.rng.integers(0, h - self.patch + 1), self.rng.integers(0, w - self.patch + 1)
-            xs.append(img[z, :, r:r + self.patch, c:c + self.patch])
-            ys.append(mask[z, None, r:r + self.patch, c:c + self.patch])
+            r, c = (
+                self.rng.integers(0, h - self.patch + 1),
+                self.rng.integers(0, w - self.patch + 1),
+            )
+            xs.append(img[z, :, r : r + self.patch, c : c + self.patch])
+            ys.append(mask[z, None, r : r + self.patch, c : c + self.patch])
         x = torch.from_numpy(np.stack(xs))
         y = torch.from_numpy(np.stack(ys).astype(np.float32))
         return self.aug(x, y, torch.ones_like(y))
@@ -167,7 +176,7 @@ class Contestant:
         total = Counts()
         with torch.no_grad():
             for z in val_z:
-                logits = self.net(torch.from_numpy(self.data[0][z:z + 1]))
+                logits = self.net(torch.from_numpy(self.data[0][z : z + 1]))
                 total = total + counts(logits[0, 0].numpy() > 0, self.data[1][z])
         return total.dice
 
@@ -188,8 +197,12 @@ def dice_race(names, seconds: float, slice_s: float, batch: int, patch: int, siz
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(CANDIDATES))
-    ap.add_argument("--seconds", type=float, default=60.0,
-                    help="idle-equivalent training budget per model in the Dice race")
+    ap.add_argument(
+        "--seconds",
+        type=float,
+        default=60.0,
+        help="idle-equivalent training budget per model in the Dice race",
+    )
     ap.add_argument("--slice", type=float, default=5.0, help="round-robin time slice (s)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--patch", type=int, default=256, help="patch for the throughput columns")
@@ -202,23 +215,33 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}; "
-          "times are idle-equivalent (CPU time / threads)")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} threads, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}; "
+        "times are idle-equivalent (CPU time / threads)"
+    )
     rows = {n: throughput(n, 2, args.batch, args.patch, args.reps) for n in names}
     race = dice_race(names, args.seconds, args.slice, args.batch, args.race_patch, args.image)
     sec, rp = f"{args.seconds:.0f} s", f"{args.race_patch}²"
-    print(f"\n| model | params (M) | GMAC / {args.patch}² image | train steps/s (b{args.batch}, "
-          f"{args.patch}², CPU) | forward Mpix/s (CPU) | steps in {sec} ({rp}) "
-          f"| held-out Dice after {sec} |")
+    print(
+        f"\n| model | params (M) | GMAC / {args.patch}² image | train steps/s (b{args.batch}, "
+        f"{args.patch}², CPU) | forward Mpix/s (CPU) | steps in {sec} ({rp}) "
+        f"| held-out Dice after {sec} |"
+    )
     print("|---|---|---|---|---|---|---|")
     for n in names:
         r, d = rows[n], race[n]
-        print(f"| {n} | {r['params'] / 1e6:.2f} | {r['gmac']:.2f} | {r['steps_s']:.3f} | "
-              f"{r['mpix_s']:.2f} | {d['steps']} | {d['dice']:.3f} |")
-    print("\nwall clock (shared machine):", ", ".join(
-        f"{n} {rows[n]['wall_steps_s']:.3f} steps/s {rows[n]['wall_mpix_s']:.2f} Mpix/s"
-        for n in names))
+        print(
+            f"| {n} | {r['params'] / 1e6:.2f} | {r['gmac']:.2f} | {r['steps_s']:.3f} | "
+            f"{r['mpix_s']:.2f} | {d['steps']} | {d['dice']:.3f} |"
+        )
+    print(
+        "\nwall clock (shared machine):",
+        ", ".join(
+            f"{n} {rows[n]['wall_steps_s']:.3f} steps/s {rows[n]['wall_mpix_s']:.2f} Mpix/s"
+            for n in names
+        ),
+    )
     best = max(names, key=lambda n: race[n]["dice"])
     print(f"best Dice within the budget: {best}; load avg at end {os.getloadavg()[0]:.1f}")
 

@@ -92,8 +92,11 @@ def _same_settings(net, cfg: dict):
     if not cfg.get("same"):
         return net, (lambda x: x.to(dev)), contextlib.nullcontext
     net = net.to(memory_format=torch.channels_last)
-    return (net, lambda x: x.to(dev).contiguous(memory_format=torch.channels_last),
-            lambda: _autocast(dev, "auto"))
+    return (
+        net,
+        lambda x: x.to(dev).contiguous(memory_format=torch.channels_last),
+        lambda: _autocast(dev, "auto"),
+    )
 
 
 def _sync(cfg: dict) -> None:
@@ -128,17 +131,24 @@ def w_forward(cfg: dict) -> dict:
 
 
 def w_ours(cfg: dict) -> dict:
+    from napari_temseg.core.config import PredictConfig
     from napari_temseg.core.predict import predict_slice, predict_stack
     from napari_temseg.core.progress import run
 
     model = _load(cfg)
     stack = np.load(cfg["data"], mmap_mode="r")
-    kw = dict(tile=cfg["tile"], overlap=cfg["overlap"], batch=cfg["batch"], device=cfg.get("device", "cpu"))
-    predict_slice(model, stack[:1], 0, **kw)  # warm-up
+    pc = PredictConfig(
+        tile=cfg["tile"],
+        overlap=cfg["overlap"],
+        batch=cfg["batch"],
+        device=cfg.get("device", "cpu"),
+        blend="gaussian",
+    )
+    predict_slice(model, stack[:1], 0, pc)  # warm-up
     prob = np.zeros((stack.shape[0],) + stack.shape[2:], np.float32)
     base = _rss_mb()
     t0 = time.perf_counter()
-    res = run(predict_stack(model, stack, prob_out=prob, blend="gaussian", **kw))
+    res = run(predict_stack(model, stack, pc, prob_out=prob))
     sec = time.perf_counter() - t0
     np.save(cfg["out"], prob)
     return {"seconds": sec, "tiles": res.tiles, "base_mb": base}
@@ -164,8 +174,14 @@ def w_monai(cfg: dict) -> dict:
         x = torch.from_numpy(network_input(vol, z, spec))[None]
         with torch.inference_mode():
             p = sliding_window_inference(
-                x, roi_size=(t, t), sw_batch_size=cfg["batch"], predictor=predictor,
-                overlap=cfg["overlap"], mode="gaussian", sigma_scale=0.125, padding_mode="reflect",
+                x,
+                roi_size=(t, t),
+                sw_batch_size=cfg["batch"],
+                predictor=predictor,
+                overlap=cfg["overlap"],
+                mode="gaussian",
+                sigma_scale=0.125,
+                padding_mode="reflect",
             )
         return p[0, 0].float().cpu().numpy()
 
@@ -194,6 +210,7 @@ def _pointwise_model(channels: int):
 
 def w_memory(cfg: dict) -> dict:
     from napari_temseg.core import io
+    from napari_temseg.core.config import PredictConfig
     from napari_temseg.core.predict import predict_stack
     from napari_temseg.core.progress import run
 
@@ -204,11 +221,20 @@ def w_memory(cfg: dict) -> dict:
     labels = io.create_output(cfg["out"] + "/labels.zarr", (Z, Y, X), np.uint8, overwrite=True)
     base = _rss_mb()
     t0 = time.perf_counter()
-    res = run(predict_stack(model, stack, prob_out=prob, labels_out=labels, tile=cfg["tile"],
-                            overlap=cfg["overlap"], batch=cfg["batch"], device=cfg.get("device", "cpu"),
-                            prob_dtype="uint8"))
-    return {"seconds": time.perf_counter() - t0, "base_mb": base, "tiles": res.tiles,
-            "mpix_per_s": res.mpix_per_s}
+    pc = PredictConfig(
+        tile=cfg["tile"],
+        overlap=cfg["overlap"],
+        batch=cfg["batch"],
+        device=cfg.get("device", "cpu"),
+        prob_dtype="uint8",
+    )
+    res = run(predict_stack(model, stack, pc, prob_out=prob, labels_out=labels))
+    return {
+        "seconds": time.perf_counter() - t0,
+        "base_mb": base,
+        "tiles": res.tiles,
+        "mpix_per_s": res.mpix_per_s,
+    }
 
 
 def w_train(cfg: dict) -> dict:
@@ -217,8 +243,12 @@ def w_train(cfg: dict) -> dict:
     from napari_temseg.core.synthetic import make_fibsem
     from napari_temseg.core.train import fit
 
-    img, mask = make_fibsem((6, 2, 256, 256), seed=1, dtype="uint8")  # same dtype as the test stacks
-    tcfg = TrainConfig(seconds=cfg["train_seconds"], patch=128, batch=4, device="cpu", val_fraction=0.0)
+    img, mask = make_fibsem(
+        (6, 2, 256, 256), seed=1, dtype="uint8"
+    )  # same dtype as the test stacks
+    tcfg = TrainConfig(
+        seconds=cfg["train_seconds"], patch=128, batch=4, device="cpu", val_fraction=0.0
+    )
     model = run(fit(img, mask, train_cfg=tcfg))
     model.save(cfg["model"], overwrite=True)
     return {"steps": len(model.history)}
@@ -232,7 +262,13 @@ LABELS = {
     "monai": "(c) MONAI sliding window fp32",
     "monai-same": "(c') MONAI sliding window 'same'",
 }
-WORKERS = {"forward": w_forward, "ours": w_ours, "monai": w_monai, "memory": w_memory, "train": w_train}
+WORKERS = {
+    "forward": w_forward,
+    "ours": w_ours,
+    "monai": w_monai,
+    "memory": w_memory,
+    "train": w_train,
+}
 
 
 def _worker(name: str, cfg_json: str) -> None:
@@ -248,8 +284,11 @@ def _worker(name: str, cfg_json: str) -> None:
 
 # --------------------------------------------------------------------------- parent side
 def spawn(name: str, cfg: dict) -> dict:
-    proc = subprocess.run([sys.executable, str(HERE), "_worker", name, json.dumps(cfg)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "_worker", name, json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -260,18 +299,28 @@ def _model(args) -> str:
     from napari_temseg.core.models import DEFAULT_MODEL
 
     # one cached model per default network, so a changed default is retrained, not reused
-    path = Path(args.workdir) / f"bench-model-{DEFAULT_MODEL.arch}-{DEFAULT_MODEL.norm}.safetensors"
+    path = (
+        Path(args.workdir)
+        / f"bench-model-{DEFAULT_MODEL.arch}-{DEFAULT_MODEL.norm_layer}.safetensors"
+    )
     if not path.exists():
         print(f"training the benchmark model for {args.train_seconds:.0f} s ...", flush=True)
-        spawn("train", {"model": str(path), "train_seconds": args.train_seconds, "threads": args.threads})
+        spawn(
+            "train",
+            {"model": str(path), "train_seconds": args.train_seconds, "threads": args.threads},
+        )
     return str(path)
 
 
 def _header(args) -> None:
     import torch
 
-    print(f"# {platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} CPU | "
-          f"torch {torch.__version__} | CUDA {torch.cuda.is_available()} | load {os.getloadavg()[0]:.1f}")
+    print(
+        f"# {platform.node()} | {platform.processor() or platform.machine()} | "
+        f"{os.cpu_count()} CPU | "
+        f"torch {torch.__version__} | CUDA {torch.cuda.is_available()} | "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
 
 def cmd_compare(args) -> None:
@@ -282,8 +331,15 @@ def cmd_compare(args) -> None:
     if not data.exists():
         img, _ = make_fibsem((args.slices, 2, args.size, args.size), seed=3, dtype="uint8")
         np.save(data, img)
-    cfg = dict(model=_model(args), data=str(data), tile=args.tile, overlap=args.overlap, batch=args.batch,
-               threads=args.threads, device=args.device)
+    cfg = dict(
+        model=_model(args),
+        data=str(data),
+        tile=args.tile,
+        overlap=args.overlap,
+        batch=args.batch,
+        threads=args.threads,
+        device=args.device,
+    )
     Z, Y, X = args.slices, args.size, args.size
     best: dict[str, dict] = {}
     for r in range(args.repeat):
@@ -291,8 +347,11 @@ def cmd_compare(args) -> None:
             worker, same = name.split("-")[0], name.endswith("-same")
             res = spawn(worker, {**cfg, "same": same, "out": str(work / f"prob-{name}.npy")})
             res["mpix_s"] = Z * Y * X / res["seconds"] / 1e6
-            print(f"  run {r + 1} {name:8s} {res['seconds']:7.2f} s  {res['mpix_s']:6.3f} Mpix/s  "
-                  f"peak RSS {res['peak_mb']:6.0f} MB", flush=True)
+            print(
+                f"  run {r + 1} {name:8s} {res['seconds']:7.2f} s  {res['mpix_s']:6.3f} Mpix/s  "
+                f"peak RSS {res['peak_mb']:6.0f} MB",
+                flush=True,
+            )
             if name not in best or res["mpix_s"] > best[name]["mpix_s"]:
                 best[name] = res
     _report_compare(args, best, work)
@@ -306,18 +365,32 @@ def _report_compare(args, best: dict, work: Path) -> None:
     from napari_temseg.core.device import cpu_has_bf16
 
     o = best["ours"]
-    print(f"\nstack {args.slices} x {args.size} x {args.size} x 2 (uint8 memmap), device {args.device}, tile {args.tile}, "
-          f"overlap {args.overlap}, batch {args.batch}, {best['forward']['tiles']} tiles, best of {args.repeat}; "
-          f"'same' = channels_last + {'bf16 autocast' if cpu_has_bf16() else 'fp32'} as ours uses here")
+    print(
+        f"\nstack {args.slices} x {args.size} x {args.size} x 2 (uint8 memmap), "
+        f"device {args.device}, tile {args.tile}, "
+        f"overlap {args.overlap}, batch {args.batch}, {best['forward']['tiles']} tiles, "
+        f"best of {args.repeat}; "
+        f"'same' = channels_last + {'bf16 autocast' if cpu_has_bf16() else 'fp32'} "
+        "as ours uses here"
+    )
     print(f"{'method':40s} {'Mpix/s':>8s} {'peak RSS MB':>12s} {'RSS before run':>15s}")
     for name, r in best.items():
         print(f"{LABELS[name]:40s} {r['mpix_s']:8.3f} {r['peak_mb']:12.0f} {r['base_mb']:15.0f}")
     for ref in ("forward-same", "forward", "monai", "monai-same"):
-        goal = "   (goal >= 0.9)" if ref == "forward-same" else "   (goal >= 1.5)" if ref == "monai" else ""
+        goal = (
+            "   (goal >= 0.9)"
+            if ref == "forward-same"
+            else "   (goal >= 1.5)"
+            if ref == "monai"
+            else ""
+        )
         print(f"ours / {ref:13s} = {o['mpix_s'] / best[ref]['mpix_s']:.3f}{goal}")
     d = np.abs(a - b)
-    print(f"agreement ours vs MONAI fp32: max |dp| {d.max():.4f}, 99.9th pct {np.percentile(d, 99.9):.4f}, "
-          f"mean {d.mean():.5f}, label Dice {dice:.4f} (foreground fraction {la.mean():.3f})")
+    print(
+        f"agreement ours vs MONAI fp32: max |dp| {d.max():.4f}, "
+        f"99.9th pct {np.percentile(d, 99.9):.4f}, "
+        f"mean {d.mean():.5f}, label Dice {dice:.4f} (foreground fraction {la.mean():.3f})"
+    )
 
 
 def _make_zarr(path: Path, Z: int, size: int) -> None:
@@ -332,7 +405,9 @@ def _make_zarr(path: Path, Z: int, size: int) -> None:
     img, _ = make_fibsem((2, 2, tile, tile), seed=5, dtype="uint8")
     reps = -(-size // tile)
     slab = np.tile(img.transpose(0, 2, 3, 1), (1, reps, reps, 1))[:, :size, :size]
-    z = zarr.open(str(path), mode="w", shape=(Z, size, size, 2), dtype=np.uint8, chunks=(1, 1024, 1024, 2))
+    z = zarr.open(
+        str(path), mode="w", shape=(Z, size, size, 2), dtype=np.uint8, chunks=(1, 1024, 1024, 2)
+    )
     for i in range(Z):
         z[i] = slab[i % 2]
 
@@ -344,21 +419,42 @@ def cmd_memory(args) -> None:
     for Z in args.z:
         data = work / f"mem-{Z}x{args.size}.zarr"
         _make_zarr(data, Z, args.size)
-        res = spawn("memory", dict(model=model, data=str(data), out=str(work / "mem-out"), net=args.net,
-                                   tile=args.tile, overlap=args.overlap, batch=args.batch,
-                                   threads=args.threads, device=args.device))
+        res = spawn(
+            "memory",
+            dict(
+                model=model,
+                data=str(data),
+                out=str(work / "mem-out"),
+                net=args.net,
+                tile=args.tile,
+                overlap=args.overlap,
+                batch=args.batch,
+                threads=args.threads,
+                device=args.device,
+            ),
+        )
         stack_mb = Z * args.size * args.size * 2 / 2**20
         rows.append((Z, stack_mb, res))
-        print(f"  Z={Z:4d} stack {stack_mb:7.0f} MB  {res['seconds']:7.1f} s  {res['mpix_per_s']:.2f} Mpix/s  "
-              f"peak RSS {res['peak_mb']:6.0f} MB (before run {res['base_mb']:.0f} MB)", flush=True)
-    print(f"\nmemory: {args.net} net, {args.size} x {args.size} x 2 uint8 zarr -> 2 uint8 zarr, tile {args.tile}, "
-          f"batch {args.batch}, device {args.device}")
+        print(
+            f"  Z={Z:4d} stack {stack_mb:7.0f} MB  {res['seconds']:7.1f} s  "
+            f"{res['mpix_per_s']:.2f} Mpix/s  "
+            f"peak RSS {res['peak_mb']:6.0f} MB (before run {res['base_mb']:.0f} MB)",
+            flush=True,
+        )
+    print(
+        f"\nmemory: {args.net} net, {args.size} x {args.size} x 2 uint8 zarr -> 2 uint8 zarr, "
+        f"tile {args.tile}, "
+        f"batch {args.batch}, device {args.device}"
+    )
     print(f"{'Z':>5s} {'stack MB':>9s} {'peak RSS MB':>12s} {'growth over run MB':>19s}")
     for Z, mb, r in rows:
         print(f"{Z:5d} {mb:9.0f} {r['peak_mb']:12.0f} {r['peak_mb'] - r['base_mb']:19.0f}")
     if len(rows) > 1:
-        print(f"peak RSS ratio Z={rows[-1][0]} / Z={rows[0][0]}: {rows[-1][2]['peak_mb'] / rows[0][2]['peak_mb']:.3f} "
-              f"(stack ratio {rows[-1][1] / rows[0][1]:.1f})")
+        print(
+            f"peak RSS ratio Z={rows[-1][0]} / Z={rows[0][0]}: "
+            f"{rows[-1][2]['peak_mb'] / rows[0][2]['peak_mb']:.3f} "
+            f"(stack ratio {rows[-1][1] / rows[0][1]:.1f})"
+        )
 
 
 def cmd_cuda_full(args) -> None:
@@ -377,13 +473,33 @@ def cmd_cuda_full(args) -> None:
 
         img, _ = make_fibsem((2, 2, 1024, 1024), seed=5, dtype="uint8")
         slab = np.tile(img.transpose(0, 2, 3, 1), (1, 4, 4, 1))[:, :3868, :4062]
-        z = zarr.open(str(data), mode="w", shape=(156, 3868, 4062, 2), dtype=np.uint8, chunks=(1, 1024, 1024, 2))
+        z = zarr.open(
+            str(data),
+            mode="w",
+            shape=(156, 3868, 4062, 2),
+            dtype=np.uint8,
+            chunks=(1, 1024, 1024, 2),
+        )
         for i in range(156):
             z[i] = slab[i % 2]
-    res = spawn("memory", dict(model=_model(args), data=str(data), out=str(work / "full-out"), net="model",
-                               tile=args.tile, overlap=args.overlap, batch=args.batch, device="cuda"))
-    print(f"full 156 x 3868 x 4062 x 2 on CUDA: {res['seconds']:.1f} s, {res['mpix_per_s']:.1f} Mpix/s, "
-          f"peak RSS {res['peak_mb']:.0f} MB")
+    res = spawn(
+        "memory",
+        dict(
+            model=_model(args),
+            data=str(data),
+            out=str(work / "full-out"),
+            net="model",
+            tile=args.tile,
+            overlap=args.overlap,
+            batch=args.batch,
+            device="cuda",
+        ),
+    )
+    print(
+        f"full 156 x 3868 x 4062 x 2 on CUDA: {res['seconds']:.1f} s, "
+        f"{res['mpix_per_s']:.1f} Mpix/s, "
+        f"peak RSS {res['peak_mb']:.0f} MB"
+    )
 
 
 def main() -> None:
@@ -403,7 +519,9 @@ def main() -> None:
     p.add_argument("--net", choices=("model", "pointwise"), default="model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--train-seconds", type=float, default=120.0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads in the workers (0: default)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads in the workers (0: default)"
+    )
     args = p.parse_args()
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     _header(args)

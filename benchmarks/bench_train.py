@@ -34,7 +34,7 @@ Tuning: extra fit() contestants race in the same run, e.g.::
         --variant "flips:augment=flips" --variant "k0:context=0"
 
 A variant is ``name:key=value,key=value`` with keys of TrainConfig (lr, patch, augment,
-batch, ...) plus ``arch``, ``encoder``, ``base_width``, ``norm`` and ``context``.
+batch, ...) plus ``arch``, ``encoder``, ``base_width``, ``norm_layer`` and ``context``.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def predict_full(net, x: np.ndarray, multiple: int) -> np.ndarray:
 def _dice_report(preds: list[np.ndarray], truths: list[np.ndarray]) -> dict:
     from napari_temseg.core.metrics import Counts, counts
 
-    per = [counts(p, t) for p, t in zip(preds, truths)]
+    per = [counts(p, t) for p, t in zip(preds, truths, strict=False)]
     total = sum(per, Counts())
     return {
         "dice": total.dice,
@@ -144,21 +144,21 @@ class Ours:
         from napari_temseg.core.models import DEFAULT_MODEL
         from napari_temseg.core.train import fit
 
-        model_keys = {"arch", "encoder", "base_width", "norm"}
+        model_keys = {"arch", "encoder", "base_width", "norm_layer"}
         mk = {k: v for k, v in overrides.items() if k in model_keys}
-        tk = {k: v for k, v in overrides.items() if k not in model_keys | {"context"}}
+        tk = {k: v for k, v in overrides.items() if k not in model_keys}
         self.context = int(overrides.get("context", context))
-        self.train_cfg = TrainConfig(**{"seconds": seconds, "device": "cpu", **tk})
+        self.train_cfg = TrainConfig(
+            **{"seconds": seconds, "device": "cpu", "context": self.context, **tk}
+        )
         base = {f.name: getattr(DEFAULT_MODEL, f.name) for f in dataclasses.fields(ModelConfig)}
         if "arch" in mk:  # the new arch's own defaults
-            base["norm"] = "auto"
+            base["norm_layer"] = "auto"
             if mk["arch"] not in ("unet", "small-unet", "resunet"):
                 base["encoder"] = None
         self.model_cfg = ModelConfig(**{**base, **mk})
         self.name, self.clock = name, _VClock()
-        self.gen = fit(
-            images, masks, train_cfg=self.train_cfg, model_cfg=self.model_cfg, context=self.context
-        )
+        self.gen = fit(images, masks, train_cfg=self.train_cfg, model_cfg=self.model_cfg)
         self.steps, self.elapsed, self.setup_s, self.model, self.last = 0, 0.0, None, None, None
 
     @property
@@ -203,7 +203,9 @@ class Ours:
 
 
 class Reference:
-    """The plain loop: smp.Unet(resnet18, random init), x/255, random crops + flips, BCE+Dice, Adam."""
+    """The plain loop: smp.Unet(resnet18, random init), x/255, random crops + flips,
+    BCE+Dice, Adam.
+    """
 
     name = "plain smp loop"
 
@@ -337,8 +339,9 @@ def _report(contestants: list, results: dict, baseline: float, what: str) -> Non
     for c in contestants:
         r = results[c.name]
         print(
-            f"{c.name:<16} {c.steps:>6} {c.elapsed:>8.0f} {c.setup_s or 0:>8.1f} {r['dice']:>7.3f} "
-            f"{r['iou']:>7.3f} {r['mean_image_dice']:>8.3f} {r['precision']:>6.3f} {r['recall']:>6.3f}"
+            f"{c.name:<16} {c.steps:>6} {c.elapsed:>8.0f} {c.setup_s or 0:>8.1f} "
+            f"{r['dice']:>7.3f} {r['iou']:>7.3f} {r['mean_image_dice']:>8.3f} "
+            f"{r['precision']:>6.3f} {r['recall']:>6.3f}"
         )
     for c in contestants:
         print(f"  {c.name}: {c.describe()}")
@@ -360,7 +363,8 @@ def bench_isbi(args) -> None:
     n_train = 15
     test = list(range(n_train, vol.shape[0]))
     print(
-        f"isbi2012: train sections 0-{n_train - 1}, test {test[0]}-{test[-1]}, budget {args.seconds}s "
+        f"isbi2012: train sections 0-{n_train - 1}, test {test[0]}-{test[-1]}, "
+        f"budget {args.seconds}s "
         f"each, slice {args.slice}s | {_machine()}",
         flush=True,
     )
@@ -475,17 +479,18 @@ def bench_throughput(args) -> None:
         device="cpu",
     )
     gen = fit(img, mask, train_cfg=cfg)
-    from napari_temseg.core.device import amp_dtype, autocast
-
     # the bare loop gets fit()'s precision policy (bf16 autocast + channels_last on CPUs with
     # native bf16), so the ratio measures pipeline overhead; --bare-fp32 compares with fp32
-    from napari_temseg.core.device import channels_last_pays
+    from napari_temseg.core.device import amp_dtype, autocast, channels_last_pays
 
     dev, amp = torch.device("cpu"), (False if args.bare_fp32 else "auto")
-    fast = channels_last_pays(dev, DEFAULT_MODEL.norm, amp)
+    fast = channels_last_pays(dev, DEFAULT_MODEL.norm_layer, amp)
     bf16 = amp_dtype(dev, amp) is not None
-    print(f"  bare loop: {'bf16 autocast' if bf16 else 'fp32'}, {DEFAULT_MODEL.norm} norm, "
-          f"{'channels_last' if fast else 'NCHW'}", flush=True)
+    print(
+        f"  bare loop: {'bf16 autocast' if bf16 else 'fp32'}, {DEFAULT_MODEL.norm_layer} norm, "
+        f"{'channels_last' if fast else 'NCHW'}",
+        flush=True,
+    )
     net = build_model(dataclasses.replace(DEFAULT_MODEL, in_channels=1))
     if fast:
         net = net.to(memory_format=torch.channels_last)
@@ -528,8 +533,10 @@ def bench_throughput(args) -> None:
     val = validation_patches(sampler)
     t_val = _timed(lambda: _evaluate(net, val, torch.device("cpu"), False), 1)
     print(
-        f"  breakdown at {threads[0]} thread(s), each alone, mean of {args.reps}: sample {t_sample * 1e3:.0f} ms, "
-        f"augment {t_aug * 1e3:.0f} ms, bare step {t_step * 1e3:.0f} ms; validation ({len(val[0])} patches) "
+        f"  breakdown at {threads[0]} thread(s), each alone, mean of {args.reps}: "
+        f"sample {t_sample * 1e3:.0f} ms, "
+        f"augment {t_aug * 1e3:.0f} ms, bare step {t_step * 1e3:.0f} ms; "
+        f"validation ({len(val[0])} patches) "
         f"{t_val:.2f}s once per epoch of {cfg.steps_per_epoch} steps"
     )
     for t in threads:
@@ -537,10 +544,13 @@ def bench_throughput(args) -> None:
         fit_ms, bare_ms = 1e3 * f.mean(), 1e3 * b.mean()
         with_val = 1e3 / (fit_ms + 1e3 * t_val / cfg.steps_per_epoch)
         print(
-            f"RESULT threads={t}: fit() {1e3 / fit_ms:.3f} steps/s ({len(f)} steps, mean {fit_ms:.0f} ms, "
-            f"median {1e3 * np.median(f):.0f}) vs bare loop {1e3 / bare_ms:.3f} steps/s ({len(b)} steps, mean "
+            f"RESULT threads={t}: fit() {1e3 / fit_ms:.3f} steps/s "
+            f"({len(f)} steps, mean {fit_ms:.0f} ms, "
+            f"median {1e3 * np.median(f):.0f}) vs bare loop {1e3 / bare_ms:.3f} steps/s "
+            f"({len(b)} steps, mean "
             f"{bare_ms:.0f} ms, median {1e3 * np.median(b):.0f}): ratio {bare_ms / fit_ms:.2f} "
-            f"(median {np.median(b) / np.median(f):.2f}; {with_val * bare_ms / 1e3:.2f} with validation "
+            f"(median {np.median(b) / np.median(f):.2f}; "
+            f"{with_val * bare_ms / 1e3:.2f} with validation "
             f"amortised; {len(fv)} validation steps not counted); goal >= 0.9"
         )
     print(f"done | {_machine()}")
@@ -563,7 +573,9 @@ def main(argv=None) -> None:
     t.add_argument("--batch", type=int, default=4)
     t.add_argument("--patch", type=int, default=256)
     t.add_argument("--augment", default="default")
-    t.add_argument("--bare-fp32", action="store_true", help="bare loop in fp32 (not fit()'s policy)")
+    t.add_argument(
+        "--bare-fp32", action="store_true", help="bare loop in fp32 (not fit()'s policy)"
+    )
     t.add_argument(
         "--synthetic", action="store_true", help="use a synthetic stack instead of isbi2012"
     )

@@ -37,8 +37,12 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--browse", action="store_true", help="scroll through Z during GUI training")
     ap.add_argument("--no-preview", action="store_true")
     ap.add_argument("--timer-ms", type=int, default=20, help="GUI gap timer period (0 = off)")
-    ap.add_argument("--napari-bar", choices=("auto", "on", "off"), default="auto",
-                    help="napari's activity progress bar (auto: off on software OpenGL)")
+    ap.add_argument(
+        "--napari-bar",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="napari's activity progress bar (auto: off on software OpenGL)",
+    )
     ap.add_argument("--shape", default="8,2,256,256", help="synthetic FIB-SEM (Z,C,Y,X)")
     return ap.parse_args()
 
@@ -47,8 +51,16 @@ def configs(a):
     from napari_temseg.core.config import ModelConfig, TrainConfig
 
     spe = 50  # the Train dock uses TrainConfig's default steps per epoch
-    tc = TrainConfig(patch=a.patch, batch=a.batch, epochs=max(1, a.steps // spe), seconds=None,
-                     steps_per_epoch=spe, augment="flips", device="cpu", val_fraction=0.2)
+    tc = TrainConfig(
+        patch=a.patch,
+        batch=a.batch,
+        epochs=max(1, a.steps // spe),
+        seconds=None,
+        steps_per_epoch=spe,
+        augment="flips",
+        device="cpu",
+        val_fraction=0.2,
+    )
     return tc, ModelConfig(arch="small-unet", base_width=a.width)
 
 
@@ -120,7 +132,11 @@ class GapTimer:
 
     def stats(self) -> dict:
         g = self.gaps or [float("nan")]
-        return {"longest_ms": 1000 * g[-1], "p95_ms": 1000 * g[int(0.95 * (len(g) - 1))], "ticks": len(self.gaps)}
+        return {
+            "longest_ms": 1000 * g[-1],
+            "p95_ms": 1000 * g[int(0.95 * (len(g) - 1))],
+            "ticks": len(self.gaps),
+        }
 
 
 def render_cpu() -> float:
@@ -132,11 +148,12 @@ def render_cpu() -> float:
         return float("nan")
     for tid in tids:
         try:
-            st = open(f"/proc/self/task/{tid}/stat").read()
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                st = f.read()
         except OSError:
             continue
-        if st[st.index("(") + 1:st.rindex(")")].startswith("llvmpipe"):
-            f = st[st.rindex(")") + 2:].split()
+        if st[st.index("(") + 1 : st.rindex(")")].startswith("llvmpipe"):
+            f = st[st.rindex(")") + 2 :].split()
             total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
@@ -151,7 +168,7 @@ def wait(job) -> None:
 
 def run_bare_worker(image, mask, a) -> float:
     """fit() in the same worker adapter, no GUI callbacks (isolates the thread itself)."""
-    from napari_temseg._widgets._workers import start_worker
+    from napari_temseg.adapters.workers import start_worker
     from napari_temseg.core.train import fit
 
     tc, mc = configs(a)
@@ -182,8 +199,13 @@ def run_gui(viewer, train, layers, mask_layer, a) -> dict:
     r1 = render_cpu()
     if train.job.error is not None:
         raise RuntimeError(f"training failed in the GUI: {train.job.error}")
-    return {"steps_s": steps_per_s(train.model), "records": train.job.records,
-            "render_cpu_s": r1 - r0, "wall_s": train.model.history[-1]["elapsed"], **timer.stats()}
+    return {
+        "steps_s": steps_per_s(train.model),
+        "records": train.job.records,
+        "render_cpu_s": r1 - r0,
+        "wall_s": train.model.history[-1]["elapsed"],
+        **timer.stats(),
+    }
 
 
 def main() -> int:
@@ -204,32 +226,42 @@ def main() -> int:
     layers = [viewer.add_image(image[:, c], name=f"ch{c}") for c in range(shape[1])]
     mask_layer = viewer.add_labels(mask.copy(), name="ch0 mask")
     _, train = viewer.window.add_plugin_dock_widget("napari-temseg", "Train")
-    from napari_temseg._widgets._workers import avoid_triton_llvm_clash
+    from napari_temseg.adapters.runtime import avoid_triton_llvm_clash
 
     avoid_triton_llvm_clash()  # the plain run builds optimizers in this GL process too
-    from napari_temseg._widgets._workers import gl_renderer, napari_progress_wanted
+    from napari_temseg.adapters.runtime import gl_renderer, napari_progress_wanted
 
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; torch threads: main "
-          f"{torch.get_num_threads()}, worker thread {worker_threads()}; OpenGL: {gl_renderer()}; "
-          f"napari progress bar: {napari_progress_wanted()}", flush=True)
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; torch threads: main "
+        f"{torch.get_num_threads()}, worker thread {worker_threads()}; OpenGL: {gl_renderer()}; "
+        f"napari progress bar: {napari_progress_wanted()}",
+        flush=True,
+    )
     run_plain(image[:1], mask[:1], a)  # warm-up (imports, allocator) outside the timing
     plain, bare, gui = [], [], []
     for rep in range(a.reps):
         plain.append(run_plain(image, mask, a))
         bare.append(run_bare_worker(image, mask, a))
         gui.append(run_gui(viewer, train, layers, mask_layer, a))
-        print(f"rep {rep + 1}: plain {plain[-1]:.2f} steps/s | bare worker {bare[-1]:.2f} | "
-              f"gui dock {gui[-1]['steps_s']:.2f} steps/s, "
-              f"longest GUI gap {gui[-1]['longest_ms']:.0f} ms (p95 {gui[-1]['p95_ms']:.0f} ms, "
-              f"{gui[-1]['ticks']} ticks, {gui[-1]['records']} records, software-GL render CPU "
-              f"{gui[-1]['render_cpu_s']:.1f} s in {gui[-1]['wall_s']:.0f} s)", flush=True)
+        print(
+            f"rep {rep + 1}: plain {plain[-1]:.2f} steps/s | bare worker {bare[-1]:.2f} | "
+            f"gui dock {gui[-1]['steps_s']:.2f} steps/s, "
+            f"longest GUI gap {gui[-1]['longest_ms']:.0f} ms (p95 {gui[-1]['p95_ms']:.0f} ms, "
+            f"{gui[-1]['ticks']} ticks, {gui[-1]['records']} records, software-GL render CPU "
+            f"{gui[-1]['render_cpu_s']:.1f} s in {gui[-1]['wall_s']:.0f} s)",
+            flush=True,
+        )
     p, g = statistics.median(plain), statistics.median([r["steps_s"] for r in gui])
     b = statistics.median(bare)
-    print(f"\nRESULT steps={a.steps} patch={a.patch} batch={a.batch} width={a.width} "
-          f"threads={torch.get_num_threads()} preview={'off' if a.no_preview else a.preview_every} "
-          f"browse={a.browse} timer={a.timer_ms}ms: plain {p:.2f} steps/s, bare worker {b:.2f} (ratio {b / p:.2f}), "
-          f"gui dock {g:.2f} steps/s, ratio gui/plain {g / p:.2f}; longest GUI gap {max(r['longest_ms'] for r in gui):.0f} ms, "
-          f"p95 {np.median([r['p95_ms'] for r in gui]):.0f} ms")
+    print(
+        f"\nRESULT steps={a.steps} patch={a.patch} batch={a.batch} width={a.width} "
+        f"threads={torch.get_num_threads()} preview={'off' if a.no_preview else a.preview_every} "
+        f"browse={a.browse} timer={a.timer_ms}ms: plain {p:.2f} steps/s, "
+        f"bare worker {b:.2f} (ratio {b / p:.2f}), "
+        f"gui dock {g:.2f} steps/s, ratio gui/plain {g / p:.2f}; "
+        f"longest GUI gap {max(r['longest_ms'] for r in gui):.0f} ms, "
+        f"p95 {np.median([r['p95_ms'] for r in gui]):.0f} ms"
+    )
     sys.stdout.flush()
     viewer.close()
     return 0

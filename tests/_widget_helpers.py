@@ -28,8 +28,11 @@ def errors_since(start: int) -> list[str]:
     """Messages of napari error notifications emitted after record ``start``."""
     from napari.utils.notifications import notification_manager
 
-    return [str(n.message) for n in notification_manager.records[start:]
-            if str(getattr(n.type, "value", n.type)).lower() == "error"]
+    return [
+        str(n.message)
+        for n in notification_manager.records[start:]
+        if str(getattr(n.type, "value", n.type)).lower() == "error"
+    ]
 
 
 def n_records() -> int:
@@ -48,8 +51,8 @@ def one_torch_thread():
     return before
 
 
-def set_train_form(w, *, image_layers, mask_layer, seconds=0, epochs=2, patch=64, width=8):
-    """Fill the Train dock for a tiny, fast CPU run."""
+def set_train_form(w, *, image_layers, mask_layer, seconds=None, epochs=2, patch=64, width=8):
+    """Fill the Train dock for a tiny, fast CPU run (None: the 'no limit' setting)."""
     w.reset_choices()
     w.images.value = list(image_layers)
     w.mask.value = mask_layer
@@ -57,8 +60,8 @@ def set_train_form(w, *, image_layers, mask_layer, seconds=0, epochs=2, patch=64
     w.base_width.value = width
     w.patch.value = patch
     w.batch.value = 4
-    w.seconds.value = seconds
-    w.epochs.value = epochs
+    w.form.set_value("seconds", seconds)
+    w.form.set_value("epochs", epochs)
     w.augment.value = "flips"
     w.device.value = "cpu"
 
@@ -70,6 +73,7 @@ def tiny_model(channels=1, context=0):
     from napari_temseg.core.models import build_model
 
     cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=channels * (2 * context + 1))
-    spec = InputSpec(channels=channels, context=context, norm_lo=(0.0,) * channels,
-                     norm_hi=(1.0,) * channels)
+    spec = InputSpec(
+        channels=channels, context=context, norm_lo=(0.0,) * channels, norm_hi=(1.0,) * channels
+    )
     return TrainedModel(net=build_model(cfg).eval(), model_cfg=cfg, input_spec=spec)

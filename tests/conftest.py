@@ -20,7 +20,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "2")
 # system libLLVM; triton (which torch imports lazily, e.g. when building an optimizer) carries
 # its own LLVM, and the two in one process crash it - at random points, or at exit
 # ("deallocating None"). napari-temseg never uses torch.compile, so triton is kept out of the
-# test process altogether; in napari the docks do the same (_widgets._workers).
+# test process altogether; in napari the docks do the same (adapters/runtime.py).
 sys.modules.setdefault("triton", None)
 
 if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):  # entry-point plugins are off: load napari's

@@ -10,10 +10,9 @@ import threading
 
 import numpy as np
 import pytest
-
 from _widget_helpers import one_torch_thread
 
-FAST = dict(patch=64, batch=4, augment="flips", device="cpu", model="small-unet")
+FAST = dict(patch=64, batch=4, augment="flips", device="cpu", arch="small-unet")
 # Same bound and reasoning as tests/test_widgets_train_predict.py::MIN_DICE: constant or
 # misaligned predictions stay below ~0.3 on this image (f ~ 0.18 foreground).
 MIN_DICE = 0.5
@@ -30,12 +29,10 @@ def particles():
 def trained(particles):
     """One model trained through the API on arrays (100 steps, width 8)."""
     from napari_temseg import api
-    from napari_temseg.core.config import ModelConfig
 
     threads = one_torch_thread()
     img, mask = particles
-    model = api.train(img, mask, seconds=None, epochs=2, model=ModelConfig(base_width=8),
-                      **{k: v for k, v in FAST.items() if k != "model"})
+    model = api.train(img, mask, epochs=2, base_width=8, **FAST)
     import torch
 
     torch.set_num_threads(threads)
@@ -43,7 +40,10 @@ def trained(particles):
 
 
 def test_api_import_pulls_in_neither_napari_nor_torch():
-    code = "import sys, napari_temseg.api; print(sorted({'napari', 'torch', 'qtpy'} & set(sys.modules)))"
+    code = (
+        "import sys, napari_temseg.api; "
+        "print(sorted({'napari', 'torch', 'qtpy'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -87,32 +87,30 @@ def test_bad_options_are_clear(particles):
     img, mask = particles
     with pytest.raises(ConfigError, match="unknown training option.*'patchsize'"):
         api.train(img, mask, patchsize=64)
-    with pytest.raises(ConfigError, match="seconds .* or epochs"):
+    with pytest.raises(ConfigError, match="give epochs or seconds"):
         api.train(img, mask, seconds=None)
-    with pytest.raises(ConfigError, match="norm must be 'auto' or one of"):
-        api.train(img, mask, norm="layer")
+    with pytest.raises(ConfigError, match="norm_layer must be 'auto' or one of"):
+        api.train(img, mask, norm_layer="layer")
 
 
 def test_norm_choice(particles):
     from napari_temseg import api
 
     img, mask = particles
-    opts = {k: v for k, v in FAST.items() if k != "model"}
-    m = api.train(img, mask, seconds=None, epochs=1, steps_per_epoch=1, norm="batch", verbose=False, **opts)
-    assert m.model_cfg.arch == "small-unet" and m.model_cfg.norm == "batch"
+    m = api.train(img, mask, epochs=1, steps_per_epoch=1, norm_layer="batch", verbose=False, **FAST)
+    assert m.model_cfg.arch == "small-unet" and m.model_cfg.norm_layer == "batch"
+    assert m.train_cfg.seconds is None  # epochs alone: no time budget cuts them short
 
 
 def test_ctrl_c_stops_training_and_returns_the_model(particles):
     from napari_temseg import api
-    from napari_temseg.core.config import ModelConfig
 
     img, mask = particles
     threads = one_torch_thread()
     try:
         timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
         timer.start()
-        model = api.train(img, mask, seconds=600, model=ModelConfig(base_width=4),
-                          **{k: v for k, v in FAST.items() if k != "model"}, verbose=False)
+        model = api.train(img, mask, seconds=600, base_width=4, **FAST, verbose=False)
         timer.cancel()
     finally:
         import torch
@@ -120,7 +118,9 @@ def test_ctrl_c_stops_training_and_returns_the_model(particles):
         torch.set_num_threads(threads)
     assert model.train_cfg.seconds == 600 and model.model_cfg.base_width == 4
     assert model.history and model.history[-1]["elapsed"] < 300
-    prob, labels = api.predict(model, img, tile=128, device="cpu", verbose=False)  # a usable network
+    prob, labels = api.predict(
+        model, img, tile=128, device="cpu", verbose=False
+    )  # a usable network
     assert prob.shape == labels.shape == img.shape and np.isfinite(prob).all()
 
 
@@ -148,7 +148,6 @@ def test_layers_and_viewer(make_napari_viewer, trained, particles):
 @pytest.mark.gui
 def test_layer_channels_and_sparse_metadata(make_napari_viewer):
     from napari_temseg import api
-    from napari_temseg.core.config import ModelConfig
     from napari_temseg.core.synthetic import make_fibsem
 
     image, mask = make_fibsem((2, 2, 64, 64), seed=1)
@@ -160,9 +159,16 @@ def test_layer_channels_and_sparse_metadata(make_napari_viewer):
     m.data[:] = np.where(mask > 0, 1, 2)
     threads = one_torch_thread()
     try:
-        model = api.train([a, b], m, seconds=None, epochs=1, steps_per_epoch=2,
-                          model=ModelConfig(base_width=4), val_fraction=0.0, verbose=False,
-                          **{k: v for k, v in FAST.items() if k != "model"})
+        model = api.train(
+            [a, b],
+            m,
+            epochs=1,
+            steps_per_epoch=2,
+            base_width=4,
+            val_fraction=0.0,
+            verbose=False,
+            **FAST,
+        )
     finally:
         import torch
 

@@ -5,12 +5,13 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from napari_temseg.core.augment import PRESETS, AugmentOps, Augmenter  # noqa: E402
+from napari_temseg.core.augment import PRESETS, Augmenter, AugmentOps  # noqa: E402
 from napari_temseg.core.config import AUGMENT_PRESETS, ConfigError  # noqa: E402
 from napari_temseg.core.errors import InputError  # noqa: E402
 
-GEOMETRY_ONLY = dict(p_brightness=0.0, p_contrast=0.0, p_gamma=0.0, p_curtain=0.0,
-                     p_blur=0.0, p_noise=0.0)
+GEOMETRY_ONLY = dict(
+    p_brightness=0.0, p_contrast=0.0, p_gamma=0.0, p_curtain=0.0, p_blur=0.0, p_noise=0.0
+)
 
 
 def _batch(n=4, c=2, p=32, seed=0):
@@ -24,8 +25,9 @@ def _batch(n=4, c=2, p=32, seed=0):
 def _blobs(n=8, p=64, seed=0):
     """Smooth random blobs: mask = field > 0; image = bright blobs + mild noise."""
     g = torch.Generator().manual_seed(seed)
-    field = F.interpolate(torch.randn(n, 1, 6, 6, generator=g), size=(p, p), mode="bicubic",
-                          align_corners=True)
+    field = F.interpolate(
+        torch.randn(n, 1, 6, 6, generator=g), size=(p, p), mode="bicubic", align_corners=True
+    )
     y = (field > 0).float()
     x = 0.2 + 0.6 * y + 0.05 * torch.randn(n, 1, p, p, generator=g)
     return x, y, torch.ones_like(y)
@@ -78,7 +80,7 @@ def test_inputs_are_not_modified():
     copies = [a.clone() for a in (x, y, w)]
     for preset in ("flips", "default", "strong"):
         Augmenter(preset)(x, y, w)
-    assert all(torch.equal(a, b) for a, b in zip((x, y, w), copies))
+    assert all(torch.equal(a, b) for a, b in zip((x, y, w), copies, strict=False))
 
 
 def test_none_is_identity():
@@ -131,7 +133,7 @@ def test_same_seed_same_result_and_new_draws_each_call():
     x, y, w = _batch(n=8)
     a, b = Augmenter("strong", seed=7), Augmenter("strong", seed=7)
     out_a, out_b = a(x, y, w), b(x, y, w)
-    assert all(torch.equal(u, v) for u, v in zip(out_a, out_b))
+    assert all(torch.equal(u, v) for u, v in zip(out_a, out_b, strict=False))
     again = a(x, y, w)
     assert not torch.equal(again[0], out_a[0])
     other = Augmenter("strong", seed=8)(x, y, w)
@@ -141,8 +143,9 @@ def test_same_seed_same_result_and_new_draws_each_call():
 def test_different_parameters_per_sample():
     x, y, w = _blobs(n=1)
     x, y, w = (a.expand(6, -1, -1, -1).contiguous() for a in (x, y, w))
-    xo, yo, _ = Augmenter("none", p_rotate=1.0, rotate_deg=30, p_elastic=1.0, p_brightness=1.0,
-                          brightness=0.2)(x, y, w)
+    xo, yo, _ = Augmenter(
+        "none", p_rotate=1.0, rotate_deg=30, p_elastic=1.0, p_brightness=1.0, brightness=0.2
+    )(x, y, w)
     for i in range(6):
         for j in range(i + 1, 6):
             assert not torch.equal(xo[i], xo[j]) and not torch.equal(yo[i], yo[j])
@@ -172,8 +175,16 @@ def test_sparse_never_zooms_out():
 
 def test_intensity_ops_change_image_only():
     x, y, w = _batch(n=8, p=32)
-    ops = dict(p_brightness=1.0, brightness=0.1, p_contrast=1.0, contrast=(0.7, 1.4),
-               p_gamma=1.0, gamma=(0.6, 1.6), p_noise=1.0, noise_std=0.05)
+    ops = dict(
+        p_brightness=1.0,
+        brightness=0.1,
+        p_contrast=1.0,
+        contrast=(0.7, 1.4),
+        p_gamma=1.0,
+        gamma=(0.6, 1.6),
+        p_noise=1.0,
+        noise_std=0.05,
+    )
     xo, yo, wo = Augmenter("none", **ops)(x, y, w)
     assert torch.equal(yo, y) and torch.equal(wo, w)
     assert (xo - x).abs().mean() > 0.01
@@ -223,8 +234,9 @@ def test_non_square_patches_get_flips_only():
     n, h, w = 16, 8, 12
     x = torch.arange(n * h * w, dtype=torch.float32).view(n, 1, h, w)
     y = (x % 7 == 0).float()
-    xo, yo, _ = Augmenter("strong", seed=0, **GEOMETRY_ONLY, p_rotate=0.0, p_zoom=0.0,
-                          p_elastic=0.0, p_translate=0.0)(x, y, torch.ones_like(y))
+    xo, yo, _ = Augmenter(
+        "strong", seed=0, **GEOMETRY_ONLY, p_rotate=0.0, p_zoom=0.0, p_elastic=0.0, p_translate=0.0
+    )(x, y, torch.ones_like(y))
     flips = lambda a: [a, a.flip(-1), a.flip(-2), a.flip(-1).flip(-2)]  # noqa: E731
     for i in range(n):
         hits = [j for j, f in enumerate(flips(x[i])) if torch.equal(f, xo[i])]

@@ -6,7 +6,7 @@ import tifffile
 import torch
 
 from napari_temseg.cli import main
-from napari_temseg.core.config import InputSpec, ModelConfig
+from napari_temseg.core.config import InputSpec, ModelConfig, PredictConfig
 from napari_temseg.core.io import read_image
 from napari_temseg.core.modelfile import TrainedModel, load_model, save_model
 from napari_temseg.core.predict import predict_stack
@@ -33,14 +33,30 @@ def stack(tmp_path):
     return tmp_path / "stack.tif", img
 
 
-def _api(model_path, img, **kw):
-    return run(predict_stack(load_model(model_path), img, device="cpu", tile=32, amp=False, **kw))
+def _api(model_path, img, channel_axis=None, **kw):
+    cfg = PredictConfig(device="cpu", tile=32, amp=False, **kw)
+    return run(predict_stack(load_model(model_path), img, cfg, channel_axis=channel_axis))
 
 
 def test_predict_tif_and_zarr_match_the_api(tmp_path, model_path, stack, capsys):
     path, img = stack
-    rc = main(["predict", str(model_path), str(path), "-o", str(tmp_path / "p.tif"),
-               "--labels", str(tmp_path / "l.zarr"), "--tile", "32", "--device", "cpu", "--no-amp", "-q"])
+    rc = main(
+        [
+            "predict",
+            str(model_path),
+            str(path),
+            "-o",
+            str(tmp_path / "p.tif"),
+            "--labels",
+            str(tmp_path / "l.zarr"),
+            "--tile",
+            "32",
+            "--device",
+            "cpu",
+            "--no-amp",
+            "-q",
+        ]
+    )
     assert rc == 0
     ref = _api(model_path, img)
     np.testing.assert_allclose(read_image(tmp_path / "p.tif"), ref.prob, atol=1e-6)
@@ -51,8 +67,21 @@ def test_predict_tif_and_zarr_match_the_api(tmp_path, model_path, stack, capsys)
 def test_predict_refuses_to_overwrite(tmp_path, model_path, stack, capsys):
     path, _ = stack
     out = tmp_path / "p.zarr"
-    args = ["predict", str(model_path), str(path), "-o", str(out), "--tile", "32", "--device", "cpu", "--no-amp",
-            "--prob-dtype", "uint8", "-q"]
+    args = [
+        "predict",
+        str(model_path),
+        str(path),
+        "-o",
+        str(out),
+        "--tile",
+        "32",
+        "--device",
+        "cpu",
+        "--no-amp",
+        "--prob-dtype",
+        "uint8",
+        "-q",
+    ]
     assert main(args) == 0
     before = read_image(out)[:].copy()
     assert main(args) == 2
@@ -72,8 +101,25 @@ def test_predict_folder_of_images(tmp_path, model_path):
         tifffile.imwrite(src / f"{name}.tif", rng.integers(0, 255, (2,) + shape, dtype=np.uint8))
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(src / "notes.png")
     (src / "notes.png").unlink()
-    rc = main(["predict", str(model_path), str(src), "-o", str(tmp_path / "out"), "--labels",
-               str(tmp_path / "lab"), "--tile", "32", "--device", "cpu", "--no-amp", "--channel-axis", "0", "-q"])
+    rc = main(
+        [
+            "predict",
+            str(model_path),
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--labels",
+            str(tmp_path / "lab"),
+            "--tile",
+            "32",
+            "--device",
+            "cpu",
+            "--no-amp",
+            "--channel-axis",
+            "0",
+            "-q",
+        ]
+    )
     assert rc == 0
     for name, shape in sizes.items():
         prob = read_image(tmp_path / "out" / f"{name}.tif")
@@ -85,13 +131,62 @@ def test_predict_folder_of_images(tmp_path, model_path):
 
 def test_predict_bad_inputs_are_one_line_errors(tmp_path, model_path, stack, capsys):
     path, _ = stack
-    assert main(["predict", str(tmp_path / "none.safetensors"), str(path), "-o", str(tmp_path / "p.tif")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "none.safetensors"),
+                str(path),
+                "-o",
+                str(tmp_path / "p.tif"),
+            ]
+        )
+        == 2
+    )
     assert main(["predict", str(model_path), str(path), "-o", str(tmp_path / "p.png")]) == 2
-    assert main(["predict", str(model_path), str(path), "-o", str(tmp_path / "p.tif"), "--uncertainty",
-                 str(tmp_path / "u.tif")]) == 2
+    assert (
+        main(
+            ["predict", str(model_path), str(path), "-o", str(tmp_path / "p.tif"), "--uncertainty"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert "not found" in err and ".tif, .tiff or .zarr" in err and "--tta" in err
+    assert "not found" in err and ".tif, .tiff or .zarr" in err and "turn on tta" in err
     assert "Traceback" not in err
+
+
+def test_uncertainty_goes_beside_the_probability(tmp_path, model_path, stack):
+    path, img = stack
+    out = tmp_path / "p.tif"
+    assert (
+        main(
+            [
+                "predict",
+                str(model_path),
+                str(path),
+                "-o",
+                str(out),
+                "--tta",
+                "--uncertainty",
+                "--channel-axis",
+                "1",
+                "--tile",
+                "32",
+                "--no-amp",
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    ref = _api(model_path, img, channel_axis=1, tta=True, uncertainty=True)
+    np.testing.assert_allclose(
+        read_image(tmp_path / "p-uncertainty.tif"), ref.uncertainty, atol=1e-6
+    )
+    assert (
+        main(["predict", str(model_path), str(path), "-o", str(out), "--tta", "--uncertainty"]) == 2
+    )
 
 
 def _dice(p, t):
@@ -109,8 +204,13 @@ def test_evaluate_json_and_table(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     pred = prob >= 0.5
     assert res["overall"]["dice"] == pytest.approx(_dice(pred, truth))
-    assert [r["dice"] for r in res["per_slice"]] == pytest.approx([_dice(pred[z], truth[z]) for z in range(3)])
-    assert main(["evaluate", str(tmp_path / "p.tif"), str(tmp_path / "t.tif"), "--threshold", "0.9"]) == 0
+    assert [r["dice"] for r in res["per_slice"]] == pytest.approx(
+        [_dice(pred[z], truth[z]) for z in range(3)]
+    )
+    assert (
+        main(["evaluate", str(tmp_path / "p.tif"), str(tmp_path / "t.tif"), "--threshold", "0.9"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"Dice {_dice(prob >= 0.9, truth):.4f}" in out and out.count("\n") == 5
 
@@ -137,10 +237,28 @@ def test_predict_on_dask_cluster(tmp_path, model_path, stack):
     from distributed import LocalCluster
 
     path, img = stack
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        rc = main(["predict", str(model_path), str(path), "-o", str(tmp_path / "p.zarr"), "--labels",
-                   str(tmp_path / "l.zarr"), "--tile", "32", "--device", "cpu", "--no-amp", "-q",
-                   "--dask-scheduler", cluster.scheduler_address])
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        rc = main(
+            [
+                "predict",
+                str(model_path),
+                str(path),
+                "-o",
+                str(tmp_path / "p.zarr"),
+                "--labels",
+                str(tmp_path / "l.zarr"),
+                "--tile",
+                "32",
+                "--device",
+                "cpu",
+                "--no-amp",
+                "-q",
+                "--dask-scheduler",
+                cluster.scheduler_address,
+            ]
+        )
     assert rc == 0
     ref = _api(model_path, img)
     np.testing.assert_allclose(read_image(tmp_path / "p.zarr")[:], ref.prob, atol=1e-6)

@@ -3,7 +3,6 @@
 import re
 
 import numpy as np
-import pytest
 import tifffile
 
 from napari_temseg.cli import main
@@ -24,8 +23,24 @@ def test_train_stack_from_tiff(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "mask.tif", mask)
     out = tmp_path / "m.safetensors"
     argv = [
-        "train", str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(out), "--epochs", "1",
-        "--steps-per-epoch", "4", "--patch", "64", "--context", "1", "--channel-axis", "1", "--augment", "flips", "-q",
+        "train",
+        str(tmp_path / "img.tif"),
+        str(tmp_path / "mask.tif"),
+        "-o",
+        str(out),
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "4",
+        "--patch",
+        "64",
+        "--context",
+        "1",
+        "--channel-axis",
+        "1",
+        "--augment",
+        "flips",
+        "-q",
     ]
     assert main(argv) == 0
     model = load_model(out)
@@ -47,21 +62,68 @@ def test_train_folder_of_micrographs(tmp_path):
         Image.fromarray((im.clip(0, 1) * 255).astype(np.uint8)).save(tmp_path / "img" / f"p{i}.png")
         Image.fromarray(m).save(tmp_path / "msk" / f"p{i}.png")
     out = tmp_path / "p.safetensors"
-    assert main(["train", str(tmp_path / "img"), str(tmp_path / "msk"), "-o", str(out), "--epochs", "1",
-                 "--steps-per-epoch", "4", "--patch", "64", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "img"),
+                str(tmp_path / "msk"),
+                "-o",
+                str(out),
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "4",
+                "--patch",
+                "64",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert load_model(out).input_spec.channels == 1
-    assert load_model(out).model_cfg.norm == "instance"  # the default small-unet
-    assert main(["train", str(tmp_path / "img"), str(tmp_path / "msk"), "-o", str(out), "--epochs", "1",
-                 "--steps-per-epoch", "2", "--patch", "64", "-q", "--norm", "batch", "--overwrite"]) == 0
-    assert load_model(out).model_cfg.norm == "batch"
+    assert load_model(out).model_cfg.norm_layer == "instance"  # the default small-unet
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "img"),
+                str(tmp_path / "msk"),
+                "-o",
+                str(out),
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "2",
+                "--patch",
+                "64",
+                "-q",
+                "--norm",
+                "batch",
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
+    assert load_model(out).model_cfg.norm_layer == "batch"
 
 
 def test_bad_input_is_one_line_error(tmp_path, capsys):
     img, mask = make_particles(shape=(64, 64), seed=0)
     tifffile.imwrite(tmp_path / "img.tif", img)
     tifffile.imwrite(tmp_path / "mask.tif", mask[:32])
-    rc = main(["train", str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o",
-               str(tmp_path / "m.safetensors"), "--epochs", "1", "-q"])
+    rc = main(
+        [
+            "train",
+            str(tmp_path / "img.tif"),
+            str(tmp_path / "mask.tif"),
+            "-o",
+            str(tmp_path / "m.safetensors"),
+            "--epochs",
+            "1",
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "does not match the image" in err and "Traceback" not in err
 
@@ -85,4 +147,6 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert labels.shape == truth.shape and prob.shape == truth.shape
     assert prob.min() >= 0 and prob.max() <= 1
     assert load_model(out / "model.safetensors").input_spec.context == 1
-    assert main(["demo", "--seconds", "5", "--out", str(out), "-q"]) == 2  # never overwrites silently
+    assert (
+        main(["demo", "--seconds", "5", "--out", str(out), "-q"]) == 2
+    )  # never overwrites silently

@@ -70,8 +70,9 @@ def menu_paths(doc: str, top_menus: set[str]) -> list[tuple[str, ...]]:
         if len(parts) > 1 and parts[0] in top_menus:
             paths.append(parts)
         else:  # a menu path written with another separator would escape the check
-            assert not re.match(rf"({'|'.join(map(re.escape, top_menus))})\s*(>|→|»|›|/|\|)\s*\w",
-                                span), f"{doc}: write menu paths with ' {SEP} ': **{span}**"
+            assert not re.match(
+                rf"({'|'.join(map(re.escape, top_menus))})\s*(>|→|»|›|/|\|)\s*\w", span
+            ), f"{doc}: write menu paths with ' {SEP} ': **{span}**"
     return paths
 
 
@@ -95,14 +96,16 @@ def test_menu_paths_in_the_docs_exist(menus, doc):
     top, nodes, commands = menus
     named = menu_paths(doc, top)
     missing = [f" {SEP} ".join(p) for p in named if p not in nodes]
-    real = sorted(f" {SEP} ".join(p) for c, ps in commands.items() if c.startswith(PLUGIN + ".")
-                  for p in ps)
+    real = sorted(
+        f" {SEP} ".join(p) for c, ps in commands.items() if c.startswith(PLUGIN + ".") for p in ps
+    )
     assert not missing, f"{doc} names menus napari does not show: {missing}; the plugin's: {real}"
     if doc != "docs/api.md":  # README and user guide: both the docks' and the samples' menu
         plugin_paths = [p for c in DOCK_COMMANDS + SAMPLE_COMMANDS for p in commands[c]]
         for first in ("Plugins", "File"):
-            assert any(p[0] == first and any(q[: len(p)] == p for q in plugin_paths)
-                       for p in named), f"{doc} names no {first} menu path of the plugin"
+            assert any(
+                p[0] == first and any(q[: len(p)] == p for q in plugin_paths) for p in named
+            ), f"{doc} names no {first} menu path of the plugin"
 
 
 def test_user_guide_names_every_dock(menus):
@@ -113,4 +116,5 @@ def test_user_guide_names_every_dock(menus):
         (path,) = [p for p in commands[command] if p[0] == "Plugins"]
         full, parent = f" {SEP} ".join(path), f" {SEP} ".join(path[:-1])
         assert full in spans or (parent in spans and path[-1] in spans), (
-            f"the user guide does not name **{full}** (or **{parent}** and **{path[-1]}**)")
+            f"the user guide does not name **{full}** (or **{parent}** and **{path[-1]}**)"
+        )

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from napari_temseg import doctor
+from napari_temseg.cli import doctor
 
 
 def test_report_names_versions_and_devices():
@@ -15,8 +15,16 @@ def test_report_names_versions_and_devices():
     text = doctor.report()
     assert f"torch {torch.__version__}" in text
     assert sys.version.split()[0] in text
-    for word in ("CUDA available", "MPS", "cuDNN", "CPU threads", "napari", "magicgui",
-                 "segmentation-models-pytorch", "kornia"):
+    for word in (
+        "CUDA available",
+        "MPS",
+        "cuDNN",
+        "CPU threads",
+        "napari",
+        "magicgui",
+        "segmentation-models-pytorch",
+        "scipy",
+    ):
         assert word in text, word
 
 
@@ -53,8 +61,16 @@ def test_no_advice_without_gpu_or_with_cuda_build(monkeypatch):
     assert "--index-url" not in doctor.report()
 
 
-@pytest.mark.parametrize("driver, tag", [(None, "cu128"), ((12, 4), "cu126"), ((12, 6), "cu126"),
-                                         ((12, 8), "cu128"), ((13, 2), "cu130")])
+@pytest.mark.parametrize(
+    "driver, tag",
+    [
+        (None, "cu128"),
+        ((12, 4), "cu126"),
+        ((12, 6), "cu126"),
+        ((12, 8), "cu128"),
+        ((13, 2), "cu130"),
+    ],
+)
 def test_cuda_index_matches_driver(driver, tag):
     cmd = doctor.cuda_install_command(driver)
     assert cmd.endswith(f"whl/{tag}") and "-m pip install" in cmd
@@ -62,8 +78,10 @@ def test_cuda_index_matches_driver(driver, tag):
 
 def test_gpu_detection_reads_nvidia_smi(monkeypatch, tmp_path):
     exe = tmp_path / "nvidia-smi"
-    exe.write_text("#!/bin/sh\nif [ \"$1\" = -L ]; then echo 'GPU 0: NVIDIA H100 (UUID: x)';\n"
-                   "else echo '| NVIDIA-SMI 580.1  Driver Version: 580.1  CUDA Version: 12.9 |'; fi\n")
+    exe.write_text(
+        "#!/bin/sh\nif [ \"$1\" = -L ]; then echo 'GPU 0: NVIDIA H100 (UUID: x)';\n"
+        "else echo '| NVIDIA-SMI 580.1  Driver Version: 580.1  CUDA Version: 12.9 |'; fi\n"
+    )
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert doctor.nvidia_gpus() == ["GPU 0: NVIDIA H100 (UUID: x)"]
@@ -72,7 +90,9 @@ def test_gpu_detection_reads_nvidia_smi(monkeypatch, tmp_path):
 
 def test_missing_qt_binding_is_reported_not_raised(monkeypatch):
     monkeypatch.setitem(sys.modules, "qtpy", None)  # import qtpy -> ImportError
-    monkeypatch.setattr(doctor, "_version", lambda name: None if name in ("napari", "magicgui") else "1.0")
+    monkeypatch.setattr(
+        doctor, "_version", lambda name: None if name in ("napari", "magicgui") else "1.0"
+    )
     text = doctor.report()
     assert "no Qt binding installed: pip install 'napari-temseg[qt]'" in text
     assert "napari: not installed" in text

@@ -36,7 +36,13 @@ def test_compressed_tiff_is_lazy_zarr(tmp_path, stack):
 def test_zarr_store_and_group(tmp_path, stack):
     import zarr
 
-    z = zarr.open(str(tmp_path / "s.zarr"), mode="w", shape=stack.shape, dtype=stack.dtype, chunks=(1, 2, 16, 16))
+    z = zarr.open(
+        str(tmp_path / "s.zarr"),
+        mode="w",
+        shape=stack.shape,
+        dtype=stack.dtype,
+        chunks=(1, 2, 16, 16),
+    )
     z[:] = stack
     arr = io.read_image(tmp_path / "s.zarr")
     np.testing.assert_array_equal(arr[:], stack)
@@ -138,7 +144,9 @@ def test_create_output_refuses_plain_folder_and_bad_suffix(tmp_path):
     # a folder with an output suffix (so the suffix check passes) that is not a zarr store
     (tmp_path / "keep.tif").mkdir()
     (tmp_path / "keep.tif" / "precious.txt").write_text("x")
-    with pytest.raises(InputError, match="'.*keep.tif' is a folder that is not a zarr store; refusing to delete"):
+    with pytest.raises(
+        InputError, match="'.*keep.tif' is a folder that is not a zarr store; refusing to delete"
+    ):
         io.create_output(tmp_path / "keep.tif", (1, 2, 2), np.uint8, overwrite=True)
     with pytest.raises(InputError, match=r"output 'o.png' must end in \.zarr, \.tif"):
         io.create_output(tmp_path / "o.png", (1, 2, 2), np.uint8)

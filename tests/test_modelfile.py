@@ -20,8 +20,14 @@ def model():
     torch.manual_seed(0)
     cfg = ModelConfig(arch="small-unet", in_channels=3)
     spec = InputSpec(channels=1, context=1, norm_lo=(0.1,), norm_hi=(0.9,))
-    return TrainedModel(build_model(cfg).eval(), cfg, spec, threshold=0.6,
-                        train_cfg=TrainConfig(patch=64), history=[{"epoch": 1, "loss": 0.5}])
+    return TrainedModel(
+        build_model(cfg).eval(),
+        cfg,
+        spec,
+        threshold=0.6,
+        train_cfg=TrainConfig(patch=64),
+        history=[{"epoch": 1, "loss": 0.5}],
+    )
 
 
 def test_round_trip_gives_identical_predictions(model, tmp_path):
@@ -30,7 +36,9 @@ def test_round_trip_gives_identical_predictions(model, tmp_path):
     path = model.save(tmp_path / "m.safetensors")
     loaded = load_model(path)
     assert loaded.input_spec == model.input_spec and loaded.model_cfg == model.model_cfg
-    assert loaded.threshold == 0.6 and loaded.train_cfg.patch == 64 and loaded.history == model.history
+    assert (
+        loaded.threshold == 0.6 and loaded.train_cfg.patch == 64 and loaded.history == model.history
+    )
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model.net(x), loaded.net(x), atol=1e-6)
@@ -41,10 +49,10 @@ def test_file_is_plain_safetensors_with_json_header(model, tmp_path):
     path = model.save(tmp_path / "m.safetensors")
     raw = path.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])  # safetensors: 8-byte length + JSON, then raw tensor bytes
+    header = json.loads(raw[8 : 8 + n])  # safetensors: 8-byte length + JSON, then raw tensor bytes
     meta = json.loads(header["__metadata__"][META_KEY])
     assert meta["model"]["arch"] == "small-unet" and meta["input"]["context"] == 1
-    assert b"\x80\x04" not in raw[:8 + n]  # no pickle protocol marker in the header
+    assert b"\x80\x04" not in raw[: 8 + n]  # no pickle protocol marker in the header
     assert read_metadata(path)["threshold"] == 0.6
 
 
@@ -78,7 +86,7 @@ def test_config_weights_mismatch_is_rejected(model, tmp_path):
 
     path = model.save(tmp_path / "m.safetensors")
     with safe_open(str(path), "pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open, not a dict
         meta = json.loads(f.metadata()[META_KEY])
     meta["model"]["in_channels"] = 5  # the header lies about the weights
     save_file(tensors, str(tmp_path / "edited.safetensors"), metadata={META_KEY: json.dumps(meta)})
@@ -90,11 +98,11 @@ def test_config_weights_mismatch_is_rejected(model, tmp_path):
         load_model(tmp_path / "broken.safetensors")
 
 
-def test_norm_mode_travels_with_the_model(model, tmp_path):
+def test_intensity_norm_travels_with_the_model(model, tmp_path):
     import dataclasses
 
-    model.input_spec = dataclasses.replace(model.input_spec, norm_mode="image")
-    assert load_model(model.save(tmp_path / "m.safetensors")).input_spec.norm_mode == "image"
+    model.input_spec = dataclasses.replace(model.input_spec, intensity_norm="image")
+    assert load_model(model.save(tmp_path / "m.safetensors")).input_spec.intensity_norm == "image"
 
 
 def test_norm_layers_travel_with_the_model(tmp_path):
@@ -102,11 +110,11 @@ def test_norm_layers_travel_with_the_model(tmp_path):
 
     from napari_temseg.core.models import build_model
 
-    cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm="instance")
+    cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm_layer="instance")
     spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,))
     m = TrainedModel(build_model(cfg).eval(), cfg, spec)
     back = load_model(m.save(tmp_path / "m.safetensors"))
-    assert back.model_cfg.norm == "instance"
+    assert back.model_cfg.norm_layer == "instance"
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(m.net(x), back.net(x))
@@ -119,16 +127,46 @@ def test_files_without_norm_field_load_as_batch_norm(tmp_path):
 
     from napari_temseg.core.models import build_model
 
-    cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm="batch")
+    cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm_layer="batch")
     spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,))
     old = TrainedModel(build_model(cfg).eval(), cfg, spec)
     header = old.metadata()
-    del header["model"]["norm"]
+    del header["model"]["norm_layer"]
     path = tmp_path / "old.safetensors"
-    save_file({k: v.contiguous() for k, v in old.net.state_dict().items()}, str(path),
-              metadata={META_KEY: json.dumps(header)})
+    save_file(
+        {k: v.contiguous() for k, v in old.net.state_dict().items()},
+        str(path),
+        metadata={META_KEY: json.dumps(header)},
+    )
     back = load_model(path)
-    assert back.model_cfg.norm == "batch"
+    assert back.model_cfg.norm_layer == "batch"
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(old.net(x), back.net(x))
+
+
+def test_files_with_the_old_field_names_load(tmp_path):
+    """Format-1 headers written before the renames ('norm', 'norm_mode', 'normalize')."""
+    from safetensors.torch import save_file
+
+    from napari_temseg.core.models import build_model
+
+    cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm_layer="group")
+    spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,), intensity_norm="image")
+    old = TrainedModel(
+        build_model(cfg).eval(), cfg, spec, train_cfg=TrainConfig(intensity_norm="image")
+    )
+    header = old.metadata()
+    header["model"]["norm"] = header["model"].pop("norm_layer")
+    header["input"]["norm_mode"] = header["input"].pop("intensity_norm")
+    header["train"]["normalize"] = header["train"].pop("intensity_norm")
+    path = tmp_path / "old-names.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in old.net.state_dict().items()},
+        str(path),
+        metadata={META_KEY: json.dumps(header)},
+    )
+    back = load_model(path)
+    assert back.model_cfg.norm_layer == "group"
+    assert back.input_spec.intensity_norm == "image"
+    assert back.train_cfg.intensity_norm == "image"

@@ -101,13 +101,16 @@ def test_list_archs_and_default():
     assert "FPN" in archs and "UnetPlusPlus" in archs  # smp spelling: build_model accepts any case
     assert models.DEFAULT_MODEL.arch == models.DEFAULT_ARCH
     assert models.DEFAULT_ARCH == "small-unet"
-    assert models.DEFAULT_ENCODER is None and models.DEFAULT_MODEL.encoder is None  # native: no encoder
+    assert (
+        models.DEFAULT_ENCODER is None and models.DEFAULT_MODEL.encoder is None
+    )  # native: no encoder
     # build_model() with no config builds exactly DEFAULT_MODEL: same layers, same parameter count
     default, explicit = models.build_model(), models.build_model(models.DEFAULT_MODEL)
     assert type(default) is type(explicit)
     assert models.count_parameters(default) == models.count_parameters(explicit)
     assert models.count_parameters(default) != models.count_parameters(
-        models.build_model(ModelConfig("unet", base_width=8)))
+        models.build_model(ModelConfig("unet", base_width=8))
+    )
     with torch.no_grad():
         assert default.eval()(torch.randn(1, 1, 32, 48)).shape == (1, 1, 32, 48)
 
@@ -156,7 +159,7 @@ def test_list_archs_is_unambiguous_and_each_name_builds_its_arch():
 @pytest.mark.parametrize("arch", ["unet", "small-unet", "resunet"])
 @pytest.mark.parametrize("norm", ["instance", "group"])
 def test_norm_layers_replace_every_batch_norm(arch, norm):
-    net = models.build_model(ModelConfig(arch=arch, base_width=8, norm=norm))
+    net = models.build_model(ModelConfig(arch=arch, base_width=8, norm_layer=norm))
     norms = _modules(net, torch.nn.GroupNorm)
     assert not _modules(net, torch.nn.BatchNorm2d) and len(norms) >= 10
     if norm == "instance":  # one group per channel = instance norm
@@ -173,15 +176,15 @@ def test_norm_layers_replace_every_batch_norm(arch, norm):
 
 
 def test_norm_option_is_checked():
-    with pytest.raises(ConfigError, match="norm must be 'auto' or one of"):
-        ModelConfig(arch="small-unet", norm="layer")
+    with pytest.raises(ConfigError, match="norm_layer must be 'auto' or one of"):
+        ModelConfig(arch="small-unet", norm_layer="layer")
     with pytest.raises(ConfigError, match="smp encoders use batch norm"):
-        ModelConfig(arch="Unet", norm="instance")
+        ModelConfig(arch="Unet", norm_layer="instance")
 
 
 def test_auto_norm_is_instance_for_the_default_and_batch_elsewhere():
-    assert models.DEFAULT_MODEL.norm == ModelConfig().norm == "instance"
-    assert ModelConfig(arch="small-unet", norm="auto").norm == "instance"
-    assert ModelConfig(arch="unet").norm == ModelConfig(arch="resunet").norm == "batch"
-    assert ModelConfig(arch="Unet").norm == "batch"
+    assert models.DEFAULT_MODEL.norm_layer == ModelConfig().norm_layer == "instance"
+    assert ModelConfig(arch="small-unet", norm_layer="auto").norm_layer == "instance"
+    assert ModelConfig(arch="unet").norm_layer == ModelConfig(arch="resunet").norm_layer == "batch"
+    assert ModelConfig(arch="Unet").norm_layer == "batch"
     assert not _modules(models.build_model(), torch.nn.BatchNorm2d)

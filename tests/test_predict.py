@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from napari_temseg.core.config import InputSpec, ModelConfig
+from napari_temseg.core.config import ConfigError, InputSpec, ModelConfig, PredictConfig
 from napari_temseg.core.errors import InputError
 from napari_temseg.core.modelfile import TrainedModel
 from napari_temseg.core.predict import predict_slice, predict_stack
@@ -24,7 +24,9 @@ class Pick(nn.Module):
 
 
 def _model(net, channels=1, context=0, threshold=0.5, arch="small-unet"):
-    spec = InputSpec(channels=channels, context=context, norm_lo=(0.0,) * channels, norm_hi=(1.0,) * channels)
+    spec = InputSpec(
+        channels=channels, context=context, norm_lo=(0.0,) * channels, norm_hi=(1.0,) * channels
+    )
     cfg = ModelConfig(arch=arch, in_channels=spec.network_channels, base_width=4)
     return TrainedModel(net=net, model_cfg=cfg, input_spec=spec, threshold=threshold)
 
@@ -33,14 +35,25 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
 
 
-def _run(model, image, **kw):
+_CALL_ARGS = {"prob_out", "labels_out", "uncertainty_out", "slices", "channel_axis", "stop"}
+
+
+def _cfg(**kw):
     kw.setdefault("device", "cpu")
     kw.setdefault("amp", False)  # exact comparisons: fp32
-    return run(predict_stack(model, image, **kw))
+    return PredictConfig(**kw)
+
+
+def _run(model, image, **kw):
+    """predict_stack with the PredictConfig fields of ``kw`` and the call's own arguments."""
+    call = {k: kw.pop(k) for k in list(kw) if k in _CALL_ARGS}
+    return run(predict_stack(model, image, _cfg(**kw), **call))
 
 
 @pytest.mark.parametrize("blend", ["gaussian", "constant"])
-@pytest.mark.parametrize("shape,tile,overlap", [((2, 37, 101), 32, 0.3), ((1, 83, 67), 48, 0.5), ((3, 17, 200), 64, 0.0)])
+@pytest.mark.parametrize(
+    "shape,tile,overlap", [((2, 37, 101), 32, 0.3), ((1, 83, 67), 48, 0.5), ((3, 17, 200), 64, 0.0)]
+)
 def test_identity_predictor_reconstructs_input(blend, shape, tile, overlap):
     img = np.random.default_rng(0).normal(0, 2, shape).astype(np.float32)
     res = _run(_model(Pick()), img, tile=tile, overlap=overlap, blend=blend, batch=3)
@@ -52,8 +65,14 @@ def test_identity_predictor_reconstructs_input(blend, shape, tile, overlap):
     assert res.slices == list(range(shape[0])) and not res.stopped
 
 
-@pytest.mark.parametrize("pick,slice_of", [(2, lambda z, Z: z), (0, lambda z, Z: abs(z - 1) if z else 1),
-                                           (5, lambda z, Z: z + 1 if z + 1 < Z else 2 * Z - z - 3)])
+@pytest.mark.parametrize(
+    "pick,slice_of",
+    [
+        (2, lambda z, Z: z),
+        (0, lambda z, Z: abs(z - 1) if z else 1),
+        (5, lambda z, Z: z + 1 if z + 1 < Z else 2 * Z - z - 3),
+    ],
+)
 def test_two_channels_context_order_and_reflection(pick, slice_of):
     """C=2, k=1: network channel (dz + k) * C + c; the edges reflect (no repeat)."""
     img = np.random.default_rng(1).normal(size=(4, 2, 21, 30)).astype(np.float32)
@@ -100,14 +119,19 @@ def test_single_tile_equals_full_image_forward_small_unet(shape, channels, conte
     res = _run(m, img, tile=64)
     vol = as_volume(img)
     for z in range(vol.shape[0]):
-        x, (h, w) = pad_to_multiple(network_input(vol, z, m.input_spec), required_multiple(m.model_cfg))
+        x, (h, w) = pad_to_multiple(
+            network_input(vol, z, m.input_spec), required_multiple(m.model_cfg)
+        )
         with torch.no_grad():
             ref = torch.sigmoid(m.net(torch.from_numpy(x[None])))[0, 0, :h, :w].numpy()
         np.testing.assert_allclose(res.prob[z], ref, atol=1e-4)
 
 
-def test_bf16_autocast_on_cpu_is_close_to_fp32_and_leaves_the_net_fp32():
+def test_bf16_autocast_on_cpu_is_close_to_fp32_and_leaves_the_net_fp32(monkeypatch):
+    from napari_temseg.core import device
     from napari_temseg.core.models import build_model
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)  # amp=True: bf16 where native
 
     m = _model(None)
     torch.manual_seed(0)
@@ -144,7 +168,7 @@ def test_tta_with_equivariant_net_equals_plain_and_uncertainty_is_zero():
     img = np.random.default_rng(6).random((2, 40, 56)).astype(np.float32)
     m = _model(_d4_net())
     plain = _run(m, img, tile=32, overlap=0.25)
-    tta = _run(m, img, tile=32, overlap=0.25, tta=True)
+    tta = _run(m, img, tile=32, overlap=0.25, tta=True, uncertainty=True)
     np.testing.assert_allclose(tta.prob, plain.prob, atol=1e-5)
     assert tta.uncertainty.shape == img.shape and tta.uncertainty.max() < 1e-6
 
@@ -170,7 +194,7 @@ def test_uint8_and_float16_probabilities():
     assert u8.dtype == np.uint8 and f16.dtype == np.float16
     assert np.abs(u8.astype(int) - np.rint(ref * 255).astype(int)).max() <= 1
     np.testing.assert_allclose(f16.astype(np.float32), ref, atol=1e-3)
-    with pytest.raises(InputError, match="float32, float16 or uint8"):
+    with pytest.raises(ConfigError, match="prob_dtype must be one of"):
         _run(m, img, prob_dtype="int16")
 
 
@@ -207,7 +231,7 @@ def test_threshold_option():
 def test_progress_and_stop_returns_finished_slices():
     img = np.random.default_rng(10).normal(size=(6, 40, 40)).astype(np.float32)
     stop = StopToken()
-    gen = predict_stack(_model(Pick()), img, tile=16, overlap=0.25, batch=2, stop=stop, device="cpu", amp=False)
+    gen = predict_stack(_model(Pick()), img, _cfg(tile=16, overlap=0.25, batch=2), stop=stop)
     seen = []
     try:
         while True:
@@ -228,7 +252,7 @@ def test_progress_and_stop_returns_finished_slices():
 def test_generator_close_stops_threads():
     before = threading.active_count()
     img = np.random.default_rng(11).normal(size=(8, 40, 40)).astype(np.float32)
-    gen = predict_stack(_model(Pick()), img, tile=16, batch=1, device="cpu")
+    gen = predict_stack(_model(Pick()), img, _cfg(tile=16, batch=1))
     next(gen)
     gen.close()
     assert threading.active_count() == before
@@ -237,7 +261,7 @@ def test_generator_close_stops_threads():
 def test_predict_slice_restores_train_mode():
     net = _pointwise_net().train()
     img = np.random.default_rng(12).random((3, 30, 30)).astype(np.float32)
-    p = predict_slice(_model(net), img, 1, tile=16, amp=False)
+    p = predict_slice(_model(net), img, 1, _cfg(tile=16))
     assert p.shape == (30, 30) and p.dtype == np.float32 and net.training
     full = _run(_model(net), img, tile=16).prob
     np.testing.assert_allclose(p, full[1], atol=1e-6)
@@ -270,7 +294,9 @@ def test_memmap_stack_to_memmap_and_zarr_does_not_load_stack(tmp_path):
     from napari_temseg.core import io
 
     Z, Y, X = 100, 512, 512  # float64: 200 MB on disk, few pixels (fast on a CPU)
-    src = np.lib.format.open_memmap(tmp_path / "stack.npy", mode="w+", dtype=np.float64, shape=(Z, Y, X))
+    src = np.lib.format.open_memmap(
+        tmp_path / "stack.npy", mode="w+", dtype=np.float64, shape=(Z, Y, X)
+    )
     ramp = np.linspace(-3, 3, X)
     for z in range(Z):
         src[z] = ramp[None, :] + (z - Z / 2) / Z
@@ -292,7 +318,9 @@ def test_memmap_stack_to_memmap_and_zarr_does_not_load_stack(tmp_path):
     tracemalloc.start()
     t.start()
     try:
-        res = _run(_model(Pick()), stack, prob_out=prob, labels_out=labels, tile=256, overlap=0.25, batch=4)
+        res = _run(
+            _model(Pick()), stack, prob_out=prob, labels_out=labels, tile=256, overlap=0.25, batch=4
+        )
     finally:
         stop.set()
         t.join()
@@ -301,7 +329,9 @@ def test_memmap_stack_to_memmap_and_zarr_does_not_load_stack(tmp_path):
     stack_mb = stack.nbytes / 2**20
     assert stack_mb >= 195
     assert peak / 2**20 < 0.15 * stack_mb, f"numpy peak {peak / 2**20:.0f} MB"
-    assert (max(peak_anon) - base) / 1024 < 0.25 * stack_mb, f"anon RSS +{(max(peak_anon) - base) / 1024:.0f} MB"
+    assert (max(peak_anon) - base) / 1024 < 0.25 * stack_mb, (
+        f"anon RSS +{(max(peak_anon) - base) / 1024:.0f} MB"
+    )
     assert res.slices == list(range(Z))
     z = 17
     expect = sigmoid(ramp + (z - Z / 2) / Z)
@@ -324,11 +354,19 @@ def test_predict_dask_local_cluster_matches_predict_stack(tmp_path):
     img = np.random.default_rng(13).random((5, 2, 40, 50)).astype(np.float32)
     ref = _run(m, img, tile=32)
     loads = pdm.LOADS["count"]
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster):
-            res = pdm.predict_dask(tmp_path / "m.safetensors", da.from_array(img, chunks=(2, 2, 40, 50)),
-                                   tmp_path / "p.zarr", labels_zarr_path=tmp_path / "l.zarr", tile=32,
-                                   device="cpu", amp=False)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        res = pdm.predict_dask(
+            tmp_path / "m.safetensors",
+            da.from_array(img, chunks=(2, 2, 40, 50)),
+            tmp_path / "p.zarr",
+            _cfg(tile=32),
+            labels_zarr_path=tmp_path / "l.zarr",
+        )
     assert pdm.LOADS["count"] - loads == 1  # 3 chunks, one model load in the worker
     np.testing.assert_allclose(res.prob[:], ref.prob, atol=1e-6)
     np.testing.assert_array_equal(res.labels[:], ref.labels)

@@ -63,14 +63,17 @@ def test_isbi_train_short_then_predict_unseen_sections(isbi):
     assert np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1
     pred = np.asarray(res.labels)[UNSEEN]
     truth = lab[UNSEEN]
-    total = sum((counts(p, t) for p, t in zip(pred, truth)), Counts())
+    total = sum((counts(p, t) for p, t in zip(pred, truth, strict=False)), Counts())
 
     # Trivial answers: "all membrane" scores 2f/(1+f) (f = membrane fraction, ~0.2 here,
     # so ~0.35); "all background" scores 0; a constant probability can do no better than
     # the former. A network that learned membranes must beat it by a clear margin.
     f = truth.mean()
     all_membrane = 2 * f / (1 + f)
-    print(f"membrane Dice {total.dice:.3f} on unseen sections, all-membrane baseline {all_membrane:.3f}")
+    print(
+        f"membrane Dice {total.dice:.3f} on unseen sections, "
+        f"all-membrane baseline {all_membrane:.3f}"
+    )
     assert total.dice > all_membrane + MARGIN, (
         f"membrane Dice {total.dice:.3f} on unseen sections {UNSEEN} is not clearly above the "
         f"all-membrane baseline {all_membrane:.3f} (+{MARGIN}); history {model.history}"

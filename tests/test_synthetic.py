@@ -1,4 +1,6 @@
-"""core/synthetic.py: deterministic, documented shapes, realistic, and not solvable by a threshold."""
+"""core/synthetic.py: deterministic, documented shapes, realistic,
+and not solvable by a threshold.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def test_fibsem_shapes_and_dtypes(shape):
     img, mask = make_fibsem(shape, seed=0)
     assert img.shape == shape and img.dtype == np.float32
     assert mask.shape == (shape[0], *shape[2:]) and mask.dtype == np.uint8
-    assert 0.0 <= img.min() and img.max() <= 1.0
+    assert img.min() >= 0.0 and img.max() <= 1.0
     assert set(np.unique(mask).tolist()) == {0, 1}  # the middle slice always holds a mitochondrion
 
 
@@ -57,7 +59,7 @@ def test_particles_shapes_and_dtypes():
     img, mask = make_particles((48, 80), seed=0)
     assert img.shape == mask.shape == (48, 80)
     assert img.dtype == np.float32 and mask.dtype == np.uint8
-    assert 0.0 <= img.min() and img.max() <= 1.0 and set(np.unique(mask).tolist()) == {0, 1}
+    assert img.min() >= 0.0 and img.max() <= 1.0 and set(np.unique(mask).tolist()) == {0, 1}
     _, _, inst = make_particles((48, 80), seed=0, instances=True)
     assert inst.dtype == np.uint16 and np.array_equal(inst > 0, mask > 0)
 
@@ -101,7 +103,8 @@ def test_mitochondria_have_dark_borders(fib):
     inner = ndi.binary_erosion(m, np.ones((1, 3, 3)), iterations=4)
     border = m & ~ndi.binary_erosion(m, np.ones((1, 3, 3)), iterations=3)
     outside = ndi.binary_dilation(m, np.ones((1, 3, 3)), iterations=6) & ~ndi.binary_dilation(
-        m, np.ones((1, 3, 3)), iterations=2)
+        m, np.ones((1, 3, 3)), iterations=2
+    )
     for ch in range(2):
         x = img[:, ch]
         assert x[border].mean() < x[inner].mean() - 0.03, ch
@@ -110,7 +113,9 @@ def test_mitochondria_have_dark_borders(fib):
 
 def test_mitochondria_persist_across_slices(fib):
     _, mask = fib
-    ious = [np.sum(a & b) / np.sum(a | b) for a, b in zip(mask[:-1] > 0, mask[1:] > 0)]
+    ious = [
+        np.sum(a & b) / np.sum(a | b) for a, b in zip(mask[:-1] > 0, mask[1:] > 0, strict=False)
+    ]
     assert min(ious) > 0.4, ious
     labels, n = ndi.label(mask)
     depth = [np.ptp(np.nonzero(labels == i)[0]) + 1 for i in range(1, n + 1)]
@@ -161,8 +166,11 @@ def test_curtaining_is_vertical_stripes():
 def test_detector_response_is_uneven():
     img, mask = make_fibsem((4, 1, 128, 128), seed=6, distractors=0, curtaining=0)
     bg = np.where(mask[:, None] == 0, img, np.nan)[:, 0]
-    quads = [np.nanmean(bg[:, ys, xs]) for ys in (slice(0, 64), slice(64, None))
-             for xs in (slice(0, 64), slice(64, None))]
+    quads = [
+        np.nanmean(bg[:, ys, xs])
+        for ys in (slice(0, 64), slice(64, None))
+        for xs in (slice(0, 64), slice(64, None))
+    ]
     assert max(quads) - min(quads) > 0.04
 
 
@@ -176,7 +184,7 @@ def test_particles_are_dark_varied_and_touching():
     pairs = set()
     for a, b in ((inst[:, :-1], inst[:, 1:]), (inst[:-1], inst[1:])):
         touch = (a > 0) & (b > 0) & (a != b)
-        pairs |= {tuple(sorted(p)) for p in zip(a[touch].tolist(), b[touch].tolist())}
+        pairs |= {tuple(sorted(p)) for p in zip(a[touch].tolist(), b[touch].tolist(), strict=False)}
     assert len(pairs) >= 3
 
 

@@ -1,13 +1,15 @@
-"""fit(): learning, determinism, stopping, sparse labels, warm start, and every bad input of issue 3."""
+"""fit(): learning, determinism, stopping, sparse labels, warm start,
+and every bad input of issue 3.
+"""
 
 import numpy as np
 import pytest
 
-from napari_temseg.core.config import ModelConfig, TrainConfig
+from napari_temseg.core.config import ConfigError, ModelConfig, PredictConfig, TrainConfig
+from napari_temseg.core.data import as_mask, as_volume
 from napari_temseg.core.errors import InputError
 from napari_temseg.core.progress import Progress, StopToken, run
 from napari_temseg.core.sampling import PatchSampler, split_regions, target_and_weight
-from napari_temseg.core.data import as_mask, as_volume
 from napari_temseg.core.synthetic import make_fibsem, make_particles
 from napari_temseg.core.train import _warning, fit
 
@@ -15,8 +17,16 @@ TINY = ModelConfig(arch="small-unet")
 
 
 def cfg(**kw):
-    base = dict(patch=64, batch=4, epochs=1, seconds=None, steps_per_epoch=3, augment="flips", seed=0,
-                device="cpu")
+    base = dict(
+        patch=64,
+        batch=4,
+        epochs=1,
+        seconds=None,
+        steps_per_epoch=3,
+        augment="flips",
+        seed=0,
+        device="cpu",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -29,7 +39,9 @@ def stack():
 def test_fit_learns_synthetic_stack():
     img, mask = make_fibsem(shape=(4, 2, 96, 96), seed=1)
     seen = []
-    model = run(fit(img, mask, train_cfg=cfg(epochs=6, steps_per_epoch=12, lr=3e-3), context=1), seen.append)
+    model = run(
+        fit(img, mask, train_cfg=cfg(epochs=6, steps_per_epoch=12, lr=3e-3, context=1)), seen.append
+    )
     assert all(isinstance(p, Progress) and p.stage == "train" for p in seen)
     assert len(seen) == 6 * 12 and seen[-1].step == 72 and seen[-1].fraction == 1.0
     assert model.input_spec.channels == 2 and model.input_spec.context == 1
@@ -46,11 +58,13 @@ def test_fit_is_deterministic_on_cpu(stack):
     img, mask = stack
     a = run(fit(img, mask, train_cfg=cfg(augment="default")))
     b = run(fit(img, mask, train_cfg=cfg(augment="default")))
-    for (k, va), vb in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+    for (k, va), vb in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=False):
         assert np.array_equal(va.numpy(), vb.numpy()), k
     c = run(fit(img, mask, train_cfg=cfg(augment="default", seed=1)))
-    assert any(not np.array_equal(va.numpy(), vc.numpy())
-               for va, vc in zip(a.net.state_dict().values(), c.net.state_dict().values()))
+    assert any(
+        not np.array_equal(va.numpy(), vc.numpy())
+        for va, vc in zip(a.net.state_dict().values(), c.net.state_dict().values(), strict=False)
+    )
 
 
 def test_stop_token_returns_best_model(stack):
@@ -112,8 +126,16 @@ def test_sparse_scribbles_ignore_unlabelled_pixels():
     t, w = target_and_weight(scrib, sparse=True)
     assert w.sum() == 600 and t.sum() == 300 and np.all(t <= w)
     vol = as_volume(img)
-    sampler = PatchSampler([vol], [as_mask(scrib, vol)], split_regions([(0, 0)], [(96, 96)], 0, 0)[0],
-                           _spec(vol), 32, True, 0.5, 0)
+    sampler = PatchSampler(
+        [vol],
+        [as_mask(scrib, vol)],
+        split_regions([(0, 0)], [(96, 96)], 0, 0)[0],
+        _spec(vol),
+        32,
+        True,
+        0.5,
+        0,
+    )
     x, y, w = sampler.sample(16)
     assert np.all(w.reshape(16, -1).sum(1) > 0)  # every patch is centred on a labelled pixel
     model = run(fit(img, scrib, train_cfg=cfg(sparse=True, epochs=2)))
@@ -125,7 +147,9 @@ def test_sparse_scribbles_ignore_unlabelled_pixels():
 def _spec(vol):
     from napari_temseg.core.config import InputSpec
 
-    return InputSpec(channels=vol.shape[1], norm_lo=(0.0,) * vol.shape[1], norm_hi=(1.0,) * vol.shape[1])
+    return InputSpec(
+        channels=vol.shape[1], norm_lo=(0.0,) * vol.shape[1], norm_hi=(1.0,) * vol.shape[1]
+    )
 
 
 def test_warm_start_continues_history(stack):
@@ -207,7 +231,7 @@ def test_other_dtypes_and_rgb(kind):
 def test_context_on_single_slice():
     img, mask = make_particles(shape=(64, 64), seed=0)
     with pytest.raises(InputError, match="context=1 needs neighbouring slices"):
-        run(fit(img, mask, train_cfg=cfg(), context=1))
+        run(fit(img, mask, train_cfg=cfg(context=1)))
 
 
 def test_patch_larger_than_image_is_padded():
@@ -232,12 +256,12 @@ def test_images_of_different_sizes_form_one_training_set():
 
 
 def test_per_image_normalisation_ignores_each_images_contrast():
-    """norm_mode 'image': an image and a brightened, contrast-stretched copy give one input."""
-    from napari_temseg.core.config import ConfigError, InputSpec
+    """intensity_norm 'image': an image and a brightened, contrast-stretched copy give one input."""
+    from napari_temseg.core.config import InputSpec
     from napari_temseg.core.data import network_input
 
     img, mask = make_particles(shape=(64, 64), seed=0)
-    spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,), norm_mode="image")
+    spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,), intensity_norm="image")
     a = network_input(as_volume(img), 0, spec)
     b = network_input(as_volume(img * 7.0 + 100.0), 0, spec)
     assert np.allclose(a, b, atol=1e-4)
@@ -245,19 +269,20 @@ def test_per_image_normalisation_ignores_each_images_contrast():
     assert np.allclose(part, a[:, 10:30, 5:40], atol=1e-4)  # tiles see the whole slice's range
     dataset = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,))
     assert not np.allclose(network_input(as_volume(img * 7.0 + 100.0), 0, dataset), a, atol=1e-2)
-    model = run(fit([img, img * 7.0 + 100.0], [mask, mask], train_cfg=cfg(normalize="image")))
-    assert model.input_spec.norm_mode == "image"
-    with pytest.raises(ConfigError, match="must be one of .*got 'per-pixel'"):
-        cfg(normalize="per-pixel")
+    model = run(fit([img, img * 7.0 + 100.0], [mask, mask], train_cfg=cfg(intensity_norm="image")))
+    assert model.input_spec.intensity_norm == "image"
+    with pytest.raises(ConfigError, match="intensity_norm must be one of"):
+        cfg(intensity_norm="per-pixel")
 
 
 def test_per_image_normalisation_reaches_prediction():
     from napari_temseg.core.predict import predict_stack
 
     img, mask = make_particles(shape=(64, 64), seed=1)
-    model = run(fit(img, mask, train_cfg=cfg(normalize="image")))
-    a = run(predict_stack(model, img, tile=32, device="cpu", amp=False)).prob
-    b = run(predict_stack(model, img * 7.0 + 100.0, tile=32, device="cpu", amp=False)).prob
+    model = run(fit(img, mask, train_cfg=cfg(intensity_norm="image")))
+    pc = PredictConfig(tile=32, device="cpu", amp=False)
+    a = run(predict_stack(model, img, pc)).prob
+    b = run(predict_stack(model, img * 7.0 + 100.0, pc)).prob
     assert np.allclose(a, b, atol=1e-4)
 
 
@@ -268,7 +293,9 @@ def test_channels_last_only_where_it_pays():
 
     cpu = torch.device("cpu")
     assert channels_last_pays(torch.device("cuda"), "instance", "auto")
-    assert not channels_last_pays(cpu, "instance", "auto") and not channels_last_pays(cpu, "group", True)
+    assert not channels_last_pays(cpu, "instance", "auto") and not channels_last_pays(
+        cpu, "group", True
+    )
     assert channels_last_pays(cpu, "batch") and channels_last_pays(cpu, "instance")  # inference
     assert not channels_last_pays(cpu, "batch", False)  # fp32 training: no gain
     assert channels_last_pays(cpu, "batch", "auto") == cpu_has_bf16()
@@ -279,8 +306,10 @@ def test_fit_with_per_sample_norm_layers(stack, norm):
     import torch
 
     img, mask = stack
-    model = run(fit(img, mask, train_cfg=cfg(), model_cfg=ModelConfig(arch="small-unet", norm=norm)))
-    assert model.model_cfg.norm == norm
+    model = run(
+        fit(img, mask, train_cfg=cfg(), model_cfg=ModelConfig(arch="small-unet", norm_layer=norm))
+    )
+    assert model.model_cfg.norm_layer == norm
     conv = next(p for p in model.net.parameters() if p.dim() == 4 and p.shape[1] > 1)
     assert not conv.is_contiguous(memory_format=torch.channels_last)  # kept NCHW on the CPU
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.net.modules())
@@ -293,7 +322,9 @@ def test_resumed_network_goes_back_to_nchw_for_instance_norm(stack):
 
     img, mask = stack
     model = run(fit(img, mask, train_cfg=cfg()))
-    predict_slice(model, img, 0, device="cpu")  # inference switches the net to channels_last
+    predict_slice(
+        model, img, 0, PredictConfig(device="cpu")
+    )  # inference switches the net to channels_last
     conv = lambda m: next(p for p in m.net.parameters() if p.dim() == 4 and p.shape[1] > 1)  # noqa: E731
     assert conv(model).is_contiguous(memory_format=torch.channels_last)
     again = run(fit(img, mask, train_cfg=cfg(), resume=model))

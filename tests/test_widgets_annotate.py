@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _widget_helpers import blobs, errors_since, n_records
 
 # docks are opened the way napari does (npe2 + PublicOnlyProxy viewer); private API use fails
-pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("error:Private attribute access:FutureWarning")]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
+]
 
 
 @pytest.fixture

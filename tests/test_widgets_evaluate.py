@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _widget_helpers import blobs, errors_since, n_records
 
 # docks are opened the way napari does (npe2 + PublicOnlyProxy viewer); private API use fails
-pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("error:Private attribute access:FutureWarning")]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
+]
 
 
 @pytest.fixture
@@ -53,6 +55,10 @@ def test_bad_input_is_a_clear_message(dock, case):
         w.pred.value, w.truth.value = a, b
     w.run_btn.clicked()
     msgs = errors_since(start)
-    want = {"missing": "choose two labels layers", "same": "same layer", "shape": "differ in shape"}[case]
+    want = {
+        "missing": "choose two labels layers",
+        "same": "same layer",
+        "shape": "differ in shape",
+    }[case]
     assert msgs and want in msgs[-1], msgs
     assert w.result is None

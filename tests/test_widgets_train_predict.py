@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _widget_helpers import errors_since, n_records, one_torch_thread, set_train_form, tiny_model
 
 # docks are opened the way napari does (npe2 + PublicOnlyProxy viewer); private API use fails
-pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("error:Private attribute access:FutureWarning")]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
+]
 
 # Dice bound for 100 steps of a width-8 small U-Net on the 512 x 512 particles sample.
 # All-foreground scores 2f / (1 + f) ~ 0.3 (f ~ 0.18 foreground), all-background 0, and
@@ -22,7 +24,10 @@ MIN_DICE = 0.5
 def docks(make_napari_viewer):
     threads = one_torch_thread()
     viewer = make_napari_viewer()
-    ws = [viewer.window.add_plugin_dock_widget("napari-temseg", n)[1] for n in ("Annotate", "Train", "Predict")]
+    ws = [
+        viewer.window.add_plugin_dock_widget("napari-temseg", n)[1]
+        for n in ("Annotate", "Train", "Predict")
+    ]
     yield (viewer, *ws)
     for w in ws[1:]:
         if w.job is not None and w.job.running:
@@ -49,7 +54,7 @@ def _wait(qtbot, w, timeout=180_000):
 
 
 def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
-    from napari_temseg._widgets import _session
+    from napari_temseg._widgets import session
     from napari_temseg.core.metrics import dice
 
     viewer, annotate, train, predict = docks
@@ -62,11 +67,13 @@ def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
     _wait(qtbot, train)
     assert errors_since(start) == []
     model = train.model
-    assert model is not None and _session.get_model(viewer) is model
+    assert model is not None and session.get_model(viewer) is model
     assert len(model.history) == 2 and train.status.value.startswith("Done")
     assert len(train.plot.loss) >= 2 and train.plot.dice  # the live plot got points
     preview = viewer.layers["particles preview"]
-    assert preview.data.shape == (512, 512) and preview.metadata["napari_temseg"]["role"] == "preview"
+    assert (
+        preview.data.shape == (512, 512) and preview.metadata["napari_temseg"]["role"] == "preview"
+    )
 
     predict.reset_choices()
     predict.images.value = [image]
@@ -77,7 +84,7 @@ def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
     labels = viewer.layers["particles prediction"].data
     assert prob.shape == labels.shape == (512, 512)
     assert prob.dtype == np.float32 and labels.dtype == np.uint8
-    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
     score = dice(labels, truth.data)
     print(f"GUI end-to-end Dice after 100 steps: {score:.3f}")
     assert score > MIN_DICE
@@ -108,7 +115,7 @@ def test_stop_keeps_a_usable_model(docks, qtbot):
 
     viewer, annotate, train, _ = docks
     image, _, mask = _particles(viewer, annotate)
-    set_train_form(train, image_layers=[image], mask_layer=mask, seconds=600, epochs=0)
+    set_train_form(train, image_layers=[image], mask_layer=mask, seconds=600, epochs=None)
     train.preview.value = False
     train.start_btn.clicked()
     qtbot.waitUntil(lambda: train.job.records >= 2, timeout=120_000)
@@ -154,7 +161,7 @@ def test_train_bad_input_messages(docks):
 
 
 def test_predict_bad_input_messages(docks):
-    from napari_temseg._widgets import _session
+    from napari_temseg._widgets import session
 
     viewer, _, _, predict = docks
     start = n_records()
@@ -164,7 +171,7 @@ def test_predict_bad_input_messages(docks):
     predict.images.value = [a]
     predict.run_btn.clicked()
     assert "no model trained" in errors_since(start)[-1]
-    _session.set_model(viewer, tiny_model(channels=1))
+    session.set_model(viewer, tiny_model(channels=1))
     predict.images.value = [a, b]  # two channels for a one-channel model
     predict.run_btn.clicked()
     assert "expects 1 channel(s) but the selection has 2" in errors_since(start)[-1]
@@ -180,19 +187,23 @@ def test_predict_bad_input_messages(docks):
 
 
 def test_predict_never_overwrites_user_layer(docks, qtbot):
-    from napari_temseg._widgets import _session
+    from napari_temseg._widgets import session
 
     viewer, _, _, predict = docks
     img = viewer.add_image(np.random.rand(2, 32, 32).astype(np.float32), name="em")
     user = viewer.add_labels(np.full((2, 32, 32), 7, np.uint8), name="em prediction")
-    _session.set_model(viewer, tiny_model())
+    session.set_model(viewer, tiny_model())
     predict.reset_choices()
     predict.images.value = [img]
     predict.device.value = "cpu"
     predict.run_btn.clicked()
     _wait(qtbot, predict, 60_000)
     assert (user.data == 7).all()
-    ours = [la for la in viewer.layers if la.metadata.get("napari_temseg", {}).get("role") == "prediction"]
+    ours = [
+        la
+        for la in viewer.layers
+        if la.metadata.get("napari_temseg", {}).get("role") == "prediction"
+    ]
     assert len(ours) == 1 and ours[0] is not user and ours[0].name == "em prediction (2)"
     assert ours[0].data.shape == (2, 32, 32)
 
@@ -200,12 +211,13 @@ def test_predict_never_overwrites_user_layer(docks, qtbot):
 def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatch):
     """Above the in-memory limit the outputs are zarr arrays (one chunk per slice); the
     threshold slider then re-thresholds slice by slice in a worker."""
-    from napari_temseg._widgets import _layers, _session
+    from napari_temseg._widgets import session
+    from napari_temseg.adapters import layers
 
     viewer, _, _, predict = docks
-    monkeypatch.setattr(_layers, "IN_MEMORY_BYTES", 1000)
+    monkeypatch.setattr(layers, "IN_MEMORY_BYTES", 1000)
     img = viewer.add_image(np.random.default_rng(0).random((3, 32, 40), np.float32), name="big")
-    _session.set_model(viewer, tiny_model())
+    session.set_model(viewer, tiny_model())
     predict.reset_choices()
     predict.images.value, predict.device.value = [img], "cpu"
     predict.run_btn.clicked()
@@ -215,7 +227,7 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
     assert type(prob).__module__.startswith("zarr") and prob.shape == (3, 32, 40)
     assert prob.chunks == (1, 32, 40)
     p = np.asarray(prob[:])
-    assert 0.0 <= p.min() and p.max() <= 1.0 and p.std() > 0  # the slices were written
+    assert p.min() >= 0.0 and p.max() <= 1.0 and p.std() > 0  # the slices were written
     t = float(np.quantile(p, 0.5))
     predict.threshold.value = round(t, 2)
     _wait(qtbot, predict, 60_000)
@@ -225,7 +237,7 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
 def test_closing_the_dock_stops_training(docks, qtbot):
     viewer, annotate, train, _ = docks
     image, _, mask = _particles(viewer, annotate)
-    set_train_form(train, image_layers=[image], mask_layer=mask, seconds=600, epochs=0)
+    set_train_form(train, image_layers=[image], mask_layer=mask, seconds=600, epochs=None)
     start = n_records()
     train.start_btn.clicked()
     qtbot.waitUntil(lambda: train.job.records >= 1, timeout=120_000)
@@ -237,22 +249,24 @@ def test_closing_the_dock_stops_training(docks, qtbot):
     assert errors_since(start) == []  # no noise from callbacks into the closed dock
 
 
-def test_per_image_normalisation_switch_reaches_the_config(docks):
+def test_intensity_normalisation_choice_reaches_the_config(docks):
     _, _, train, _ = docks
-    assert train.train_config().normalize == "dataset"
-    train.per_image.value = True
-    assert train.train_config().normalize == "image"
+    assert train.train_config().intensity_norm == "dataset"
+    train.intensity_norm.value = "image"
+    assert train.train_config().intensity_norm == "image"
 
 
 def test_norm_layer_choice_reaches_the_model_config(docks):
     _, _, train, _ = docks
-    assert train.model_config().norm == "instance"  # auto, small-unet
-    train.norm.value = "batch"
-    assert train.model_config().norm == "batch"
-    train.arch.value = "Unet"
-    assert train.norm.native.isHidden() and train.model_config().norm == "batch"
+    assert train.model_config().norm_layer == "instance"  # auto, small-unet
+    train.norm_layer.value = "batch"
+    assert train.model_config().norm_layer == "batch"
+    train.arch.value = "Unet"  # smp: norm layer and base width mean nothing, the encoder does
+    assert train.norm_layer.native.isHidden() and not train.encoder.native.isHidden()
+    mcfg = train.model_config()
+    assert mcfg.norm_layer == "batch" and mcfg.base_width is None and mcfg.encoder == "resnet18"
     train.arch.value = "small-unet"
-    assert not train.norm.native.isHidden()
+    assert not train.norm_layer.native.isHidden() and train.model_config().encoder is None
 
 
 def test_save_button_goes_through_the_file_dialog(docks, monkeypatch, tmp_path):
@@ -278,5 +292,7 @@ def test_save_button_goes_through_the_file_dialog(docks, monkeypatch, tmp_path):
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: ("", "")))
     train.status.value = "unchanged"
     train.save_btn.clicked()  # the user cancelled: nothing written, nothing said
-    assert train.status.value == "unchanged" and [p.name for p in tmp_path.iterdir()] == [saved.name]
+    assert train.status.value == "unchanged" and [p.name for p in tmp_path.iterdir()] == [
+        saved.name
+    ]
     assert errors_since(start) == []

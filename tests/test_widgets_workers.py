@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from _widget_helpers import errors_since, n_records
 
 pytestmark = pytest.mark.gui
@@ -30,7 +29,7 @@ def _failing(exc):
 
 
 def _start(gen, **kw):
-    from napari_temseg._widgets._workers import start_worker
+    from napari_temseg.adapters.workers import start_worker
 
     seen = []
     job = start_worker(gen, on_progress=seen.append, **kw)
@@ -51,7 +50,7 @@ def test_result_and_progress(make_napari_viewer, qtbot, monkeypatch):
 
 
 def test_thinning_keeps_last_and_important(make_napari_viewer, qtbot):
-    from napari_temseg._widgets._workers import thinned
+    from napari_temseg.adapters.workers import thinned
     from napari_temseg.core.progress import Progress, run
 
     def gen():
@@ -99,23 +98,23 @@ def test_error_becomes_notification_and_viewer_survives(make_napari_viewer, qtbo
 
 
 def test_napari_bar_off_on_software_gl(make_napari_viewer, monkeypatch):
-    from napari_temseg._widgets import _workers
+    from napari_temseg.adapters import runtime
 
     make_napari_viewer()
     monkeypatch.delenv("NAPARI_TEMSEG_NAPARI_PROGRESS", raising=False)
-    renderer = _workers.gl_renderer().lower()
-    software = any(s in renderer for s in _workers.SOFTWARE_GL)
-    assert _workers.napari_progress_wanted() is (not software)
-    monkeypatch.setattr(_workers, "_RENDERER", ["NVIDIA GeForce RTX 4090/PCIe/SSE2"])
-    assert _workers.napari_progress_wanted() is True
-    monkeypatch.setattr(_workers, "_RENDERER", ["llvmpipe (LLVM 15.0.6, 256 bits)"])
-    assert _workers.napari_progress_wanted() is False
+    renderer = runtime.gl_renderer().lower()
+    software = any(s in renderer for s in runtime.SOFTWARE_GL)
+    assert runtime.napari_progress_wanted() is (not software)
+    monkeypatch.setattr(runtime, "_RENDERER", ["NVIDIA GeForce RTX 4090/PCIe/SSE2"])
+    assert runtime.napari_progress_wanted() is True
+    monkeypatch.setattr(runtime, "_RENDERER", ["llvmpipe (LLVM 15.0.6, 256 bits)"])
+    assert runtime.napari_progress_wanted() is False
     monkeypatch.setenv("NAPARI_TEMSEG_NAPARI_PROGRESS", "1")
-    assert _workers.napari_progress_wanted() is True
+    assert runtime.napari_progress_wanted() is True
 
 
 def test_fraction_uses_time_budget_estimate():
-    from napari_temseg._widgets._workers import fraction
+    from napari_temseg.adapters.workers import fraction
     from napari_temseg.core.progress import Progress
 
     assert fraction(Progress("train", 5, 20)) == 0.25
@@ -129,7 +128,7 @@ v = napari.Viewer(show=True)
 v.add_image(np.zeros((8, 8)))
 from qtpy.QtWidgets import QApplication
 QApplication.processEvents()
-from napari_temseg._widgets._workers import avoid_triton_llvm_clash
+from napari_temseg.adapters.runtime import avoid_triton_llvm_clash
 clash = avoid_triton_llvm_clash() if sys.argv[1] == "guard" else None
 import torch
 torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())  # torch imports triton here
@@ -146,8 +145,16 @@ def test_training_in_a_software_gl_viewer_does_not_crash():
     import sys
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    run = lambda mode: subprocess.run([sys.executable, "-c", _TRITON_PROBE, mode], env=env,  # noqa: E731
-                                      capture_output=True, text=True, timeout=170)
+
+    def run(mode):
+        return subprocess.run(
+            [sys.executable, "-c", _TRITON_PROBE, mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=170,
+        )
+
     guarded = run("guard")
     assert guarded.returncode == 0 and "ok" in guarded.stdout, guarded.stderr[-2000:]
     if "ok True" in guarded.stdout:  # libLLVM was loaded: show that the guard is what saves us

@@ -5,12 +5,7 @@ lazily (``napari_temseg.train``, ``.predict``, ``.evaluate``, ``.load_model``),
 so importing the package stays fast and pulls in neither torch nor Qt.
 """
 
-try:
-    from importlib.metadata import version as _version
-
-    __version__ = _version("napari-temseg")
-except Exception:  # pragma: no cover - source tree without install
-    __version__ = "unknown"
+from .version import __version__
 
 _API = ("train", "predict", "evaluate", "load_model")
 

@@ -1,4 +1,6 @@
-"""Annotate dock: make a mask layer for an image, paint, switch to sparse scribbles, see progress."""
+"""Annotate dock: make a mask layer for an image, paint, switch to sparse scribbles,
+see progress.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +9,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton
 
+from ..adapters import layers as L
 from ..core.errors import InputError
-from . import _layers as L
-from ._common import CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, guarded, layer_combo
+from .common import CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, guarded, layer_combo
 
 if TYPE_CHECKING:
     import napari
 
 DENSE_HINT = "Dense mask: paint label 1 = foreground; unpainted = background. Paint whole slices."
-SPARSE_HINT = ("Sparse scribbles: label 1 = foreground, label 2 = background, "
-               "0 = unlabelled (ignored). Switch with the label box or the - / = keys.")
+SPARSE_HINT = (
+    "Sparse scribbles: label 1 = foreground, label 2 = background, "
+    "0 = unlabelled (ignored). Switch with the label box or the - / = keys."
+)
 SPARSE_COLORS = {0: "transparent", 1: "magenta", 2: "cyan", None: "transparent"}
 FULL_SCAN_VOXELS = 64_000_000  # above this, a paint stroke re-checks only the slices it touched
 
@@ -61,8 +65,17 @@ class AnnotateWidget(Container):
         self.status = Label(value="No mask yet.")
         self.hint.native.setWordWrap(True)
         self.status.native.setWordWrap(True)
-        self.extend([self.image, self.channel_axis, self.new_mask, self.mask, self.sparse,
-                     self.hint, self.status])
+        self.extend(
+            [
+                self.image,
+                self.channel_axis,
+                self.new_mask,
+                self.mask,
+                self.sparse,
+                self.hint,
+                self.status,
+            ]
+        )
         self._painted: dict[int, bool] = {}
         self._watched: Any = None
         self._pending: set[int] | None = set()  # slices to re-check; None = all
@@ -79,8 +92,10 @@ class AnnotateWidget(Container):
     def _on_new_mask(self, *_: Any) -> None:
         image = self.image.value
         if image is None:
-            raise InputError("no image layer: open an image or load a sample "
-                             "(File > Open Sample > napari-temseg) first")
+            raise InputError(
+                "no image layer: open an image or load a sample "
+                "(File > Open Sample > napari-temseg) first"
+            )
         ca = channel_axis_value(self.channel_axis.value)
         layer = L.make_mask(self.viewer, image, ca)
         shape_yx = L.layer_data(layer).shape[-2:]
@@ -173,8 +188,9 @@ class AnnotateWidget(Container):
             self.status.value = "No mask yet: pick an image and click 'New mask'."
             return
         zs, n = self.annotated(), len(self._painted)
-        self.status.value = (f"Annotated slices: {len(zs)} of {n}" + (f": {summarize(zs)}" if zs else
-                             " - paint label 1 on the structures you want to segment"))
+        self.status.value = f"Annotated slices: {len(zs)} of {n}" + (
+            f": {summarize(zs)}" if zs else " - paint label 1 on the structures you want to segment"
+        )
 
 
 def _single_shot(ms: int, slot: Any) -> Any:
@@ -190,6 +206,10 @@ def _single_shot(ms: int, slot: Any) -> Any:
 def _channel_combo():
     from magicgui.widgets import ComboBox
 
-    return ComboBox(label="channel axis", choices=CHANNEL_AXIS_CHOICES, value="auto",
-                    tooltip="Which axis of the image holds channels (detectors). 'auto': none for "
-                            "3D stacks, guessed for 4D. Several layers can also be used as channels.")
+    return ComboBox(
+        label="channel axis",
+        choices=CHANNEL_AXIS_CHOICES,
+        value="auto",
+        tooltip="Which axis of the image holds channels (detectors). 'auto': none for "
+        "3D stacks, guessed for 4D. Several layers can also be used as channels.",
+    )

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container, Label, PushButton
 
+from ..adapters import layers as L
 from ..core.errors import InputError
-from . import _layers as L
-from ._common import add_qwidget, follow_layers, guarded, layer_combo
+from .common import add_qwidget, follow_layers, guarded, layer_combo
 
 if TYPE_CHECKING:
     import napari
@@ -34,7 +34,9 @@ def _fill(table: Any, rows: list[dict]) -> None:
     for r, row in enumerate(rows):
         for c, key in enumerate(COLUMNS):
             v = row[key]
-            table.setItem(r, c, QTableWidgetItem(str(v) if isinstance(v, (int, str)) else f"{v:.3f}"))
+            table.setItem(
+                r, c, QTableWidgetItem(str(v) if isinstance(v, (int, str)) else f"{v:.3f}")
+            )
     table.resizeColumnsToContents()
 
 
@@ -43,8 +45,10 @@ def _binary_view(layer: Any) -> Any:
     foreground, so a layer that this plugin knows to be sparse scribbles is refused."""
     meta = layer.metadata.get(L.TAG) if L.is_ours(layer) else None
     if isinstance(meta, dict) and meta.get("sparse"):
-        raise InputError(f"'{layer.name}' holds sparse scribbles (2 = background), not a full "
-                         "segmentation: choose a dense ground-truth layer")
+        raise InputError(
+            f"'{layer.name}' holds sparse scribbles (2 = background), not a full "
+            "segmentation: choose a dense ground-truth layer"
+        )
     return L.layer_data(layer)
 
 
@@ -77,10 +81,14 @@ class EvaluateWidget(Container):
             raise InputError("segmentation and ground truth are the same layer: pick the other one")
         p, t = _binary_view(pred), _binary_view(truth)
         if tuple(p.shape) != tuple(t.shape):
-            raise InputError(f"'{pred.name}' {tuple(p.shape)} and '{truth.name}' {tuple(t.shape)} "
-                             "differ in shape: compare layers made from the same image")
+            raise InputError(
+                f"'{pred.name}' {tuple(p.shape)} and '{truth.name}' {tuple(t.shape)} "
+                "differ in shape: compare layers made from the same image"
+            )
         self.result = res = evaluate_stack(p, t)
         o = res["overall"]
-        self.summary.value = (f"Overall: Dice {o['dice']:.3f}, IoU {o['iou']:.3f}, precision "
-                              f"{o['precision']:.3f}, recall {o['recall']:.3f}")
+        self.summary.value = (
+            f"Overall: Dice {o['dice']:.3f}, IoU {o['iou']:.3f}, precision "
+            f"{o['precision']:.3f}, recall {o['recall']:.3f}"
+        )
         _fill(self.table, [{"slice": "all", **o}] + res["per_slice"])

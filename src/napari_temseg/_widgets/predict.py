@@ -6,22 +6,31 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import (CheckBox, ComboBox, Container, FileEdit, FloatSlider, FloatSpinBox,
-                              Label, PushButton, SpinBox)
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton
 
+from ..adapters import layers as L
+from ..adapters.workers import start_worker
+from ..core.config import PredictConfig
 from ..core.errors import InputError, TemsegError
+from ..core.options import predict_config
 from ..core.progress import StopToken
-from . import _layers as L
-from . import _session
-from ._common import (CHANNEL_AXIS_CHOICES, add_qwidget, follow_layers, guarded, layer_combo,
-                      progress_widget, selected_image, show_fraction)
-from ._workers import start_worker
+from . import session
+from .common import (
+    CHANNEL_AXIS_CHOICES,
+    add_qwidget,
+    follow_layers,
+    guarded,
+    layer_combo,
+    progress_widget,
+    selected_image,
+    show_fraction,
+)
+from .form import OptionForm
 
 if TYPE_CHECKING:
     import napari
 
 SESSION, FILE = "trained in this session", "model file"
-DEVICES = ("auto", "cpu", "cuda", "mps")
 REFRESH_S = 0.3  # layers are refreshed at most this often while slices stream in
 
 
@@ -36,21 +45,37 @@ class PredictWidget(Container):
         self.model_info = Label(value="")
         self.model_info.native.setWordWrap(True)
         self.images = layer_combo(viewer, "image", "image(s)", multiple=True)
-        self.channel_axis = ComboBox(label="channel axis", choices=CHANNEL_AXIS_CHOICES, value="auto")
-        self.tile = SpinBox(label="tile (px)", value=512, min=32, max=8192, step=16)
-        self.overlap = FloatSpinBox(label="overlap", value=0.25, min=0.0, max=0.75, step=0.05)
-        self.batch = SpinBox(label="batch (tiles)", value=4, min=1, max=256)
-        self.tta = CheckBox(text="test-time augmentation (8 flips/rotations, slower)")
-        self.device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self.channel_axis = ComboBox(
+            label="channel axis", choices=CHANNEL_AXIS_CHOICES, value="auto"
+        )
+        self.form = OptionForm((PredictConfig,), skip=("threshold",))  # threshold: the slider
+        self.form.attach(self)
         self.run_btn = PushButton(text="Predict")
         self.cancel_btn = PushButton(text="Cancel", enabled=False)
-        self.threshold = FloatSlider(label="threshold 0.50", value=0.5, min=0.01, max=0.99, step=0.01,
-                                     tracking=False)
+        self.threshold = FloatSlider(
+            label="threshold 0.50", value=0.5, min=0.01, max=0.99, step=0.01, tracking=False
+        )
+        self.threshold.tooltip = (
+            "labels = probability >= threshold; starts at the model's threshold"
+        )
         self.status = Label(value="Train a model (Train dock) or choose a model file.")
         self.status.native.setWordWrap(True)
-        self.extend([self.source, self.path, self.model_info, self.images, self.channel_axis,
-                     self.tile, self.overlap, self.batch, self.tta, self.device, self.run_btn,
-                     self.cancel_btn, self.threshold, self.status])
+        self.extend(
+            [
+                self.source,
+                self.path,
+                self.model_info,
+                self.images,
+                self.channel_axis,
+                *self.form.basic(),
+                self.form.toggle,
+                self.form.advanced,
+                self.run_btn,
+                self.cancel_btn,
+                self.threshold,
+                self.status,
+            ]
+        )
         self.bar = progress_widget()
         add_qwidget(self, self.bar)
         self.job: Any = None
@@ -61,10 +86,12 @@ class PredictWidget(Container):
         self.run_btn.clicked.connect(self._on_run)
         self.cancel_btn.clicked.connect(self._on_cancel)
         self.threshold.changed.connect(self._on_threshold)
-        unsubscribe = _session.on_model(viewer, lambda m: self._show_model())
+        unsubscribe = session.on_model(viewer, lambda m: self._show_model())
         self.native.destroyed.connect(lambda *_: unsubscribe())
         follow_layers(viewer, self)
-        self.native.destroyed.connect(lambda *_: self.job and self.job.stop())  # closed: stop the job
+        self.native.destroyed.connect(
+            lambda *_: self.job and self.job.stop()
+        )  # closed: stop the job
         self._show_model()
 
     # --- model --------------------------------------------------------------------------------
@@ -75,19 +102,22 @@ class PredictWidget(Container):
     def model(self) -> Any:
         """The chosen TrainedModel; a clear InputError when there is none."""
         if self.source.value == SESSION:
-            model = _session.get_model(self.viewer)
+            model = session.get_model(self.viewer)
             if model is None:
-                raise InputError("no model trained in this session yet: train one in the Train dock, "
-                                 "or choose 'model file' and pick a .safetensors file")
+                raise InputError(
+                    "no model trained in this session yet: train one in the Train dock, "
+                    "or choose 'model file' and pick a .safetensors file"
+                )
             return model
         path = str(self.path.value or "")
         if not path or not os.path.isfile(path):
-            raise InputError("choose an existing model file (.safetensors) or switch the model to "
-                             f"'{SESSION}'")
+            raise InputError(
+                f"choose an existing model file (.safetensors) or switch the model to '{SESSION}'"
+            )
         key = (path, os.path.getmtime(path))
         if self._file_cache is None or self._file_cache[0] != key:
+            from ..adapters.runtime import avoid_triton_llvm_clash
             from ..core.modelfile import load_model
-            from ._workers import avoid_triton_llvm_clash
 
             avoid_triton_llvm_clash()
             self._file_cache = (key, load_model(path))
@@ -106,13 +136,22 @@ class PredictWidget(Container):
 
     # --- predict ------------------------------------------------------------------------------
     def _inputs(self, model: Any) -> tuple:
-        layers, ca, vol = selected_image(self.images, self.channel_axis, "pick the image to segment "
-                                         "(or the same channel layers the model was trained on)")
+        layers, ca, vol = selected_image(
+            self.images,
+            self.channel_axis,
+            "pick the image to segment (or the same channel layers the model was trained on)",
+        )
         if vol.shape[1] != model.channels:
             raise InputError(
-                f"the model expects {model.channels} channel(s) but the selection has {vol.shape[1]}: "
-                "select the same channel layers (or channel axis) as for training")
+                f"the model expects {model.channels} channel(s) but the selection has "
+                f"{vol.shape[1]}: "
+                "select the same channel layers (or channel axis) as for training"
+            )
         return layers, (ca if len(layers) == 1 else None), vol
+
+    def config(self) -> PredictConfig:
+        """The PredictConfig of the form and the threshold slider (as the CLI builds one)."""
+        return predict_config({**self.form.values(), "threshold": float(self.threshold.value)})
 
     @guarded("Predict")
     def _on_run(self, *_: Any) -> None:
@@ -121,27 +160,39 @@ class PredictWidget(Container):
         if self.job is not None and self.job.running:
             raise InputError("a prediction is running: Cancel it first")
         model = self.model()
+        cfg = self.config()
         layers, ca, vol = self._inputs(model)
-        two_d = L.is_2d(layers, ca)
-        prob, labels, folder = L.output_arrays(L.spatial_shape(vol, two_d))
-        name, tr, thr = layers[0].name, L.transform(layers[0], ca), float(self.threshold.value)
-        prob_layer = L.put_layer(self.viewer, "image", prob, role="probability", source=name,
-                                 name=f"{name} probability", colormap="magma", blending="additive",
-                                 contrast_limits=(0.0, 1.0), opacity=0.6, **tr)
-        labels_layer = L.put_layer(self.viewer, "labels", labels, role="prediction", source=name,
-                                   name=f"{name} prediction", opacity=0.5, **tr)
-        self.result = {"prob": prob, "labels": labels, "prob_layer": prob_layer,
-                       "labels_layer": labels_layer, "threshold": thr, "folder": folder, "res": None}
+        prob, labels, unc, folder = L.output_arrays(L.spatial_shape(vol, L.is_2d(layers, ca)), cfg)
+        out = L.show_outputs(
+            self.viewer, layers[0].name, prob, labels, unc, **L.transform(layers[0], ca)
+        )
+        self.result = {
+            "prob": prob,
+            "labels": labels,
+            **out,
+            "cfg": cfg,
+            "threshold": cfg.threshold,
+            "folder": folder,
+            "res": None,
+        }
         stop = StopToken()
-        gen = predict_stack(model, vol, prob_out=prob, labels_out=labels, tile=self.tile.value,
-                            overlap=float(self.overlap.value), batch=self.batch.value,
-                            tta=bool(self.tta.value), threshold=thr, device=self.device.value,
-                            stop=stop)
+        gen = predict_stack(
+            model, vol, cfg, prob_out=prob, labels_out=labels, uncertainty_out=unc, stop=stop
+        )
         self._set_running(True)
         self.bar.setValue(0)
-        self.status.value = f"Predicting {vol.shape[0]} slice(s) of {vol.shape[3]} x {vol.shape[2]} px..."
-        self.job = start_worker(gen, self._on_progress, self._on_done, stop=stop, desc="Predicting",
-                                min_interval=REFRESH_S, on_finished=lambda: self._set_running(False))
+        self.status.value = (
+            f"Predicting {vol.shape[0]} slice(s) of {vol.shape[3]} x {vol.shape[2]} px..."
+        )
+        self.job = start_worker(
+            gen,
+            self._on_progress,
+            self._on_done,
+            stop=stop,
+            desc="Predicting",
+            min_interval=REFRESH_S,
+            on_finished=lambda: self._set_running(False),
+        )
 
     def _on_cancel(self, *_: Any) -> None:
         if self.job is not None and self.job.running:
@@ -152,7 +203,7 @@ class PredictWidget(Container):
         self.cancel_btn.enabled = running
 
     def _refresh(self) -> None:
-        for key in ("prob_layer", "labels_layer"):
+        for key in ("prob_layer", "labels_layer", "unc_layer"):
             layer = self.result.get(key)
             if layer is not None and layer in self.viewer.layers:
                 layer.refresh()
@@ -165,11 +216,16 @@ class PredictWidget(Container):
     def _on_done(self, res: Any) -> None:
         self.result["res"] = res
         self._refresh()
-        z = len(self.result["prob"]) if self.result["prob"].ndim == 3 else 1
-        head = (f"Cancelled: {len(res.slices)} of {z} slice(s) done" if res.stopped
-                else f"Done: {len(res.slices)} slice(s)")
-        self.status.value = (f"{head} in {res.seconds:.1f} s ({res.mpix_per_s:.2f} Mpix/s on "
-                             f"{res.device}). Move the threshold slider to re-threshold.")
+        z = self.result["prob"].shape[0] if self.result["prob"].ndim == 3 else 1
+        head = (
+            f"Cancelled: {len(res.slices)} of {z} slice(s) done"
+            if res.stopped
+            else f"Done: {len(res.slices)} slice(s)"
+        )
+        self.status.value = (
+            f"{head} in {res.seconds:.1f} s ({res.mpix_per_s:.2f} Mpix/s on "
+            f"{res.device}). Move the threshold slider to re-threshold."
+        )
         if abs(self.threshold.value - self.result["threshold"]) > 1e-9:
             self._on_threshold(self.threshold.value)
 
@@ -183,14 +239,21 @@ class PredictWidget(Container):
         if r["labels_layer"] not in self.viewer.layers or r["prob_layer"] not in self.viewer.layers:
             return
         r["threshold"] = float(value)
-        prob, labels = r["prob"], r["labels"]
-        if isinstance(prob, np.ndarray) and isinstance(labels, np.ndarray):
-            np.greater_equal(prob, value, out=labels, casting="unsafe")  # instant, in place
+        prob, labels, cfg = r["prob"], r["labels"], r["cfg"]
+        plain = not (cfg.min_size or cfg.fill_holes or cfg.instances)
+        if plain and isinstance(prob, np.ndarray) and isinstance(labels, np.ndarray):
+            scale = 255 if prob.dtype == np.uint8 else 1
+            np.greater_equal(prob, value * scale, out=labels, casting="unsafe")  # instant, in place
             r["labels_layer"].refresh()
             return
-        self.job = start_worker(L.rethreshold(prob, labels, float(value)), self._refresh_progress,
-                                lambda _: self._refresh(), desc="Re-threshold",
-                                min_interval=REFRESH_S, on_finished=lambda: self._set_running(False))
+        self.job = start_worker(
+            L.rethreshold(prob, labels, float(value), cfg),
+            self._refresh_progress,
+            lambda _: self._refresh(),
+            desc="Re-threshold",
+            min_interval=REFRESH_S,
+            on_finished=lambda: self._set_running(False),
+        )
         self._set_running(True)
 
     def _refresh_progress(self, p: Any) -> None:

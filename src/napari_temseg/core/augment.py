@@ -26,77 +26,71 @@ same outputs (bit-exact on CPU).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
+from .augment_ops import AugmentOps, Draw, dihedral, intensity, warp
 from .config import AUGMENT_PRESETS, ConfigError
-from .augment_ops import Draw, dihedral, intensity, warp
 from .errors import InputError
-
-
-@dataclass(frozen=True)
-class AugmentOps:
-    """Probability (``p_*``, per sample) and range of every operation."""
-
-    p_flip: float = 0.0  # each of horizontal / vertical flip
-    p_rot90: float = 0.0  # extra rotation by 90, 180 or 270 degrees (square patches only)
-    p_rotate: float = 0.0
-    rotate_deg: float = 0.0  # uniform in [-deg, +deg]
-    p_elastic: float = 0.0
-    elastic_grid: int = 8  # G x G tiles
-    elastic_magnitude: float = 2.0  # max vertex displacement in pixels
-    p_zoom: float = 0.0
-    zoom: tuple[float, float] = (1.0, 1.0)  # > 1 magnifies
-    p_translate: float = 0.0
-    translate: float = 0.0  # max shift as a fraction of the patch size
-    p_brightness: float = 0.0
-    brightness: float = 0.0  # additive, uniform in [-b, b]
-    p_contrast: float = 0.0
-    contrast: tuple[float, float] = (1.0, 1.0)  # factor around the sample mean
-    p_gamma: float = 0.0
-    gamma: tuple[float, float] = (1.0, 1.0)  # on the sample's [min, max] range
-    p_curtain: float = 0.0
-    curtain: float = 0.0  # max stripe amplitude (normalised intensity units)
-    p_blur: float = 0.0
-    blur_sigma: tuple[float, float] = (0.5, 1.0)
-    p_noise: float = 0.0
-    noise_std: float = 0.0  # max std of additive Gaussian noise
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name.startswith("p_") and not 0.0 <= v <= 1.0:
-                raise ConfigError(f"augmentation probability {f.name} must be in [0, 1], got {v}")
-        for name in ("zoom", "contrast", "gamma", "blur_sigma"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi:
-                raise ConfigError(f"augmentation range {name} must be 0 < lo <= hi, got {(lo, hi)}")
-        if self.elastic_grid < 2:
-            raise ConfigError(f"elastic_grid must be >= 2 tiles, got {self.elastic_grid}")
-
 
 _FLIPS = dict(p_flip=0.5, p_rot90=0.5)
 PRESETS: dict[str, AugmentOps] = {
     "none": AugmentOps(),
     "flips": AugmentOps(**_FLIPS),
     "default": AugmentOps(
-        **_FLIPS, p_rotate=0.5, rotate_deg=20.0, p_elastic=0.5, elastic_grid=6,
-        elastic_magnitude=4.0, p_zoom=0.3, zoom=(0.85, 1.25), p_brightness=0.5,
-        brightness=0.1, p_contrast=0.5, contrast=(0.8, 1.25), p_gamma=0.3, gamma=(0.7, 1.5),
-        p_curtain=0.1, curtain=0.05, p_blur=0.2, blur_sigma=(0.3, 1.0), p_noise=0.3,
+        **_FLIPS,
+        p_rotate=0.5,
+        rotate_deg=20.0,
+        p_elastic=0.5,
+        elastic_grid=6,
+        elastic_magnitude=4.0,
+        p_zoom=0.3,
+        zoom=(0.85, 1.25),
+        p_brightness=0.5,
+        brightness=0.1,
+        p_contrast=0.5,
+        contrast=(0.8, 1.25),
+        p_gamma=0.3,
+        gamma=(0.7, 1.5),
+        p_curtain=0.1,
+        curtain=0.05,
+        p_blur=0.2,
+        blur_sigma=(0.3, 1.0),
+        p_noise=0.3,
         noise_std=0.03,
     ),
     # The published TEM U-Net recipe (Augmentor): Rotate 25, Distort 8x8 mag 2, Zoom 1.1-1.6.
     "augmentor": AugmentOps(
-        p_rotate=0.7, rotate_deg=25.0, p_elastic=0.9, elastic_grid=8, elastic_magnitude=2.0,
-        p_zoom=0.3, zoom=(1.1, 1.6),
+        p_rotate=0.7,
+        rotate_deg=25.0,
+        p_elastic=0.9,
+        elastic_grid=8,
+        elastic_magnitude=2.0,
+        p_zoom=0.3,
+        zoom=(1.1, 1.6),
     ),
     "strong": AugmentOps(
-        **_FLIPS, p_rotate=0.8, rotate_deg=45.0, p_elastic=0.7, elastic_grid=6,
-        elastic_magnitude=8.0, p_zoom=0.5, zoom=(0.7, 1.5), p_translate=0.3, translate=0.1,
-        p_brightness=0.7, brightness=0.2, p_contrast=0.7, contrast=(0.6, 1.6), p_gamma=0.5,
-        gamma=(0.5, 2.0), p_curtain=0.3, curtain=0.1, p_blur=0.4, blur_sigma=(0.3, 1.5),
-        p_noise=0.5, noise_std=0.08,
+        **_FLIPS,
+        p_rotate=0.8,
+        rotate_deg=45.0,
+        p_elastic=0.7,
+        elastic_grid=6,
+        elastic_magnitude=8.0,
+        p_zoom=0.5,
+        zoom=(0.7, 1.5),
+        p_translate=0.3,
+        translate=0.1,
+        p_brightness=0.7,
+        brightness=0.2,
+        p_contrast=0.7,
+        contrast=(0.6, 1.6),
+        p_gamma=0.5,
+        gamma=(0.5, 2.0),
+        p_curtain=0.3,
+        curtain=0.1,
+        p_blur=0.4,
+        blur_sigma=(0.3, 1.5),
+        p_noise=0.5,
+        noise_std=0.08,
     ),
 }
 if tuple(PRESETS) != AUGMENT_PRESETS:  # pragma: no cover - keeps config and this file in sync
@@ -112,8 +106,9 @@ class Augmenter:
     by nearest-neighbour label sampling.
     """
 
-    def __init__(self, preset: str = "default", *, seed: int = 0, sparse: bool = False,
-                 **overrides: Any):
+    def __init__(
+        self, preset: str = "default", *, seed: int = 0, sparse: bool = False, **overrides: Any
+    ):
         if preset not in PRESETS:
             raise ConfigError(f"unknown augment preset '{preset}': use one of {AUGMENT_PRESETS}")
         try:
@@ -162,7 +157,7 @@ def _check_batch(x, y, w) -> None:
     if len(shapes[0]) != 4:
         raise InputError(f"augment needs x as (N, C, H, W), got shape {shapes[0]}")
     n, _, h, wd = shapes[0]
-    for name, s in zip("yw", shapes[1:]):
+    for name, s in zip("yw", shapes[1:], strict=False):
         if s != (n, 1, h, wd):
             raise InputError(f"augment needs {name} as (N, 1, H, W) = {(n, 1, h, wd)}, got {s}")
     if not (x.device == y.device == w.device):

@@ -1,16 +1,58 @@
 """The kernels of :mod:`augment`: per-sample random draws, geometry and intensity ops.
 
 Every function takes the batch as torch tensors on the training device and the
-:class:`augment.AugmentOps` of the preset; see :mod:`augment` for what each op does.
+:class:`AugmentOps` of the preset; see :mod:`augment` for what each op does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from .augment import AugmentOps
+from .config import ConfigError
+
+
+@dataclass(frozen=True)
+class AugmentOps:
+    """Probability (``p_*``, per sample) and range of every operation."""
+
+    p_flip: float = 0.0  # each of horizontal / vertical flip
+    p_rot90: float = 0.0  # extra rotation by 90, 180 or 270 degrees (square patches only)
+    p_rotate: float = 0.0
+    rotate_deg: float = 0.0  # uniform in [-deg, +deg]
+    p_elastic: float = 0.0
+    elastic_grid: int = 8  # G x G tiles
+    elastic_magnitude: float = 2.0  # max vertex displacement in pixels
+    p_zoom: float = 0.0
+    zoom: tuple[float, float] = (1.0, 1.0)  # > 1 magnifies
+    p_translate: float = 0.0
+    translate: float = 0.0  # max shift as a fraction of the patch size
+    p_brightness: float = 0.0
+    brightness: float = 0.0  # additive, uniform in [-b, b]
+    p_contrast: float = 0.0
+    contrast: tuple[float, float] = (1.0, 1.0)  # factor around the sample mean
+    p_gamma: float = 0.0
+    gamma: tuple[float, float] = (1.0, 1.0)  # on the sample's [min, max] range
+    p_curtain: float = 0.0
+    curtain: float = 0.0  # max stripe amplitude (normalised intensity units)
+    p_blur: float = 0.0
+    blur_sigma: tuple[float, float] = (0.5, 1.0)
+    p_noise: float = 0.0
+    noise_std: float = 0.0  # max std of additive Gaussian noise
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.startswith("p_") and not 0.0 <= v <= 1.0:
+                raise ConfigError(f"augmentation probability {f.name} must be in [0, 1], got {v}")
+        for name in ("zoom", "contrast", "gamma", "blur_sigma"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ConfigError(f"augmentation range {name} must be 0 < lo <= hi, got {(lo, hi)}")
+        if self.elastic_grid < 2:
+            raise ConfigError(f"elastic_grid must be >= 2 tiles, got {self.elastic_grid}")
 
 
 class Draw:
@@ -155,8 +197,9 @@ def warp(ops: AugmentOps, r: Draw, x, y, w):
         return x, y, w
     every = idx.numel() == x.shape[0]
     sub = (lambda a: a) if every else (lambda a: a[idx])  # noqa: E731
-    xs = F.grid_sample(sub(x), grid, mode="bilinear", padding_mode="reflection",
-                       align_corners=False)
+    xs = F.grid_sample(
+        sub(x), grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
     yw = torch.cat([sub(y).to(x.dtype), sub(w).to(x.dtype)], dim=1)
     yw = F.grid_sample(yw, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     ys, ws = yw[:, :1].to(y.dtype), yw[:, 1:].to(w.dtype)
@@ -182,10 +225,18 @@ def _subset(x, on, fn) -> None:
 
 def intensity(ops: AugmentOps, r: Draw, x, owned: bool):
     """Image-only ops, each on the samples that drew it (in place on a private copy)."""
-    import torch
 
-    used = [p > 0 for p in (ops.p_brightness, ops.p_contrast, ops.p_gamma, ops.p_curtain,
-                            ops.p_blur, ops.p_noise)]
+    used = [
+        p > 0
+        for p in (
+            ops.p_brightness,
+            ops.p_contrast,
+            ops.p_gamma,
+            ops.p_curtain,
+            ops.p_blur,
+            ops.p_noise,
+        )
+    ]
     if not any(used):
         return x
     x = x if owned else x.clone()
@@ -207,8 +258,11 @@ def intensity(ops: AugmentOps, r: Draw, x, owned: bool):
         _subset(x, r.coin(ops.p_blur), lambda a, i: _blur(a, s[i], ops.blur_sigma[1]))
     if used[5]:
         std = r.uniform(0.0, ops.noise_std)
-        _subset(x, r.coin(ops.p_noise),
-                lambda a, i: a + _bcast(std[i], a) * r.normal(tuple(a.shape), a.dtype))
+        _subset(
+            x,
+            r.coin(ops.p_noise),
+            lambda a, i: a + _bcast(std[i], a) * r.normal(tuple(a.shape), a.dtype),
+        )
     return x
 
 
@@ -249,8 +303,8 @@ def _blur(x, sigma, max_sigma: float):
     k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, dim=0)  # (n*C, taps)
     pad_h, pad_w = min(rad, h - 1), min(rad, w - 1)
     xs = F.pad(x.reshape(1, n * c, h, w), (pad_w, pad_w, pad_h, pad_h), mode="reflect")
-    xs = F.conv2d(xs, k[:, None, None, rad - pad_w: rad + pad_w + 1], groups=n * c)
-    xs = F.conv2d(xs, k[:, None, rad - pad_h: rad + pad_h + 1, None], groups=n * c)
+    xs = F.conv2d(xs, k[:, None, None, rad - pad_w : rad + pad_w + 1], groups=n * c)
+    xs = F.conv2d(xs, k[:, None, rad - pad_h : rad + pad_h + 1, None], groups=n * c)
     return xs.view(n, c, h, w)
 
 

@@ -7,7 +7,8 @@ reads only the slices / regions asked for.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,15 +24,17 @@ class Volume:
     def __init__(self, array: Any, axes: str, rgb_to_gray: bool = False):
         axes = axes.upper()
         if sorted(axes) != sorted(set(axes)) or not set(axes) <= set("ZCYX") or "Y" not in axes:
-            raise InputError(f"axes '{axes}' must use each of Z, C, Y, X at most once (Y, X required)")
+            raise InputError(
+                f"axes '{axes}' must use each of Z, C, Y, X at most once (Y, X required)"
+            )
         if len(axes) != len(array.shape):
             raise InputError(f"image has {len(array.shape)} dimensions but axes are '{axes}'")
         self.array, self.axes, self.rgb_to_gray = array, axes, rgb_to_gray
-        size = dict(zip(axes, array.shape))
+        size = dict(zip(axes, array.shape, strict=False))
         c = 1 if rgb_to_gray else size.get("C", 1)
         self.shape = (size.get("Z", 1), c, size["Y"], size["X"])
         self.dtype = np.dtype(array.dtype)
-        self._ranges: dict[int, tuple] = {}  # per-slice intensity ranges (norm_mode "image")
+        self._ranges: dict[int, tuple] = {}  # per-slice intensity ranges (intensity_norm "image")
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -58,7 +61,9 @@ class Volume:
         return self.region(z)
 
 
-def guess_axes(shape: Sequence[int], channel_axis: int | None = None, dtype: Any = None) -> tuple[str, bool]:
+def guess_axes(
+    shape: Sequence[int], channel_axis: int | None = None, dtype: Any = None
+) -> tuple[str, bool]:
     """Axis order for an array of ``shape``; returns (axes, rgb_to_gray).
 
     Rules (documented in docs/usage.md): 2D is (Y, X); 3D is (Z, Y, X) unless the
@@ -69,7 +74,9 @@ def guess_axes(shape: Sequence[int], channel_axis: int | None = None, dtype: Any
     nd = len(shape)
     if channel_axis is not None:
         if nd not in (3, 4):
-            raise InputError(f"channel_axis given for a {nd}D image; only 3D (C,Y,X) or 4D stacks have channels")
+            raise InputError(
+                f"channel_axis given for a {nd}D image; only 3D (C,Y,X) or 4D stacks have channels"
+            )
         ca = channel_axis % nd
         rest = "YX" if nd == 3 else "ZYX"
         axes = list(rest)
@@ -86,7 +93,9 @@ def guess_axes(shape: Sequence[int], channel_axis: int | None = None, dtype: Any
             return "ZCYX", False
         if shape[-1] <= 8:
             return "ZYXC", False
-        raise InputError(f"cannot tell the channel axis of a {tuple(shape)} stack: pass channel_axis")
+        raise InputError(
+            f"cannot tell the channel axis of a {tuple(shape)} stack: pass channel_axis"
+        )
     raise InputError(f"images must be 2D, 3D or 4D; got shape {tuple(shape)}")
 
 
@@ -137,11 +146,15 @@ class _FloatMask:
     def __getitem__(self, idx: Any) -> np.ndarray:
         v = np.asarray(self.a[idx])
         if not np.all(np.isfinite(v)) or np.any(v != np.round(v)):
-            raise InputError("mask has fractional or NaN values; masks must be whole numbers (0, 1, 2)")
+            raise InputError(
+                "mask has fractional or NaN values; masks must be whole numbers (0, 1, 2)"
+            )
         return v.astype(np.uint8)
 
 
-def read_mask(mask: Volume, z: int, sparse: bool, ys: slice = slice(None), xs: slice = slice(None)) -> np.ndarray:
+def read_mask(
+    mask: Volume, z: int, sparse: bool, ys: slice = slice(None), xs: slice = slice(None)
+) -> np.ndarray:
     """Mask pixels of slice ``z`` as uint8 (h, w), checked against the label set.
 
     Dense: 0 background, 1 foreground (0/255 masks are read as 0/1).
@@ -191,8 +204,10 @@ def context_indices(z: int, depth: int, k: int) -> list[int]:
 
 
 def compute_norm(
-    volumes: Sequence[Volume], slices: Sequence[Sequence[int]] | None = None,
-    pct: tuple[float, float] = (0.5, 99.5), max_pixels: int = 2_000_000,
+    volumes: Sequence[Volume],
+    slices: Sequence[Sequence[int]] | None = None,
+    pct: tuple[float, float] = (0.5, 99.5),
+    max_pixels: int = 2_000_000,
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel robust (percentile) range from (a subsample of) the given slices."""
     c = volumes[0].shape[1]
@@ -202,7 +217,9 @@ def compute_norm(
     for i, vol in enumerate(volumes):
         zs = list(slices[i]) if slices is not None else list(range(vol.shape[0]))
         zs = zs[:: max(1, len(zs) // 8)][:8] or [0]
-        step = max(1, int(np.sqrt(vol.shape[2] * vol.shape[3] * len(zs) * len(volumes) / max_pixels)))
+        step = max(
+            1, int(np.sqrt(vol.shape[2] * vol.shape[3] * len(zs) * len(volumes) / max_pixels))
+        )
         for z in zs:
             reg = vol.region(z, slice(None, None, step), slice(None, None, step))
             for ch in range(c):
@@ -245,8 +262,9 @@ def slice_range(vol: Volume, z: int) -> tuple[tuple[float, ...], tuple[float, ..
     return vol._ranges[z]
 
 
-def network_input(vol: Volume, z: int, spec: InputSpec, ys: slice = slice(None),
-                  xs: slice = slice(None)) -> np.ndarray:
+def network_input(
+    vol: Volume, z: int, spec: InputSpec, ys: slice = slice(None), xs: slice = slice(None)
+) -> np.ndarray:
     """Normalised 2.5D input for slice ``z``: ``(C * (2k+1), h, w)`` float32."""
     if vol.shape[1] != spec.channels:
         raise InputError(
@@ -255,7 +273,9 @@ def network_input(vol: Volume, z: int, spec: InputSpec, ys: slice = slice(None),
         )
     zs = context_indices(z, vol.shape[0], spec.context)
     raw = np.concatenate([vol.region(i, ys, xs) for i in zs], axis=0)
-    if spec.norm_mode == "image":  # each slice by its own range, whatever part is read
+    if spec.intensity_norm == "image":  # each slice by its own range, whatever part is read
         ranges = [slice_range(vol, i) for i in zs]
-        return _scale(raw, np.concatenate([r[0] for r in ranges]), np.concatenate([r[1] for r in ranges]))
+        return _scale(
+            raw, np.concatenate([r[0] for r in ranges]), np.concatenate([r[1] for r in ranges])
+        )
     return normalize(raw, spec)

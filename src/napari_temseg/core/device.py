@@ -28,12 +28,16 @@ def resolve_device(name: str | Any = "auto") -> Any:
             "device 'cuda' was asked for but torch sees no CUDA GPU: use device 'auto' or 'cpu', "
             "or install a CUDA build of torch (run `temseg doctor` for the command)"
         )
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise InputError("device 'mps' is not available on this machine: use 'auto' or 'cpu'")
     try:
         return torch.device(name)
     except RuntimeError:
-        raise InputError(f"unknown device '{name}': use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+        raise InputError(
+            f"unknown device '{name}': use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,7 +78,9 @@ def autocast(device: Any, amp: bool | str = "auto") -> Any:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def channels_last_pays(device: Any, norm: str = "batch", training_amp: bool | str | None = None) -> bool:
+def channels_last_pays(
+    device: Any, norm: str = "batch", training_amp: bool | str | None = None
+) -> bool:
     """Whether to run the network in channels_last memory format on ``device``.
 
     CUDA: always. CPU inference (``training_amp`` None): always (batch norm 1.8x, instance

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def read_image(path: str | os.PathLike, channel_axis: int | None = None) -> Any:
     suffix = _suffix(path)
     if suffix in TIFF_SUFFIXES:
         arr = _read_tiff(path)
-    elif suffix == ".zarr" or (path.is_dir() and _looks_like_zarr(path)):
+    elif suffix == ".zarr" or (path.is_dir() and looks_like_zarr(path)):
         arr = _read_zarr(path)
     elif suffix in PICTURE_SUFFIXES:
         arr = _read_picture(path)
@@ -86,11 +87,19 @@ def _read_tiff(path: Path) -> Any:
         try:
             return tifffile.imread(str(path))
         except Exception as e:
-            raise InputError(f"cannot read TIFF '{path.name}' ({e}); re-save it as TIFF or zarr") from None
+            raise InputError(
+                f"cannot read TIFF '{path.name}' ({e}); re-save it as TIFF or zarr"
+            ) from None
 
 
-def _looks_like_zarr(path: Path) -> bool:
+def looks_like_zarr(path: Path) -> bool:
     return any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def is_image_folder(path: str | os.PathLike) -> bool:
+    """A folder of images (not a zarr store, which is a folder too)."""
+    path = Path(path)
+    return path.is_dir() and _suffix(path) != ".zarr" and not looks_like_zarr(path)
 
 
 def _read_zarr(path: Path) -> Any:
@@ -129,11 +138,10 @@ def list_images(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"'{path}' not found: check the path")
-    if not path.is_dir() or _suffix(path) == ".zarr" or _looks_like_zarr(path):
+    if not path.is_dir() or _suffix(path) == ".zarr" or looks_like_zarr(path):
         return [path]
     found = sorted(
-        p for p in path.iterdir()
-        if _suffix(p) in IMAGE_SUFFIXES and not p.name.startswith(".")
+        p for p in path.iterdir() if _suffix(p) in IMAGE_SUFFIXES and not p.name.startswith(".")
     )
     if not found:
         raise InputError(f"folder '{path}' has no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -148,7 +156,9 @@ def _by_stem(folder: Path, suffixes: Sequence[str], what: str) -> dict[str, Path
         if _suffix(p) not in suffixes or p.name.startswith("."):
             continue
         if p.stem in out:
-            raise InputError(f"{what} folder has two files named '{p.stem}' ({out[p.stem].name}, {p.name})")
+            raise InputError(
+                f"{what} folder has two files named '{p.stem}' ({out[p.stem].name}, {p.name})"
+            )
         out[p.stem] = p
     if not out:
         raise InputError(f"{what} folder '{folder}' has no files ending in {', '.join(suffixes)}")
@@ -160,7 +170,9 @@ def _names(stems: Sequence[str], limit: int = 5) -> str:
     return s + (f" and {len(stems) - limit} more" if len(stems) > limit else "")
 
 
-def list_pairs(image_dir: str | os.PathLike, mask_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
+def list_pairs(
+    image_dir: str | os.PathLike, mask_dir: str | os.PathLike
+) -> list[tuple[Path, Path]]:
     """(image, mask) paths matched by file stem (``a.tif`` <-> ``a.png`` is fine)."""
     images = _by_stem(Path(image_dir), IMAGE_SUFFIXES, "image")
     masks = _by_stem(Path(mask_dir), MASK_SUFFIXES, "mask")
@@ -191,7 +203,7 @@ def read_training_set(
 ) -> tuple[list[Any], list[Any], list[str]]:
     """Lazy images, masks and names from one (image, mask) file pair or two folders."""
     ip, mp = Path(image_path), Path(mask_path)
-    image_is_dir = ip.is_dir() and not (_suffix(ip) == ".zarr" or _looks_like_zarr(ip))
+    image_is_dir = ip.is_dir() and not (_suffix(ip) == ".zarr" or looks_like_zarr(ip))
     if image_is_dir != mp.is_dir():
         raise InputError(
             "give either one image file and one mask file, or an image folder and a mask folder "
@@ -211,10 +223,14 @@ def _check_target(path: Path, overwrite: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         return
     if not overwrite:
-        raise InputError(f"'{path}' exists; choose another output name or pass --overwrite (overwrite=True)")
+        raise InputError(
+            f"'{path}' exists; choose another output name or pass --overwrite (overwrite=True)"
+        )
     if path.is_dir():
-        if not (_suffix(path) == ".zarr" or _looks_like_zarr(path)):
-            raise InputError(f"'{path}' is a folder that is not a zarr store; refusing to delete it")
+        if not (_suffix(path) == ".zarr" or looks_like_zarr(path)):
+            raise InputError(
+                f"'{path}' is a folder that is not a zarr store; refusing to delete it"
+            )
         shutil.rmtree(path)
     else:
         path.unlink()
@@ -228,7 +244,10 @@ def default_chunks(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def create_output(
-    path: str | os.PathLike, shape: Sequence[int], dtype: Any, chunks: Sequence[int] | None = None,
+    path: str | os.PathLike,
+    shape: Sequence[int],
+    dtype: Any,
+    chunks: Sequence[int] | None = None,
     overwrite: bool = False,
 ) -> Any:
     """A new writable array-like at ``path`` (``.zarr``, ``.tif``/``.tiff``, ``.npy``).
@@ -254,7 +273,10 @@ def create_output(
 
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     return tifffile.memmap(
-        str(path), shape=shape, dtype=dtype, bigtiff=nbytes >= BIGTIFF_BYTES,
+        str(path),
+        shape=shape,
+        dtype=dtype,
+        bigtiff=nbytes >= BIGTIFF_BYTES,
         photometric="minisblack",
     )
 
@@ -262,6 +284,8 @@ def create_output(
 __all__ = [
     "read_image",
     "list_images",
+    "is_image_folder",
+    "looks_like_zarr",
     "list_pairs",
     "read_training_set",
     "create_output",

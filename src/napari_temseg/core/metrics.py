@@ -17,8 +17,10 @@ class Counts:
     fn: int = 0
     tn: int = 0
 
-    def __add__(self, other: "Counts") -> "Counts":
-        return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn
+        )
 
     @property
     def dice(self) -> float:
@@ -41,7 +43,12 @@ class Counts:
         return 1.0 if d == 0 and self.fp == 0 else (self.tp / d if d else 0.0)
 
     def scores(self) -> dict[str, float]:
-        return {"dice": self.dice, "iou": self.iou, "precision": self.precision, "recall": self.recall}
+        return {
+            "dice": self.dice,
+            "iou": self.iou,
+            "precision": self.precision,
+            "recall": self.recall,
+        }
 
 
 def counts(pred: Any, truth: Any, valid: Any = None) -> Counts:
@@ -73,7 +80,9 @@ def evaluate_stack(pred: Any, truth: Any) -> dict[str, Any]:
     Reads one slice at a time, so ``pred`` / ``truth`` may be zarr, dask or memmap.
     """
     if tuple(pred.shape) != tuple(truth.shape):
-        raise InputError(f"prediction shape {tuple(pred.shape)} != ground-truth shape {tuple(truth.shape)}")
+        raise InputError(
+            f"prediction shape {tuple(pred.shape)} != ground-truth shape {tuple(truth.shape)}"
+        )
     if len(pred.shape) == 2:
         per = [counts(pred, truth)]
     elif len(pred.shape) == 3:

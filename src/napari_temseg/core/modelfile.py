@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from ..version import __version__
 from .config import InputSpec, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import ModelFileError
 
@@ -61,7 +61,9 @@ class TrainedModel:
         return save_model(self, path, overwrite=overwrite)
 
     def __repr__(self) -> str:
-        arch = self.model_cfg.arch + (f"/{self.model_cfg.encoder}" if self.model_cfg.encoder else "")
+        arch = self.model_cfg.arch + (
+            f"/{self.model_cfg.encoder}" if self.model_cfg.encoder else ""
+        )
         return (
             f"TrainedModel({arch}, channels={self.channels}, context={self.context}, "
             f"threshold={self.threshold}, epochs={len(self.history)})"
@@ -75,9 +77,13 @@ def save_model(model: TrainedModel, path: str | os.PathLike, overwrite: bool = F
     if path.suffix != ".safetensors":
         raise ModelFileError(f"model files end in '.safetensors'; got '{path.name}'")
     if path.exists() and not overwrite:
-        raise ModelFileError(f"'{path}' exists; choose another name or pass overwrite=True (--overwrite)")
+        raise ModelFileError(
+            f"'{path}' exists; choose another name or pass overwrite=True (--overwrite)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()}
+    tensors = {
+        k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()
+    }
     meta = {META_KEY: json.dumps(model.metadata())}
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
     os.close(fd)
@@ -101,7 +107,9 @@ def read_metadata(path: str | os.PathLike) -> dict:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as e:  # SafetensorError, OSError, ...
-        raise ModelFileError(f"'{path.name}' is not a readable .safetensors model file ({e})") from None
+        raise ModelFileError(
+            f"'{path.name}' is not a readable .safetensors model file ({e})"
+        ) from None
     if META_KEY not in meta:
         raise ModelFileError(f"'{path.name}' is a safetensors file but not a napari-temseg model")
     try:
@@ -118,8 +126,9 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedModel:
 
     meta = read_metadata(path)
     try:
-        # files written before the "norm" field existed hold batch-norm networks
-        model_cfg = from_dict(ModelConfig, {"norm": "batch", **meta["model"]})
+        # files written before the "norm" field existed hold batch-norm networks (from_dict maps the
+        # old name "norm" to "norm_layer")
+        model_cfg = from_dict(ModelConfig, {"norm_layer": "batch", **meta["model"]})
         spec = from_dict(InputSpec, meta["input"])
         train_cfg = from_dict(TrainConfig, meta["train"]) if meta.get("train") else None
     except (KeyError, TypeError, ValueError) as e:
@@ -142,6 +151,11 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedModel:
         ) from None
     net.to(device).eval()
     return TrainedModel(
-        net=net, model_cfg=model_cfg, input_spec=spec, threshold=float(meta.get("threshold", 0.5)),
-        train_cfg=train_cfg, history=list(meta.get("history", [])), source=str(path),
+        net=net,
+        model_cfg=model_cfg,
+        input_spec=spec,
+        threshold=float(meta.get("threshold", 0.5)),
+        train_cfg=train_cfg,
+        history=list(meta.get("history", [])),
+        source=str(path),
     )

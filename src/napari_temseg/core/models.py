@@ -54,7 +54,9 @@ def _classes() -> dict[str, type]:
     class ResBlock(nn.Module):
         """Pre-activation residual unit: (BN-ReLU-)Conv3x3-BN-ReLU-Conv3x3 + 1x1 shortcut."""
 
-        def __init__(self, cin: int, cout: int, stride: int = 1, first: bool = False, norm: str = "batch"):
+        def __init__(
+            self, cin: int, cout: int, stride: int = 1, first: bool = False, norm: str = "batch"
+        ):
             super().__init__()
             pre = [] if first else [_norm_layer(norm, cin), nn.ReLU(inplace=True)]
             self.body = nn.Sequential(
@@ -83,7 +85,7 @@ def _classes() -> dict[str, type]:
                 x = block(x)
                 skips.append(x)
             x = self.bridge(x)
-            for up, dec, skip in zip(self.ups, self.decs, reversed(skips)):
+            for up, dec, skip in zip(self.ups, self.decs, reversed(skips), strict=False):
                 x = dec(torch.cat([up(x), skip], dim=1))
             return self.head(x)
 
@@ -227,10 +229,10 @@ def build_model(cfg: ModelConfig | None = None):
         return _build_smp(cfg)
     base = cfg.base_width or _DEFAULT_WIDTH[cfg.arch]
     if cfg.arch == "unet":
-        return _plain_unet(cfg.in_channels, cfg.classes, base, 2, cfg.norm)
+        return _plain_unet(cfg.in_channels, cfg.classes, base, 2, cfg.norm_layer)
     if cfg.arch == "small-unet":
-        return _plain_unet(cfg.in_channels, cfg.classes, base, 3, cfg.norm)
-    return _resunet(cfg.in_channels, cfg.classes, base, cfg.norm)
+        return _plain_unet(cfg.in_channels, cfg.classes, base, 3, cfg.norm_layer)
+    return _resunet(cfg.in_channels, cfg.classes, base, cfg.norm_layer)
 
 
 def required_multiple(cfg: ModelConfig | None = None) -> int:

@@ -23,7 +23,9 @@ def check_prob_dtype(dtype: Any, name: str = "probability") -> np.dtype:
     except TypeError:
         dt = None
     if dt is None or dt.name not in PROB_DTYPES:
-        raise InputError(f"the {name} output must be float32, float16 or uint8 (0-255), got {dtype}")
+        raise InputError(
+            f"the {name} output must be float32, float16 or uint8 (0-255), got {dtype}"
+        )
     return dt
 
 
@@ -57,8 +59,13 @@ def remove_small(binary: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def postprocess(
-    binary: np.ndarray, *, min_size: int = 0, fill_holes: bool = False, instances: bool = False,
-    first_label: int = 1, dtype: Any = np.uint8,
+    binary: np.ndarray,
+    *,
+    min_size: int = 0,
+    fill_holes: bool = False,
+    instances: bool = False,
+    first_label: int = 1,
+    dtype: Any = np.uint8,
 ) -> tuple[np.ndarray, int]:
     """Clean one binary slice; returns (labels, next free label).
 
@@ -88,18 +95,24 @@ def postprocess(
 class SliceWriter:
     """The destination arrays, checked, plus the per-slice writer (runs in a thread)."""
 
-    def __init__(self, vol: Any, prob, labels, unc, prob_dtype, tta, instances, post, threshold):
+    def __init__(self, vol: Any, prob: Any, labels: Any, unc: Any, cfg: Any, threshold: float):
+        """``cfg``: a PredictConfig (prob_dtype, tta, uncertainty, post-processing)."""
         Z, _, Y, X = vol.shape
         want = (Z, Y, X)
         if prob is None and labels is None and unc is None:  # nothing given: numpy arrays
-            prob = np.zeros(want, check_prob_dtype(prob_dtype))
-            labels = np.zeros(want, np.uint32 if instances else np.uint8)
-            unc = np.zeros(want, np.float32) if tta else None
-        if unc is not None and not tta:
-            raise InputError("an uncertainty output needs test-time augmentation: pass tta=True (--tta)")
+            prob = np.zeros(want, check_prob_dtype(cfg.prob_dtype))
+            labels = np.zeros(want, np.uint32 if cfg.instances else np.uint8)
+            unc = np.zeros(want, np.float32) if cfg.uncertainty else None
+        if unc is not None and not cfg.tta:
+            raise InputError(
+                "an uncertainty output needs test-time augmentation: pass tta=True (--tta)"
+            )
+        post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes, instances=cfg.instances)
         self.arrays = [prob, labels, unc]
-        self.targets = [None if a is None else _target(a, want, n) for a, n in
-                        zip(self.arrays, ("probability", "labels", "uncertainty"))]
+        self.targets = [
+            None if a is None else _target(a, want, n)
+            for a, n in zip(self.arrays, ("probability", "labels", "uncertainty"), strict=False)
+        ]
         for a, n in ((prob, "probability"), (unc, "uncertainty")):
             if a is not None:
                 check_prob_dtype(a.dtype, n)
@@ -110,11 +123,16 @@ class SliceWriter:
         if p is not None:
             p[z] = to_prob_dtype(prob, p.dtype)
         if lab is not None:
-            labels, self.next_label = postprocess(prob >= self.threshold, first_label=self.next_label,
-                                                  dtype=lab.dtype, **self.post)
+            labels, self.next_label = postprocess(
+                prob >= self.threshold, first_label=self.next_label, dtype=lab.dtype, **self.post
+            )
             lab[z] = labels
         if u is not None:
-            u[z] = to_prob_dtype(var * 4.0, u.dtype) if np.dtype(u.dtype) == np.uint8 else var.astype(u.dtype)
+            u[z] = (
+                to_prob_dtype(var * 4.0, u.dtype)
+                if np.dtype(u.dtype) == np.uint8
+                else var.astype(u.dtype)
+            )
 
 
 class _Flat:
@@ -136,4 +154,11 @@ def _target(a: Any, want: tuple, name: str) -> Any:
     raise InputError(f"the {name} output has shape {shape}; it must be (Z, Y, X) = {want}")
 
 
-__all__ = ["PROB_DTYPES", "check_prob_dtype", "to_prob_dtype", "remove_small", "postprocess", "SliceWriter"]
+__all__ = [
+    "PROB_DTYPES",
+    "check_prob_dtype",
+    "to_prob_dtype",
+    "remove_small",
+    "postprocess",
+    "SliceWriter",
+]

@@ -24,8 +24,9 @@ the network stride (``models.required_multiple``); otherwise tiles fit inside.
 from __future__ import annotations
 
 import time
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generator, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,10 +35,9 @@ from .data import Volume, as_volume, network_input
 from .device import autocast, resolve_device
 from .errors import InputError
 from .modelfile import TrainedModel
+from .postprocess import SliceWriter
 from .progress import Progress, StopToken, run
 from .threads import Worker
-from .postprocess import PROB_DTYPES, SliceWriter
-
 
 
 @dataclass
@@ -58,16 +58,23 @@ class PredictResult:
 class _Plan:
     """Tile geometry of one slice (the same for every slice of the stack)."""
 
-    def __init__(self, shape_yx: Sequence[int], tile: int, overlap: float, multiple: int, blend: str):
+    def __init__(
+        self, shape_yx: Sequence[int], tile: int, overlap: float, multiple: int, blend: str
+    ):
         self.Y, self.X = int(shape_yx[0]), int(shape_yx[1])
-        self.ty, self.tx = tiling.tile_shape((self.Y, self.X), tiling.check_tile(tile, multiple), multiple)
+        self.ty, self.tx = tiling.tile_shape(
+            (self.Y, self.X), tiling.check_tile(tile, multiple), multiple
+        )
         self.PY, self.PX = max(self.Y, self.ty), max(self.X, self.tx)
         self.ys = tiling.tile_starts(self.PY, self.ty, overlap)
         self.xs = tiling.tile_starts(self.PX, self.tx, overlap)
         self.n = len(self.ys) * len(self.xs)
         self.weights = tiling.blend_weights((self.ty, self.tx), blend)
-        self.wsum = tiling.weight_sum((self.PY, self.PX), tiling.tile_grid(
-            (self.PY, self.PX), (self.ty, self.tx), overlap), self.weights)
+        self.wsum = tiling.weight_sum(
+            (self.PY, self.PX),
+            tiling.tile_grid((self.PY, self.PX), (self.ty, self.tx), overlap),
+            self.weights,
+        )
 
 
 def _batches(vol: Volume, spec: Any, plan: _Plan, slices: Sequence[int], batch: int) -> Iterator:
@@ -102,6 +109,7 @@ def _forward(net: Any, x: Any, tta: bool, want_var: bool, device: Any, amp: Any)
         def prob(lg):
             return sig(lg.float().numpy())
     else:
+
         def prob(lg):
             return torch.sigmoid(lg.float())
 
@@ -135,12 +143,19 @@ class _Engine:
         import torch
 
         self.net, self.plan, self.device = net, plan, device
-        self.tta, self.want_var, self.amp, self.cl = opts["tta"], opts["var"], opts["amp"], opts["cl"]
+        self.tta, self.want_var, self.amp, self.cl = (
+            opts["tta"],
+            opts["var"],
+            opts["amp"],
+            opts["cl"],
+        )
         self.cpu = device.type == "cpu"
         self.w, self.wsum = plan.weights, plan.wsum
         if not self.cpu:
             with torch.inference_mode():
-                self.w, self.wsum = (torch.from_numpy(a).to(device) for a in (plan.weights, plan.wsum))
+                self.w, self.wsum = (
+                    torch.from_numpy(a).to(device) for a in (plan.weights, plan.wsum)
+                )
         self.acc: dict[int, list] = {}
         self.count: dict[int, int] = {}
         self.done: list[int] = []
@@ -159,7 +174,9 @@ class _Engine:
 
         p, ty, tx = self.plan, self.plan.ty, self.plan.tx
         with torch.inference_mode():
-            x = (buf if isinstance(buf, torch.Tensor) else torch.from_numpy(buf)).to(self.device, non_blocking=True)
+            x = (buf if isinstance(buf, torch.Tensor) else torch.from_numpy(buf)).to(
+                self.device, non_blocking=True
+            )
             if self.cl:
                 x = x.contiguous(memory_format=torch.channels_last)
             try:
@@ -167,8 +184,10 @@ class _Engine:
             except RuntimeError as e:  # torch.OutOfMemoryError is one
                 if "out of memory" not in str(e):
                     raise
-                raise InputError(f"out of memory running {len(meta)} tiles of {ty} x {tx} px on {self.device}: "
-                                 "lower the batch (--batch) or the tile size (--tile)") from None
+                raise InputError(
+                    f"out of memory running {len(meta)} tiles of {ty} x {tx} px on {self.device}: "
+                    "lower the batch (--batch) or the tile size (--tile)"
+                ) from None
             for i, (z, y0, x0) in enumerate(meta):
                 if z not in self.acc:
                     self.acc[z] = [self._zeros() for _ in range(2 if self.want_var else 1)]
@@ -193,21 +212,25 @@ class _Engine:
         self.done.append(z)
 
 
-def _check_args(model: Any, batch: int, blend: str, threshold: Any, min_size: int) -> float:
+def _check_args(model: Any, cfg: Any) -> tuple[Any, float]:
+    """(PredictConfig, threshold to use): the config checked against the model."""
+    from .config import PredictConfig
+
     if not isinstance(model, TrainedModel):
-        raise InputError("predict needs a TrainedModel (modelfile.load_model(path) or a train() result)")
+        raise InputError(
+            "predict needs a TrainedModel (modelfile.load_model(path) or a train() result)"
+        )
     if model.model_cfg.classes != 1:
-        raise InputError(f"this model has {model.model_cfg.classes} output classes; predict supports binary models")
-    if not 1 <= int(batch) <= 1024:
-        raise InputError(f"batch must be 1..1024 tiles, got {batch}")
-    if blend not in tiling.BLEND_MODES:
-        raise InputError(f"blend must be one of {tiling.BLEND_MODES}, got '{blend}'")
-    if min_size < 0:
-        raise InputError(f"min_size must be >= 0 px, got {min_size}")
-    thr = model.threshold if threshold is None else float(threshold)
-    if not 0.0 < thr < 1.0:
-        raise InputError(f"threshold must be between 0 and 1 (exclusive), got {thr}")
-    return thr
+        raise InputError(
+            f"this model has {model.model_cfg.classes} output classes; "
+            "predict supports binary models"
+        )
+    cfg = PredictConfig() if cfg is None else cfg
+    if not isinstance(cfg, PredictConfig):
+        raise InputError(
+            f"predict_stack takes a PredictConfig as its third argument, got {type(cfg).__name__}"
+        )
+    return cfg, model.threshold if cfg.threshold is None else float(cfg.threshold)
 
 
 def _slices(slices: Sequence[int] | None, depth: int) -> list[int]:
@@ -228,31 +251,36 @@ def _net_on(model: TrainedModel, device: Any) -> tuple[Any, bool]:
     from .device import channels_last_pays
 
     net = model.net.to(device)
-    cl = channels_last_pays(device, model.model_cfg.norm) and not net.training
+    cl = channels_last_pays(device, model.model_cfg.norm_layer) and not net.training
     if cl:
         net = net.to(memory_format=torch.channels_last)
     return net, cl
 
 
 def predict_stack(
-    model: TrainedModel, image: Any, *, prob_out: Any = None, labels_out: Any = None,
-    uncertainty_out: Any = None, tile: int = 512, overlap: float = 0.25, batch: int = 4,
-    blend: str = "gaussian", tta: bool = False, threshold: float | None = None, device: Any = "auto",
-    channel_axis: int | None = None, slices: Sequence[int] | None = None, prob_dtype: Any = "float32",
-    min_size: int = 0, fill_holes: bool = False, instances: bool = False, stop: StopToken | None = None,
-    amp: bool | str = "auto",
+    model: TrainedModel,
+    image: Any,
+    cfg: Any = None,
+    *,
+    prob_out: Any = None,
+    labels_out: Any = None,
+    uncertainty_out: Any = None,
+    slices: Sequence[int] | None = None,
+    channel_axis: int | None = None,
+    stop: StopToken | None = None,
 ) -> Generator[Progress, None, PredictResult]:
     """Segment ``image`` (any array-like, read through ``data.as_volume``) tile by tile.
 
-    Outputs are array-likes written ``out[z] = (Y, X)``: probability (``prob_out``;
-    float32 / float16 as is, uint8 scaled 0-255), labels (``prob >= threshold``,
-    default the model's; post-processed by ``min_size``, ``fill_holes``,
-    ``instances``) and, with ``tta``, the variance of the 8 views (``uncertainty_out``,
-    0..0.25; uint8 scaled so 255 = 0.25). When *all three* are None, numpy arrays
-    ``(Z, Y, X)`` are allocated (probability in ``prob_dtype``, labels uint8, or
-    uint32 for instances, uncertainty float32 with tta); otherwise only the given
-    outputs are written. ``amp``: "auto" = bf16/fp16 autocast on CUDA and bf16 on CPUs
-    with native bf16 (probabilities within ~1e-2 of fp32), True = always, False = fp32.
+    ``cfg``: a :class:`~napari_temseg.core.config.PredictConfig` (tiling, device, amp,
+    threshold - default the model's -, post-processing, output dtype). Outputs are
+    array-likes written ``out[z] = (Y, X)``: probability (``prob_out``; float32 / float16
+    as is, uint8 scaled 0-255), labels (``prob >= threshold``, post-processed by
+    ``min_size``, ``fill_holes``, ``instances``) and, with ``tta``, the variance of the 8
+    views (``uncertainty_out``, 0..0.25; uint8 scaled so 255 = 0.25). When *all three* are
+    None, numpy arrays ``(Z, Y, X)`` are allocated (probability in ``cfg.prob_dtype``,
+    labels uint8, or uint32 for instances, uncertainty float32 with ``cfg.uncertainty``);
+    otherwise only the given outputs are written. ``amp``: bf16/fp16 autocast on CUDA and
+    bf16 on CPUs with native bf16 (probabilities within ~1e-2 of fp32), else fp32.
     Yields Progress after every batch; returns PredictResult (stopped=True and the
     finished slices when ``stop`` was requested).
     """
@@ -260,19 +288,24 @@ def predict_stack(
 
     from .models import required_multiple
 
-    thr = _check_args(model, batch, blend, threshold, min_size)
+    cfg, thr = _check_args(model, cfg)
     vol = as_volume(image, channel_axis=channel_axis)
     zs = _slices(slices, vol.shape[0])
-    plan = _Plan(vol.shape[2:], tile, overlap, required_multiple(model.model_cfg), blend)
-    post = dict(min_size=int(min_size), fill_holes=bool(fill_holes), instances=bool(instances))
-    outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, prob_dtype, tta, instances, post, thr)
-    dev = resolve_device(device)
+    plan = _Plan(
+        vol.shape[2:], cfg.tile, cfg.overlap, required_multiple(model.model_cfg), cfg.blend
+    )
+    outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, cfg, thr)
+    dev = resolve_device(cfg.device)
     was_training = model.net.training
     net, cl = _net_on(model, dev)
-    opts = dict(tta=bool(tta), var=outs.arrays[2] is not None, amp=amp, cl=cl)
+    opts = dict(
+        tta=cfg.tta, var=outs.arrays[2] is not None, amp="auto" if cfg.amp else False, cl=cl
+    )
     engine = _Engine(net.eval(), plan, dev, opts, outs)
     pin = dev.type == "cuda"
-    reader = Worker(producer=_pinned(_batches(vol, model.input_spec, plan, zs, int(batch)), pin), depth=2)
+    reader = Worker(
+        producer=_pinned(_batches(vol, model.input_spec, plan, zs, cfg.batch), pin), depth=2
+    )
     res = PredictResult(*outs.arrays, device=str(dev))
     total, t0 = plan.n * len(zs), time.monotonic()
     try:
@@ -281,8 +314,14 @@ def predict_stack(
             res.tiles += len(meta)
             el = time.monotonic() - t0
             rate = res.tiles / plan.n * plan.Y * plan.X / max(el, 1e-9) / 1e6
-            yield Progress(stage="predict", step=res.tiles, total=total, elapsed=el, rate=rate,
-                           message=f"slice {meta[-1][0] + 1}/{vol.shape[0]}")
+            yield Progress(
+                stage="predict",
+                step=res.tiles,
+                total=total,
+                elapsed=el,
+                rate=rate,
+                message=f"slice {meta[-1][0] + 1}/{vol.shape[0]}",
+            )
             if stop is not None and stop.requested:
                 res.stopped = True
                 break
@@ -296,7 +335,9 @@ def predict_stack(
     return res
 
 
-def _cleanup(reader: Worker, writer: Worker, net: Any, was_training: bool, raise_errors: bool) -> None:
+def _cleanup(
+    reader: Worker, writer: Worker, net: Any, was_training: bool, raise_errors: bool
+) -> None:
     """Stop reading, finish writing the finished slices, restore the network's mode."""
     try:
         reader.close(wait=False)
@@ -327,29 +368,25 @@ class _One:
 
 
 def predict_slice(
-    model: TrainedModel, image: Any, z: int = 0, *, tile: int = 512, overlap: float = 0.25,
-    batch: int = 4, blend: str = "gaussian", tta: bool = False, device: Any = None,
-    channel_axis: int | None = None, amp: bool | str = "auto",
+    model: TrainedModel, image: Any, z: int = 0, cfg: Any = None, *, channel_axis: int | None = None
 ) -> np.ndarray:
     """Probability ``(Y, X)`` float32 of slice ``z`` (used by the training live preview).
 
-    ``device=None`` runs where the network's weights are; the network's train/eval
-    mode is restored afterwards.
+    ``cfg.device`` "auto" runs where the network's weights are; the network's
+    train/eval mode is restored afterwards.
     """
-    if device is None:
+    import dataclasses
+
+    from .config import PredictConfig
+
+    cfg = PredictConfig() if cfg is None else cfg
+    if cfg.device == "auto":
         p = next(iter(model.net.parameters()), None)
-        device = p.device if p is not None else "cpu"
+        cfg = dataclasses.replace(cfg, device=str(p.device) if p is not None else "cpu")
     vol = as_volume(image, channel_axis=channel_axis)
     sink = _One((vol.shape[0], vol.shape[2], vol.shape[3]))
-    run(predict_stack(model, vol, prob_out=sink, tile=tile, overlap=overlap, batch=batch,
-                      blend=blend, tta=tta, device=device, slices=[z], amp=amp))
+    run(predict_stack(model, vol, cfg, prob_out=sink, slices=[z]))
     return sink.value
 
 
-def predict_dask(*args: Any, **kwargs: Any) -> PredictResult:
-    """Predict a dask array chunked along Z into zarr (see :func:`predict_dask.predict_dask`)."""
-    from .predict_dask import predict_dask as _predict_dask
-
-    return _predict_dask(*args, **kwargs)
-
-__all__ = ["PredictResult", "predict_stack", "predict_slice", "predict_dask", "resolve_device", "PROB_DTYPES"]
+__all__ = ["PredictResult", "predict_stack", "predict_slice", "resolve_device"]

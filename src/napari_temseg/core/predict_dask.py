@@ -63,8 +63,9 @@ class _Shift:
         self.out[z - self.s] = v
 
 
-def _block(block: np.ndarray, block_info: Any = None, *, ref: Any, k: int, depth: int, rgb: bool,
-           opts: dict) -> np.ndarray:
+def _block(
+    block: np.ndarray, block_info: Any = None, *, ref: Any, k: int, depth: int, rgb: bool, cfg: Any
+) -> np.ndarray:
     from .predict import predict_stack
     from .progress import run
 
@@ -72,8 +73,8 @@ def _block(block: np.ndarray, block_info: Any = None, *, ref: Any, k: int, depth
     lo = max(0, s - k)
     vol = Volume(_Window(np.asarray(block), lo, depth), "ZCYX", rgb_to_gray=rgb)
     out = np.zeros((e - s,) + vol.shape[2:], np.float32)
-    model = _cached_model(ref, opts.get("device", "auto"))
-    run(predict_stack(model, vol, prob_out=_Shift(out, s, depth), slices=range(s, e), **opts))
+    model = _cached_model(ref, cfg.device)
+    run(predict_stack(model, vol, cfg, prob_out=_Shift(out, s, depth), slices=range(s, e)))
     return out
 
 
@@ -82,7 +83,9 @@ def _canonical(arr: Any, channel_axis: int | None) -> tuple[Any, bool]:
     import dask.array as da
 
     if not isinstance(arr, da.Array):
-        arr = da.from_array(arr, chunks=(1,) + tuple(arr.shape[1:]) if len(arr.shape) > 2 else arr.shape)
+        arr = da.from_array(
+            arr, chunks=(1,) + tuple(arr.shape[1:]) if len(arr.shape) > 2 else arr.shape
+        )
     axes, rgb = guess_axes(arr.shape, channel_axis, arr.dtype)
     for ax in "ZC":
         if ax not in axes:
@@ -98,56 +101,78 @@ def _postprocess_block(p: np.ndarray, thr: float, post: dict) -> np.ndarray:
 
 
 def predict_dask(
-    model_or_path: Any, array: Any, out_zarr_path: str | os.PathLike, *,
-    labels_zarr_path: str | os.PathLike | None = None, channel_axis: int | None = None,
-    prob_dtype: Any = "float32", threshold: float | None = None, min_size: int = 0,
-    fill_holes: bool = False, overwrite: bool = False, **opts: Any,
+    model_or_path: Any,
+    array: Any,
+    out_zarr_path: str | os.PathLike,
+    cfg: Any = None,
+    *,
+    labels_zarr_path: str | os.PathLike | None = None,
+    channel_axis: int | None = None,
+    overwrite: bool = False,
 ) -> Any:
     """Predict ``array`` (dask / zarr / numpy; chunked along Z) into ``out_zarr_path``.
 
-    ``opts`` go to :func:`predict.predict_stack` (tile, overlap, batch, blend, tta,
-    device). Instance labels are not available here (ids would clash across
-    chunks). Returns a :class:`predict.PredictResult` with the zarr arrays.
+    ``cfg``: a PredictConfig, as for :func:`predict.predict_stack`. Instance labels and
+    the uncertainty output are not available here (ids would clash across chunks).
+    Returns a :class:`predict.PredictResult` with the zarr arrays.
     """
+    import dataclasses
     import time
 
     import dask.array as da
 
+    from .config import PredictConfig
     from .io import create_output
     from .postprocess import check_prob_dtype, to_prob_dtype
     from .predict import PredictResult
 
-    if opts.pop("instances", False) or set(opts) & {"prob_out", "labels_out", "uncertainty_out", "slices"}:
-        raise InputError("predict_dask writes probability/labels zarr only (no instances, slices or outputs)")
+    cfg = PredictConfig() if cfg is None else cfg
+    if cfg.instances or cfg.uncertainty:
+        raise InputError(
+            "distributed prediction writes probability and labels only: "
+            "turn off instances and uncertainty"
+        )
     if isinstance(model_or_path, TrainedModel):
         ref, k, thr0 = model_or_path, model_or_path.context, model_or_path.threshold
     else:
         meta = read_metadata(model_or_path)
         ref, k = str(Path(model_or_path).resolve()), int(meta["input"].get("context", 0))
         thr0 = float(meta.get("threshold", 0.5))
-    thr = thr0 if threshold is None else float(threshold)
+    thr = thr0 if cfg.threshold is None else float(cfg.threshold)
     arr, rgb = _canonical(array, channel_axis)
     Z, _, Y, X = arr.shape
     if k and min(arr.chunks[0]) < k:
         arr = arr.rechunk({0: max(k, arr.chunks[0][0])})
     ghost = da.overlap.overlap(arr, depth={0: k, 1: 0, 2: 0, 3: 0}, boundary="none") if k else arr
     prob = ghost.map_blocks(
-        _block, dtype=np.float32, chunks=(arr.chunks[0], (Y,), (X,)), drop_axis=1,
-        ref=ref, k=k, depth=Z, rgb=rgb, opts={**opts, "threshold": thr},
+        _block,
+        dtype=np.float32,
+        chunks=(arr.chunks[0], (Y,), (X,)),
+        drop_axis=1,
+        ref=ref,
+        k=k,
+        depth=Z,
+        rgb=rgb,
+        cfg=dataclasses.replace(cfg, threshold=thr),
     )
-    pdt = check_prob_dtype(prob_dtype)
+    pdt = check_prob_dtype(cfg.prob_dtype)
     targets = [create_output(out_zarr_path, (Z, Y, X), pdt, overwrite=overwrite)]
     sources = [prob.map_blocks(to_prob_dtype, pdt, dtype=pdt)]
     if labels_zarr_path is not None:
-        post = dict(min_size=int(min_size), fill_holes=bool(fill_holes))
+        post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes)
         targets.append(create_output(labels_zarr_path, (Z, Y, X), np.uint8, overwrite=overwrite))
         sources.append(prob.map_blocks(_postprocess_block, thr, post, dtype=np.uint8))
     t0 = time.monotonic()
     da.store(sources, targets, lock=False)
     sec = time.monotonic() - t0
-    return PredictResult(prob=targets[0], labels=targets[1] if len(targets) > 1 else None,
-                         slices=list(range(Z)), seconds=sec, mpix_per_s=Z * Y * X / max(sec, 1e-9) / 1e6,
-                         device=str(opts.get("device", "auto")))
+    return PredictResult(
+        prob=targets[0],
+        labels=targets[1] if len(targets) > 1 else None,
+        slices=list(range(Z)),
+        seconds=sec,
+        mpix_per_s=Z * Y * X / max(sec, 1e-9) / 1e6,
+        device=cfg.device,
+    )
 
 
 __all__ = ["predict_dask", "LOADS"]

@@ -15,8 +15,9 @@ Stopping: pass a :class:`StopToken`; the generator checks it at every yield and
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -34,7 +34,10 @@ class Region:
 
 
 def split_regions(
-    slices: list[tuple[int, int]], shapes: list[tuple[int, int]], val_fraction: float, seed: int,
+    slices: list[tuple[int, int]],
+    shapes: list[tuple[int, int]],
+    val_fraction: float,
+    seed: int,
 ) -> tuple[list[Region], list[Region]]:
     """Hold out whole slices when there are several, else a band of the single slice.
 
@@ -47,14 +50,20 @@ def split_regions(
         n_val = min(len(full) - 1, max(1, int(round(val_fraction * len(full)))))
         order = np.random.default_rng(seed).permutation(len(full))
         val_idx = set(order[:n_val].tolist())
-        return [r for k, r in enumerate(full) if k not in val_idx], [full[k] for k in sorted(val_idx)]
+        return [r for k, r in enumerate(full) if k not in val_idx], [
+            full[k] for k in sorted(val_idx)
+        ]
     r = full[0]
     h, w = r.shape
     if w >= h:  # hold out a vertical band on the right
         cut = r.x0 + int(round(w * (1 - val_fraction)))
-        return [Region(r.image, r.z, r.y0, r.y1, r.x0, cut)], [Region(r.image, r.z, r.y0, r.y1, cut, r.x1)]
+        return [Region(r.image, r.z, r.y0, r.y1, r.x0, cut)], [
+            Region(r.image, r.z, r.y0, r.y1, cut, r.x1)
+        ]
     cut = r.y0 + int(round(h * (1 - val_fraction)))
-    return [Region(r.image, r.z, r.y0, cut, r.x0, r.x1)], [Region(r.image, r.z, cut, r.y1, r.x0, r.x1)]
+    return [Region(r.image, r.z, r.y0, cut, r.x0, r.x1)], [
+        Region(r.image, r.z, cut, r.y1, r.x0, r.x1)
+    ]
 
 
 def target_and_weight(mask: np.ndarray, sparse: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -67,10 +76,21 @@ def target_and_weight(mask: np.ndarray, sparse: bool) -> tuple[np.ndarray, np.nd
 class PatchSampler:
     """Draws (x, y, w) batches of ``patch`` x ``patch`` pixels from training regions."""
 
-    def __init__(self, volumes: list[Volume], masks: list[Volume], regions: list[Region],
-                 spec: InputSpec, patch: int, sparse: bool, fg_oversample: float, seed: int):
+    def __init__(
+        self,
+        volumes: list[Volume],
+        masks: list[Volume],
+        regions: list[Region],
+        spec: InputSpec,
+        patch: int,
+        sparse: bool,
+        fg_oversample: float,
+        seed: int,
+    ):
         if not regions:
-            raise InputError("no training region left: annotate more slices or lower the validation fraction")
+            raise InputError(
+                "no training region left: annotate more slices or lower the validation fraction"
+            )
         self.volumes, self.regions, self.spec = volumes, regions, spec
         self.patch, self.sparse, self.fg = patch, sparse, fg_oversample
         self.rng = np.random.default_rng(seed)
@@ -109,14 +129,19 @@ class PatchSampler:
         return x, y, w
 
     def crop(self, k: int, top: int, left: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Patch at (top, left) in region coordinates, shifted inside the region, padded if small."""
+        """Patch at (top, left) in region coordinates, shifted inside the region,
+        padded if small.
+        """
         r, p = self.regions[k], self.patch
         h, w = r.shape
         top = int(np.clip(top, 0, max(0, h - p)))
         left = int(np.clip(left, 0, max(0, w - p)))
-        ys, xs = slice(r.y0 + top, r.y0 + min(h, top + p)), slice(r.x0 + left, r.x0 + min(w, left + p))
+        ys, xs = (
+            slice(r.y0 + top, r.y0 + min(h, top + p)),
+            slice(r.x0 + left, r.x0 + min(w, left + p)),
+        )
         img = network_input(self.volumes[r.image], r.z, self.spec, ys, xs)
-        tgt, wt = target_and_weight(self.masks[k][top:top + p, left:left + p], self.sparse)
+        tgt, wt = target_and_weight(self.masks[k][top : top + p, left : left + p], self.sparse)
         return pad_patch(img, tgt, wt, p)
 
 

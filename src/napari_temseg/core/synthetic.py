@@ -35,10 +35,36 @@ from .errors import InputError
 # counts per unit intensity (Poisson) and Gaussian read noise. Channel 0 = ICE,
 # channel 1 = TLD; extra channels reuse these with a seeded jitter.
 _CHANNELS = (
-    dict(base=0.60, cyto=0.07, matrix=-0.07, membrane=-0.34, cristae=-0.17, granule=-0.40,
-         ring=-0.28, lumen=0.10, er=-0.24, blur=1.2, counts=60.0, read=0.03, curtain=1.0),
-    dict(base=0.48, cyto=0.05, matrix=0.05, membrane=-0.30, cristae=-0.20, granule=-0.26,
-         ring=-0.26, lumen=0.05, er=-0.20, blur=0.5, counts=120.0, read=0.015, curtain=0.7),
+    dict(
+        base=0.60,
+        cyto=0.07,
+        matrix=-0.07,
+        membrane=-0.34,
+        cristae=-0.17,
+        granule=-0.40,
+        ring=-0.28,
+        lumen=0.10,
+        er=-0.24,
+        blur=1.2,
+        counts=60.0,
+        read=0.03,
+        curtain=1.0,
+    ),
+    dict(
+        base=0.48,
+        cyto=0.05,
+        matrix=0.05,
+        membrane=-0.30,
+        cristae=-0.20,
+        granule=-0.26,
+        ring=-0.26,
+        lumen=0.05,
+        er=-0.20,
+        blur=0.5,
+        counts=120.0,
+        read=0.015,
+        curtain=0.7,
+    ),
 )
 _COMPONENTS = ("cyto", "matrix", "membrane", "cristae", "granule", "ring", "lumen", "er")
 
@@ -87,11 +113,20 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple, sigma: Any) -> np.ndar
 def _mito_params(rng: np.random.Generator, z: int, h: int, w: int, radius: tuple) -> dict:
     b = rng.uniform(*radius)
     return dict(
-        zc=rng.uniform(-1.5, z + 0.5), yc=rng.uniform(0, h), xc=rng.uniform(0, w),
-        b=b, a=b * rng.uniform(1.0, 2.6), rz=rng.uniform(1.8, 5.0),
-        theta=rng.uniform(0, np.pi), dy=rng.normal(0, 1.5), dx=rng.normal(0, 1.5),
-        period=rng.uniform(5.5, 9.0), phase=rng.uniform(0, 2 * np.pi),
-        wk=int(rng.integers(2, 5)), wamp=rng.uniform(0.0, 0.08), wph=rng.uniform(0, 2 * np.pi),
+        zc=rng.uniform(-1.5, z + 0.5),
+        yc=rng.uniform(0, h),
+        xc=rng.uniform(0, w),
+        b=b,
+        a=b * rng.uniform(1.0, 2.6),
+        rz=rng.uniform(1.8, 5.0),
+        theta=rng.uniform(0, np.pi),
+        dy=rng.normal(0, 1.5),
+        dx=rng.normal(0, 1.5),
+        period=rng.uniform(5.5, 9.0),
+        phase=rng.uniform(0, 2 * np.pi),
+        wk=int(rng.integers(2, 5)),
+        wamp=rng.uniform(0.0, 0.08),
+        wph=rng.uniform(0, 2 * np.pi),
     )
 
 
@@ -124,8 +159,9 @@ def _mito_slice(m: dict, zi: int, h: int, w: int, grow: float = 1.0):
     return (slice(y0, y1), slice(x0, x1)), r, d, u, v
 
 
-def _place_mitos(rng: np.random.Generator, z: int, h: int, w: int, radius: tuple,
-                 density: float) -> list[dict]:
+def _place_mitos(
+    rng: np.random.Generator, z: int, h: int, w: int, radius: tuple, density: float
+) -> list[dict]:
     """Non-overlapping mitochondria by rejection sampling on a 3D occupancy grid."""
     radius = (min(radius[0], min(h, w) / 6), min(radius[1], min(h, w) / 4))
     target = max(2, int(np.ceil(density * h * w / 4500 * (z + 5) / 6)))
@@ -160,7 +196,9 @@ def _place_bodies(rng: np.random.Generator, z: int, h: int, w: int, amount: floa
     for _ in range(n):
         kind = "granule" if rng.random() < 0.45 else "vesicle"
         r = rng.uniform(2.0, 5.0) if kind == "granule" else rng.uniform(4.0, 10.0)
-        out.append((kind, rng.uniform(-1, z), rng.uniform(0, h), rng.uniform(0, w), r, max(r / 3, 1.2)))
+        out.append(
+            (kind, rng.uniform(-1, z), rng.uniform(0, h), rng.uniform(0, w), r, max(r / 3, 1.2))
+        )
     return out
 
 
@@ -225,7 +263,7 @@ def _curtains(rng: np.random.Generator, z: int, h: int, w: int) -> np.ndarray:
     cols = np.zeros(w, np.float32)
     for x in rng.choice(w, size=max(2, w // 10), replace=False):
         width = int(rng.integers(1, 5))
-        cols[x:x + width] += rng.normal(0, 0.09)
+        cols[x : x + width] += rng.normal(0, 0.09)
     cols = ndi.gaussian_filter1d(cols, 0.6)
     fade = np.linspace(1.0, 0.3, h, dtype=np.float32) ** rng.uniform(0.5, 1.5)
     mod = 0.6 + 0.4 * _smooth_noise(rng, (z, h), (1.5, h / 10))
@@ -233,10 +271,16 @@ def _curtains(rng: np.random.Generator, z: int, h: int, w: int) -> np.ndarray:
 
 
 def make_fibsem(
-    shape: tuple[int, int, int, int] = (8, 2, 256, 256), seed: int = 0, *,
-    mito_radius: tuple[float, float] = (9.0, 20.0), mito_density: float = 1.0,
-    distractors: float = 1.0, noise: float = 1.0, curtaining: float = 1.0,
-    response: float = 1.0, dtype: Any = "float32",
+    shape: tuple[int, int, int, int] = (8, 2, 256, 256),
+    seed: int = 0,
+    *,
+    mito_radius: tuple[float, float] = (9.0, 20.0),
+    mito_density: float = 1.0,
+    distractors: float = 1.0,
+    noise: float = 1.0,
+    curtaining: float = 1.0,
+    response: float = 1.0,
+    dtype: Any = "float32",
 ) -> tuple[np.ndarray, np.ndarray]:
     """A FIB-SEM-like stack and its mitochondria mask.
 
@@ -249,7 +293,9 @@ def make_fibsem(
     rng = np.random.default_rng(seed)
     mitos = _place_mitos(rng, z, h, w, tuple(mito_radius), mito_density)
     bodies = _place_bodies(rng, z, h, w, distractors)
-    cyto = 0.7 * _smooth_noise(rng, (z, h, w), (0.8, 1.5, 1.5)) + 0.5 * _smooth_noise(rng, (z, h, w), (2, 8, 8))
+    cyto = 0.7 * _smooth_noise(rng, (z, h, w), (0.8, 1.5, 1.5)) + 0.5 * _smooth_noise(
+        rng, (z, h, w), (2, 8, 8)
+    )
     er = np.exp(-((_smooth_noise(rng, (z, h, w), (1.5, 7, 7)) / 0.1) ** 2))
     er *= np.clip(_smooth_noise(rng, (z, h, w), (3, 20, 20)) - 0.3, 0, 1) * distractors
     curtain = curtaining * _curtains(rng, z, h, w)
@@ -268,7 +314,9 @@ def make_fibsem(
             comps[k] *= outside
         comps["er"] = er[zi] * outside * (1 - comps["lumen"])
         for ch in range(c):
-            image[zi, ch] = _detect(rng, comps, chans[ch], gains[ch] * drift[zi, ch], curtain[zi], noise)
+            image[zi, ch] = _detect(
+                rng, comps, chans[ch], gains[ch] * drift[zi, ch], curtain[zi], noise
+            )
     return _to_dtype(image, dtype), mask
 
 
@@ -276,8 +324,14 @@ def _jitter(rng: np.random.Generator, p: dict) -> dict:
     return {k: v * rng.uniform(0.8, 1.2) for k, v in p.items()}
 
 
-def _detect(rng: np.random.Generator, comps: dict, p: dict, gain: np.ndarray,
-            curtain: np.ndarray, noise: float) -> np.ndarray:
+def _detect(
+    rng: np.random.Generator,
+    comps: dict,
+    p: dict,
+    gain: np.ndarray,
+    curtain: np.ndarray,
+    noise: float,
+) -> np.ndarray:
     """One detector's view of a slice: contrast mix, blur, response, curtains, noise."""
     from scipy import ndimage as ndi
 
@@ -289,8 +343,9 @@ def _detect(rng: np.random.Generator, comps: dict, p: dict, gain: np.ndarray,
     return _add_noise(rng, img, p["counts"], p["read"], noise)
 
 
-def _add_noise(rng: np.random.Generator, img: np.ndarray, counts: float, read: float,
-               noise: float) -> np.ndarray:
+def _add_noise(
+    rng: np.random.Generator, img: np.ndarray, counts: float, read: float, noise: float
+) -> np.ndarray:
     """Shot noise (Gaussian approximation of Poisson with ``counts`` per unit) + read noise."""
     if noise <= 0:
         return img.astype(np.float32)
@@ -299,8 +354,9 @@ def _add_noise(rng: np.random.Generator, img: np.ndarray, counts: float, read: f
 
 
 # --- TEM particles ---------------------------------------------------------------------------
-def _place_particles(rng: np.random.Generator, h: int, w: int, n: int, median: float,
-                     sigma: float, touching: float) -> list[tuple[float, float, float]]:
+def _place_particles(
+    rng: np.random.Generator, h: int, w: int, n: int, median: float, sigma: float, touching: float
+) -> list[tuple[float, float, float]]:
     """(y, x, r) circles that do not overlap; a fraction is placed touching a neighbour."""
     out: list[tuple[float, float, float]] = []
     for _ in range(n * 20):
@@ -320,8 +376,9 @@ def _place_particles(rng: np.random.Generator, h: int, w: int, n: int, median: f
     return out
 
 
-def _render_particles(rng: np.random.Generator, h: int, w: int, circles: list,
-                      faint: float) -> tuple[np.ndarray, np.ndarray]:
+def _render_particles(
+    rng: np.random.Generator, h: int, w: int, circles: list, faint: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Instance labels and projected thickness (0..1 scaled by a per-particle density)."""
     labels = np.zeros((h, w), np.uint16)
     thick = np.zeros((h, w), np.float32)
@@ -342,10 +399,19 @@ def _render_particles(rng: np.random.Generator, h: int, w: int, circles: list,
 
 
 def make_particles(
-    shape: tuple[int, int] = (256, 256), seed: int = 0, *, n: int | None = None,
-    radius_median: float = 7.0, radius_sigma: float = 0.45, touching: float = 0.3,
-    faint: float = 0.25, blur: float = 1.0, noise: float = 1.0, illumination: float = 1.0,
-    instances: bool = False, dtype: Any = "float32",
+    shape: tuple[int, int] = (256, 256),
+    seed: int = 0,
+    *,
+    n: int | None = None,
+    radius_median: float = 7.0,
+    radius_sigma: float = 0.45,
+    touching: float = 0.3,
+    faint: float = 0.25,
+    blur: float = 1.0,
+    noise: float = 1.0,
+    illumination: float = 1.0,
+    instances: bool = False,
+    dtype: Any = "float32",
 ) -> tuple[np.ndarray, ...]:
     """A TEM-like image of dark particles and its mask.
 

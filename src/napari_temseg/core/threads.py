@@ -10,9 +10,11 @@ Exceptions in the thread are re-raised in the caller, never lost.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 _DONE = object()
 
@@ -23,7 +25,9 @@ class Worker:
     A bounded queue links it to the caller; exceptions are re-raised in the caller.
     """
 
-    def __init__(self, producer: Iterator | None = None, consumer: Callable | None = None, depth: int = 2):
+    def __init__(
+        self, producer: Iterator | None = None, consumer: Callable | None = None, depth: int = 2
+    ):
         self.q: queue.Queue = queue.Queue(depth)
         self.cancel = threading.Event()
         self.error: BaseException | None = None
@@ -83,10 +87,8 @@ class Worker:
         else:
             self.cancel.set()
             while self.thread.is_alive():
-                try:
+                with contextlib.suppress(queue.Empty):
                     self.q.get(timeout=0.05)
-                except queue.Empty:
-                    pass
         self.thread.join()
         self.thread = None
         if wait and raise_errors and self.error is not None:

@@ -17,7 +17,7 @@ Conventions (nnU-Net style):
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,7 +39,9 @@ def round_up(n: int, multiple: int) -> int:
 
 
 def check_tile(tile: int, multiple: int = 1) -> int:
-    """A usable tile size: rounded *down* to the network stride ``multiple`` (at least one stride)."""
+    """A usable tile size: rounded *down* to the network stride ``multiple``
+    (at least one stride).
+    """
     tile = int(tile)
     if tile < max(multiple, 16) or tile > 8192:
         raise InputError(f"tile size must be {max(multiple, 16)}..8192 px, got {tile}")
@@ -49,7 +51,9 @@ def check_tile(tile: int, multiple: int = 1) -> int:
 def check_overlap(overlap: float) -> float:
     overlap = float(overlap)
     if not 0.0 <= overlap < 0.95:
-        raise InputError(f"tile overlap must be a fraction in [0, 0.95), got {overlap} (0.25 is typical)")
+        raise InputError(
+            f"tile overlap must be a fraction in [0, 0.95), got {overlap} (0.25 is typical)"
+        )
     return overlap
 
 
@@ -70,7 +74,9 @@ def tile_starts(size: int, tile: int, overlap: float) -> list[int]:
     return [int(round(i * actual)) for i in range(n)]
 
 
-def tile_shape(shape_yx: Sequence[int], tile: int | Sequence[int], multiple: int = 1) -> tuple[int, int]:
+def tile_shape(
+    shape_yx: Sequence[int], tile: int | Sequence[int], multiple: int = 1
+) -> tuple[int, int]:
     """Tile size per axis: the tile, or the axis rounded up to ``multiple`` when it is shorter."""
     ty, tx = _pair(tile)
     return (min(ty, round_up(shape_yx[0], multiple)), min(tx, round_up(shape_yx[1], multiple)))
@@ -119,10 +125,14 @@ def weight_sum(
     return out
 
 
-def pad_amounts(shape_yx: Sequence[int], multiple: int, min_shape: Sequence[int] = (0, 0)) -> tuple[int, int]:
-    """Pixels to add at the bottom / right to reach a multiple of ``multiple`` (and ``min_shape``)."""
+def pad_amounts(
+    shape_yx: Sequence[int], multiple: int, min_shape: Sequence[int] = (0, 0)
+) -> tuple[int, int]:
+    """Pixels to add at the bottom / right to reach a multiple of ``multiple``
+    (and ``min_shape``).
+    """
     out = []
-    for n, lo in zip(shape_yx, min_shape):
+    for n, lo in zip(shape_yx, min_shape, strict=False):
         target = round_up(max(int(n), int(lo)), multiple)
         out.append(target - int(n))
     return out[0], out[1]
@@ -145,7 +155,9 @@ def pad_to(arr: np.ndarray, shape_yx: Sequence[int], mode: str = "reflect") -> n
 def pad_to_multiple(
     arr: np.ndarray, multiple: int, min_shape: Sequence[int] = (0, 0), mode: str = "reflect"
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad the last two axes to multiples of the network stride; returns (padded, original (h, w))."""
+    """Pad the last two axes to multiples of the network stride;
+    returns (padded, original (h, w)).
+    """
     h, w = arr.shape[-2:]
     py, px = pad_amounts((h, w), multiple, min_shape)
     return pad_to(arr, (h + py, w + px), mode), (h, w)

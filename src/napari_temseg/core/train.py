@@ -17,12 +17,13 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Any, Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
 import numpy as np
 
 from .config import InputSpec, ModelConfig, TrainConfig
-from .data import annotated_slices, as_mask, as_volume, compute_norm, read_mask
+from .data import annotated_slices, as_mask, as_volume, compute_norm
 from .errors import InputError
 from .modelfile import TrainedModel
 from .progress import Progress, StopToken
@@ -40,8 +41,10 @@ def _inputs(images: Any, masks: Any, channel_axis: int | None, sparse: bool):
     vols = [as_volume(im, channel_axis=channel_axis) for im in _as_list(images)]
     mvols_raw = _as_list(masks)
     if len(vols) != len(mvols_raw):
-        raise InputError(f"got {len(vols)} image(s) but {len(mvols_raw)} mask(s): give one mask per image")
-    return vols, [as_mask(m, v) for m, v in zip(mvols_raw, vols)]
+        raise InputError(
+            f"got {len(vols)} image(s) but {len(mvols_raw)} mask(s): give one mask per image"
+        )
+    return vols, [as_mask(m, v) for m, v in zip(mvols_raw, vols, strict=False)]
 
 
 def _annotated(mvols: list, annotated: Sequence[int] | None) -> list[tuple[int, int]]:
@@ -60,8 +63,14 @@ def _check_labels(masks: list[np.ndarray], sparse: bool) -> None:
     if not has_fg:
         raise InputError("the masks have no foreground (label 1): paint the structures to segment")
     if not has_bg:
-        what = "scribble some background with label 2" if sparse else "leave or paint some background (0)"
-        raise InputError(f"the masks have no background: {what}, or the model can only learn 'all foreground'")
+        what = (
+            "scribble some background with label 2"
+            if sparse
+            else "leave or paint some background (0)"
+        )
+        raise InputError(
+            f"the masks have no background: {what}, or the model can only learn 'all foreground'"
+        )
 
 
 def _make_net(model_cfg: ModelConfig | None, spec: InputSpec, resume: TrainedModel | None, device):
@@ -70,8 +79,9 @@ def _make_net(model_cfg: ModelConfig | None, spec: InputSpec, resume: TrainedMod
     if resume is not None:
         if resume.input_spec.channels != spec.channels or resume.input_spec.context != spec.context:
             raise InputError(
-                f"cannot continue training: the model takes {resume.input_spec.channels} channel(s) with "
-                f"context {resume.input_spec.context}, the data has {spec.channels} with context {spec.context}"
+                f"cannot continue training: the model takes {resume.input_spec.channels} "
+                f"channel(s) with context {resume.input_spec.context}, "
+                f"the data has {spec.channels} with context {spec.context}"
             )
         return copy.deepcopy(resume.net).to(device), resume.model_cfg
     base = model_cfg or DEFAULT_MODEL
@@ -85,14 +95,18 @@ def _loss_fn(name: str):
     import torch.nn.functional as F
 
     def bce(logits, y, w):
-        return (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).sum() / w.sum().clamp_min(1)
+        return (
+            F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w
+        ).sum() / w.sum().clamp_min(1)
 
     def dice(logits, y, w):
         p = torch.sigmoid(logits) * w
         inter = (p * y).sum()
         return 1 - (2 * inter + 1) / (p.sum() + (y * w).sum() + 1)
 
-    return {"bce": bce, "dice": dice, "bce+dice": lambda lo, y, w: bce(lo, y, w) + dice(lo, y, w)}[name]
+    return {"bce": bce, "dice": dice, "bce+dice": lambda lo, y, w: bce(lo, y, w) + dice(lo, y, w)}[
+        name
+    ]
 
 
 def _lr_factor(t: float) -> float:
@@ -114,7 +128,7 @@ def _evaluate(net, val, device, amp: bool | str) -> tuple[float, float, bool]:
     preds = []
     with torch.inference_mode(), autocast(device, amp):
         for i in range(0, len(x), 4):
-            preds.append((net(torch.from_numpy(x[i:i + 4]).to(device)).float() > 0).cpu().numpy())
+            preds.append((net(torch.from_numpy(x[i : i + 4]).to(device)).float() > 0).cpu().numpy())
     net.train()
     pred = np.concatenate(preds)
     c = counts(pred, y, valid=w > 0)
@@ -125,20 +139,35 @@ def _evaluate(net, val, device, amp: bool | str) -> tuple[float, float, bool]:
 
 def _warning(history: list[dict], constant: bool) -> str | None:
     if constant:
-        return ("the model predicts the same class everywhere on the validation data: train longer, "
-                "paint more foreground, or lower the learning rate")
+        return (
+            "the model predicts the same class everywhere on the validation data: train longer, "
+            "paint more foreground, or lower the learning rate"
+        )
     losses = [h["loss"] for h in history]
     if len(losses) >= FLAT_EPOCHS and losses[-1] > 0.98 * losses[0]:
-        return ("the loss is flat: the model is not learning. Check that the masks mark the structures, "
-                "or try another learning rate / model")
+        return (
+            "the loss is flat: the model is not learning. Check that the masks mark the "
+            "structures, or try another learning rate / model"
+        )
     return None
 
 
 class _Session:
     """Everything fit() sets up before the first step (inputs, split, model, optimiser)."""
 
-    def __init__(self, images, masks, cfg: TrainConfig, model_cfg, context, channel_axis,
-                 val_images, val_masks, annotated, resume: TrainedModel | None):
+    def __init__(
+        self,
+        images,
+        masks,
+        cfg: TrainConfig,
+        model_cfg,
+        context,
+        channel_axis,
+        val_images,
+        val_masks,
+        annotated,
+        resume: TrainedModel | None,
+    ):
         import torch
 
         from .augment import Augmenter
@@ -157,19 +186,33 @@ class _Session:
             val_r, _ = split_regions(val_items, shapes, 0.0, cfg.seed)
             vols, mvols = vols + vv, mvols + vm
         else:
-            train_r, val_r = split_regions(items, [v.shape[2:] for v in vols], cfg.val_fraction, cfg.seed)
-        self.spec = self._spec(vols, items, context, resume, cfg.normalize)
-        self.sampler = PatchSampler(vols, mvols, train_r, self.spec, cfg.patch, cfg.sparse,
-                                    cfg.foreground_oversample, cfg.seed)
-        val_sampler = PatchSampler(vols, mvols, val_r, self.spec, cfg.patch, cfg.sparse, 0.0, cfg.seed) \
-            if val_r else None
+            train_r, val_r = split_regions(
+                items, [v.shape[2:] for v in vols], cfg.val_fraction, cfg.seed
+            )
+        self.spec = self._spec(vols, items, context, resume, cfg.intensity_norm)
+        self.sampler = PatchSampler(
+            vols,
+            mvols,
+            train_r,
+            self.spec,
+            cfg.patch,
+            cfg.sparse,
+            cfg.foreground_oversample,
+            cfg.seed,
+        )
+        val_sampler = (
+            PatchSampler(vols, mvols, val_r, self.spec, cfg.patch, cfg.sparse, 0.0, cfg.seed)
+            if val_r
+            else None
+        )
         _check_labels(self.sampler.masks + (val_sampler.masks if val_sampler else []), cfg.sparse)
         self.val = validation_patches(val_sampler) if val_sampler else None
         self.net, self.model_cfg = _make_net(model_cfg, self.spec, resume, self.device)
         self.amp = "auto" if cfg.amp else False
         # memory format policy (and its measurements): device.channels_last_pays
         self.channels_last = cfg.channels_last and channels_last_pays(
-            self.device, self.model_cfg.norm, self.amp)
+            self.device, self.model_cfg.norm_layer, self.amp
+        )
         # (a resumed network may still be in channels_last from predicting with it)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.net = self.net.to(memory_format=fmt)
@@ -182,12 +225,16 @@ class _Session:
         self.n_train, self.n_val = len(train_r), len(val_r)
 
     @staticmethod
-    def _spec(vols, items, context: int, resume: TrainedModel | None, norm_mode: str) -> InputSpec:
+    def _spec(
+        vols, items, context: int, resume: TrainedModel | None, intensity_norm: str
+    ) -> InputSpec:
         if resume is not None:
             want, got = resume.input_spec.channels, vols[0].shape[1]
             if want != got:
-                raise InputError(f"cannot continue training: the model takes {want} channel(s), "
-                                 f"the image has {got}; use the image the model was trained on")
+                raise InputError(
+                    f"cannot continue training: the model takes {want} channel(s), "
+                    f"the image has {got}; use the image the model was trained on"
+                )
             return resume.input_spec
         if context > 0 and all(v.shape[0] == 1 for v in vols):
             raise InputError(
@@ -196,8 +243,13 @@ class _Session:
             )
         per_image = [[z for i2, z in items if i2 == i] for i in range(len(vols))]
         lo, hi = compute_norm(vols, per_image)
-        return InputSpec(channels=vols[0].shape[1], context=context, norm_lo=lo, norm_hi=hi,
-                         norm_mode=norm_mode)
+        return InputSpec(
+            channels=vols[0].shape[1],
+            context=context,
+            norm_lo=lo,
+            norm_hi=hi,
+            intensity_norm=intensity_norm,
+        )
 
     def make_batch(self):
         """One training batch as device tensors; augmented here when training on the CPU."""
@@ -267,7 +319,9 @@ class _Loop:
                     if not end_epoch:
                         self.end_epoch()
                     return
-                early = self.s.cfg.early_stop is not None and self.since_best >= self.s.cfg.early_stop
+                early = (
+                    self.s.cfg.early_stop is not None and self.since_best >= self.s.cfg.early_stop
+                )
                 if finished or early:
                     return
         finally:
@@ -275,15 +329,22 @@ class _Loop:
 
     def end_epoch(self) -> dict:
         s = self.s
-        rec = {"epoch": self.epoch + 1, "step": self.step, "loss": float(np.mean(self.losses) if self.losses else 0),
-               "lr": s.opt.param_groups[0]["lr"], "elapsed": round(time.monotonic() - self.t0, 2)}
+        rec = {
+            "epoch": self.epoch + 1,
+            "step": self.step,
+            "loss": float(np.mean(self.losses) if self.losses else 0),
+            "lr": s.opt.param_groups[0]["lr"],
+            "elapsed": round(time.monotonic() - self.t0, 2),
+        }
         constant = False
         if s.val is not None:
             rec["val_dice"], rec["val_iou"], constant = _evaluate(s.net, s.val, s.device, s.amp)
         score = rec.get("val_dice", self.step)  # without validation the latest model is the best
         if score >= self.best_dice:
             self.best_dice, self.since_best = score, 0
-            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in s.net.state_dict().items()}
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in s.net.state_dict().items()
+            }
         else:
             self.since_best += 1
         self.losses = []
@@ -300,26 +361,41 @@ class _Loop:
         req = self.preview()
         if req is None:
             return None
+        from .config import PredictConfig
         from .predict import predict_slice
 
-        prob = predict_slice(self.model(), req[0], req[1], device=self.s.device)
+        prob = predict_slice(self.model(), req[0], req[1], PredictConfig(device=str(self.s.device)))
         self.s.net.train()
         return prob
 
     def progress(self, loss: float, rec: dict, preview: Any) -> Progress:
         el = time.monotonic() - self.t0
         return Progress(
-            stage="train", step=self.step, total=self.total, elapsed=el, epoch=self.epoch,
-            rate=self.step * self.s.cfg.batch / max(el, 1e-9), loss=loss,
-            val_dice=rec.get("val_dice"), val_iou=rec.get("val_iou"), warning=self.warning,
-            preview=preview, message="epoch done" if rec else "",
+            stage="train",
+            step=self.step,
+            total=self.total,
+            elapsed=el,
+            epoch=self.epoch,
+            rate=self.step * self.s.cfg.batch / max(el, 1e-9),
+            loss=loss,
+            val_dice=rec.get("val_dice"),
+            val_iou=rec.get("val_iou"),
+            warning=self.warning,
+            preview=preview,
+            message="epoch done" if rec else "",
             extra={"fraction": self.fraction(), "epoch_record": rec or None},
         )
 
     def model(self) -> TrainedModel:
         s = self.s
-        return TrainedModel(net=s.net, model_cfg=s.model_cfg, input_spec=s.spec,
-                            threshold=s.cfg.threshold, train_cfg=s.cfg, history=s.history)
+        return TrainedModel(
+            net=s.net,
+            model_cfg=s.model_cfg,
+            input_spec=s.spec,
+            threshold=s.cfg.threshold,
+            train_cfg=s.cfg,
+            history=s.history,
+        )
 
     def result(self) -> TrainedModel:
         if self.best_state is not None:
@@ -329,16 +405,36 @@ class _Loop:
 
 
 def fit(
-    images: Any, masks: Any, *, train_cfg: TrainConfig | None = None, model_cfg: ModelConfig | None = None,
-    context: int = 0, channel_axis: int | None = None, val_images: Any = None, val_masks: Any = None,
-    annotated: Sequence[int] | None = None, resume: TrainedModel | None = None,
-    stop: StopToken | None = None, preview: Callable[[], tuple[Any, int] | None] | None = None,
+    images: Any,
+    masks: Any,
+    *,
+    train_cfg: TrainConfig | None = None,
+    model_cfg: ModelConfig | None = None,
+    channel_axis: int | None = None,
+    val_images: Any = None,
+    val_masks: Any = None,
+    annotated: Sequence[int] | None = None,
+    resume: TrainedModel | None = None,
+    stop: StopToken | None = None,
+    preview: Callable[[], tuple[Any, int] | None] | None = None,
     preview_every: float = 5.0,
 ) -> Generator[Progress, None, TrainedModel]:
-    """Train a model on painted masks; see the module docstring. Yields Progress, returns the model."""
+    """Train a model on painted masks; see the module docstring.
+    Yields Progress, returns the model.
+    """
     cfg = train_cfg or TrainConfig()
-    s = _Session(images, masks, cfg, model_cfg, context, channel_axis, val_images, val_masks,
-                 annotated, resume)
+    s = _Session(
+        images,
+        masks,
+        cfg,
+        model_cfg,
+        cfg.context,
+        channel_axis,
+        val_images,
+        val_masks,
+        annotated,
+        resume,
+    )
     loop = _Loop(s, stop, preview, preview_every)
     yield from loop.run()
     return loop.result()

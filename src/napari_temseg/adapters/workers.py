@@ -19,76 +19,15 @@ yields :class:`~napari_temseg.core.progress.Progress` and returns a result:
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
-from typing import Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 from ..core.errors import TemsegError
 from ..core.progress import Progress, StopToken
-
+from .runtime import avoid_triton_llvm_clash, napari_progress_wanted
 
 log = logging.getLogger("napari_temseg")
-
-
-def avoid_triton_llvm_clash() -> bool:
-    """Keep torch from importing triton when a system libLLVM is already in the process.
-
-    With software OpenGL (Mesa llvmpipe: remote desktops, VMs, Xvfb) the viewer loads
-    ``libLLVM``; importing ``triton`` afterwards (torch does so when it builds an
-    optimizer) then segfaults the whole napari on an LLVM symbol clash. torch only needs
-    triton for ``torch.compile`` on GPUs, which napari-temseg does not use, so in that
-    case triton is marked unavailable (``import triton`` raises ImportError) instead.
-    Returns True when it did so.
-    """
-    if "triton" in sys.modules:
-        return False
-    try:
-        with open("/proc/self/maps") as f:
-            clash = any("libLLVM" in line for line in f)
-    except OSError:  # not Linux
-        return False
-    if clash:
-        sys.modules["triton"] = None  # type: ignore[assignment]
-        log.info("software OpenGL (libLLVM) is loaded: triton disabled to avoid a crash")
-    return clash
-
-
-SOFTWARE_GL = ("llvmpipe", "softpipe", "software", "swr", "swiftshader", "gdi generic")
-_RENDERER: list[str] = []
-
-
-def gl_renderer() -> str:
-    """The OpenGL renderer string of this display (cached; '' when it cannot be asked)."""
-    if not _RENDERER:
-        name = ""
-        try:
-            from qtpy.QtGui import QOffscreenSurface, QOpenGLContext
-
-            ctx, surface = QOpenGLContext(), QOffscreenSurface()
-            surface.create()
-            if ctx.create() and ctx.makeCurrent(surface):
-                name = str(ctx.functions().glGetString(0x1F01) or "")  # GL_RENDERER
-                ctx.doneCurrent()
-        except Exception:  # noqa: BLE001 - no GL, no Qt GUI: treat as unknown
-            name = ""
-        _RENDERER.append(name)
-    return _RENDERER[0]
-
-
-def napari_progress_wanted() -> bool:
-    """Whether to show napari's activity progress bar (env NAPARI_TEMSEG_NAPARI_PROGRESS=0/1 decides).
-
-    Default: yes, except with software OpenGL (Mesa llvmpipe on remote desktops / VMs).
-    There napari's animated "in progress" indicator makes Qt re-compose the whole window
-    (it holds an OpenGL canvas) on the CPU many times a second: it cost ~0.3 CPU cores
-    and slowed CPU training ~1.5x on 2 cores (docs/benchmarks.md, "GUI worker"). The docks
-    show their own progress bar in every case.
-    """
-    env = os.environ.get("NAPARI_TEMSEG_NAPARI_PROGRESS")
-    if env is not None:
-        return env not in ("0", "false", "False", "")
-    return not any(s in gl_renderer().lower() for s in SOFTWARE_GL)
 
 
 def fraction(p: Any) -> float | None:
@@ -103,7 +42,9 @@ def fraction(p: Any) -> float | None:
 
 def _important(p: Any) -> bool:
     return isinstance(p, Progress) and (
-        p.preview is not None or p.val_dice is not None or p.warning is not None
+        p.preview is not None
+        or p.val_dice is not None
+        or p.warning is not None
         or (p.total is not None and p.step >= p.total)
     )
 
@@ -246,8 +187,11 @@ def start_worker(
     def run():  # a generator function, as create_worker needs
         return (yield from thinned(gen, min_interval))
 
-    job = Job(stop if stop is not None else StopToken(), pbar,
-              {"progress": on_progress, "done": on_done, "error": on_error, "finished": on_finished})
+    job = Job(
+        stop if stop is not None else StopToken(),
+        pbar,
+        {"progress": on_progress, "done": on_done, "error": on_error, "finished": on_finished},
+    )
     # superqt's worker (what napari.qt.threading wraps), not napari's create_worker: that one
     # reports errors a second time and its task-status slot breaks on `errored` (napari 0.9.2)
     job.connect(create_worker(run, _start_thread=False, _ignore_errors=True))

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from ..adapters.layers import TAG, is_ours, layers_of
 from ..core.errors import TemsegError
-from ._layers import TAG, is_ours, layers_of
 
-OUTPUT_ROLES = ("probability", "preview")  # our own outputs are not offered as input images
+OUTPUT_ROLES = (
+    "probability",
+    "uncertainty",
+    "preview",
+)  # our own outputs are not offered as input images
 
 log = logging.getLogger("napari_temseg")
 
@@ -22,8 +27,8 @@ def channel_axis_value(text: str) -> int | None:
 
 def selected_image(images: Any, channel_axis: Any, hint: str) -> tuple:
     """(layers, channel axis or None, canonical volume) of a dock's image dropdown."""
+    from ..adapters import layers as L
     from ..core.errors import InputError
-    from . import _layers as L
 
     layers = list(images.value or [])
     if not layers:
@@ -34,8 +39,11 @@ def selected_image(images: Any, channel_axis: Any, hint: str) -> tuple:
 
 def layer_choices(viewer: Any, kind: str) -> Callable:
     def choices(_widget: Any = None) -> list:
-        return [(la.name, la) for la in layers_of(viewer, kind)
-                if not (is_ours(la) and la.metadata[TAG].get("role") in OUTPUT_ROLES)]
+        return [
+            (la.name, la)
+            for la in layers_of(viewer, kind)
+            if not (is_ours(la) and la.metadata[TAG].get("role") in OUTPUT_ROLES)
+        ]
 
     return choices
 
@@ -119,7 +127,7 @@ def progress_widget():
 
 
 def show_fraction(bar: Any, p: Any) -> None:
-    from ._workers import fraction
+    from ..adapters.workers import fraction
 
     f = fraction(p)
     if f is not None:

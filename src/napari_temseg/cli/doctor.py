@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 # PyTorch wheel indices (https://download.pytorch.org/whl/<tag>), oldest first.
 # A driver runs wheels built for its CUDA version or older; recent torch releases
@@ -59,7 +59,9 @@ def nvidia_gpus() -> list[str]:
             pass
     gpus = "/proc/driver/nvidia/gpus"
     if os.path.isdir(gpus):
-        return [f"NVIDIA GPU at PCI {d}" for d in sorted(os.listdir(gpus))] or ["NVIDIA driver loaded"]
+        return [f"NVIDIA GPU at PCI {d}" for d in sorted(os.listdir(gpus))] or [
+            "NVIDIA driver loaded"
+        ]
     return []
 
 
@@ -83,13 +85,15 @@ def cuda_install_command(driver: tuple[int, int] | None = None) -> str:
         fitting = [v for v in CUDA_INDICES if v <= driver]
         pick = fitting[-1] if fitting else MIN_CUDA_INDEX
     tag = f"cu{pick[0]}{pick[1]}"
-    return (f"{sys.executable} -m pip install --force-reinstall torch torchvision "
-            f"--index-url https://download.pytorch.org/whl/{tag}")
+    return (
+        f"{sys.executable} -m pip install --force-reinstall torch torchvision "
+        f"--index-url https://download.pytorch.org/whl/{tag}"
+    )
 
 
 # --- sections ---------------------------------------------------------------------------------
 def _system() -> list[str]:
-    from . import __version__
+    from ..version import __version__
 
     return [
         f"napari-temseg {__version__}",
@@ -122,8 +126,10 @@ def _cuda_devices(torch) -> list[str]:
     lines = [f"CUDA available: True, {torch.cuda.device_count()} device(s)"]
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
-        lines.append(f"  cuda:{i} {p.name}, {p.total_memory / 2**30:.1f} GiB, "
-                     f"compute capability {p.major}.{p.minor}")
+        lines.append(
+            f"  cuda:{i} {p.name}, {p.total_memory / 2**30:.1f} GiB, "
+            f"compute capability {p.major}.{p.minor}"
+        )
     return lines
 
 
@@ -143,14 +149,20 @@ def _qt() -> list[str]:
         import qtpy
     except Exception:  # qtpy raises QtBindingsNotFoundError when no binding is installed
         return ["no Qt binding installed: pip install 'napari-temseg[qt]'"]
-    return [f"Qt binding {qtpy.API_NAME} {getattr(qtpy, 'PYQT_VERSION', None) or qtpy.PYSIDE_VERSION}, "
-            f"Qt {qtpy.QT_VERSION} (qtpy {qtpy.__version__})"]
+    return [
+        f"Qt binding {qtpy.API_NAME} {getattr(qtpy, 'PYQT_VERSION', None) or qtpy.PYSIDE_VERSION}, "
+        f"Qt {qtpy.QT_VERSION} (qtpy {qtpy.__version__})"
+    ]
 
 
 def _libraries() -> list[str]:
     out = []
-    for dist, label in (("segmentation-models-pytorch", "segmentation-models-pytorch (smp)"),
-                        ("kornia", "kornia"), ("numpy", "numpy"), ("zarr", "zarr")):
+    for dist, label in (
+        ("segmentation-models-pytorch", "segmentation-models-pytorch (smp)"),
+        ("scipy", "scipy"),
+        ("numpy", "numpy"),
+        ("zarr", "zarr"),
+    ):
         v = _version(dist)
         out.append(f"{label} {v}" if v else f"{label}: not installed")
     return out
@@ -176,7 +188,12 @@ def _advice() -> list[str]:
 
 def report() -> str:
     """A multi-line, human-readable report of versions, devices and advice."""
-    sections = [("System", _system), ("PyTorch", _torch), ("Viewer", _gui), ("Libraries", _libraries)]
+    sections = [
+        ("System", _system),
+        ("PyTorch", _torch),
+        ("Viewer", _gui),
+        ("Libraries", _libraries),
+    ]
     out = []
     for title, probe in sections:
         out.append(f"{title}:")
@@ -188,3 +205,15 @@ def report() -> str:
 
 
 __all__ = ["report", "nvidia_gpus", "driver_cuda_version", "cuda_install_command"]
+
+
+def _add(sub) -> None:
+    sub.add_parser("doctor", help="print versions, GPU availability and how to get a CUDA build")
+
+
+def _run(args) -> int:
+    print(report())
+    return 0
+
+
+COMMANDS = [(_add, _run)]

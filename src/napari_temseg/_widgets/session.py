@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _MODELS: dict[int, Any] = {}
 _LISTENERS: dict[int, list[Callable[[Any], None]]] = {}
@@ -48,7 +49,9 @@ def get_model(viewer: Any) -> Any | None:
 
 
 def on_model(viewer: Any, callback: Callable[[Any], None]) -> Callable[[], None]:
-    """Call ``callback(model)`` whenever a model is trained in ``viewer``; returns an unsubscribe."""
+    """Call ``callback(model)`` whenever a model is trained in ``viewer``;
+    returns an unsubscribe.
+    """
     key = _key(viewer)
     _forget_when_gone(viewer)
     _LISTENERS.setdefault(key, []).append(callback)

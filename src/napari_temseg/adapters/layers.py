@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,9 @@ TAG = "napari_temseg"
 
 # --- reading layers ---------------------------------------------------------------------------
 def layer_kind(layer: Any) -> str:
-    """"image", "labels", ... of a layer (also through napari's PublicOnlyProxy; no private API)."""
+    """ "image", "labels", ... of a layer (also through napari's PublicOnlyProxy;
+    no private API).
+    """
     nl = sys.modules.get("napari.layers")
     if nl is not None:
         for kind, cls in (("image", nl.Image), ("labels", nl.Labels)):
@@ -44,7 +47,9 @@ def layer_data(layer: Any) -> Any:
 
 
 class _Channels:
-    """Several same-shape ``(Z, Y, X)`` / ``(Y, X)`` arrays read lazily as one ``(Z, C, Y, X)`` array."""
+    """Several same-shape ``(Z, Y, X)`` / ``(Y, X)`` arrays read lazily as one
+    ``(Z, C, Y, X)`` array.
+    """
 
     def __init__(self, arrays: Sequence[Any]):
         self.arrays = list(arrays)
@@ -75,8 +80,10 @@ def image_volume(layers: Any, channel_axis: int | None = None) -> Volume:
     """Canonical ``(Z, C, Y, X)`` view of one image layer or several layers used as channels."""
     layers = list(layers) if isinstance(layers, (list, tuple)) else [layers]
     if not layers:
-        raise InputError("no image layer chosen: open an image (File > Open) or load a sample "
-                         "(File > Open Sample > napari-temseg) and pick it in the dock")
+        raise InputError(
+            "no image layer chosen: open an image (File > Open) or load a sample "
+            "(File > Open Sample > napari-temseg) and pick it in the dock"
+        )
     if len(layers) == 1:
         layer = layers[0]
         data = layer_data(layer)
@@ -87,12 +94,16 @@ def image_volume(layers: Any, channel_axis: int | None = None) -> Volume:
             return Volume(data, "ZYX")  # a 3D stack in napari; RGB pictures come as rgb layers
         return as_volume(data, channel_axis=channel_axis)
     if channel_axis is not None:
-        raise InputError("a channel axis applies to one image layer; with several layers each layer "
-                         "is one channel: set the channel axis to 'auto'")
+        raise InputError(
+            "a channel axis applies to one image layer; with several layers each layer "
+            "is one channel: set the channel axis to 'auto'"
+        )
     shapes = {tuple(layer_data(la).shape) for la in layers}
     if len(shapes) != 1 or any(getattr(la, "rgb", False) for la in layers):
         names = ", ".join(f"'{la.name}' {tuple(layer_data(la).shape)}" for la in layers)
-        raise InputError(f"layers used as channels must be gray and have the same shape; got {names}")
+        raise InputError(
+            f"layers used as channels must be gray and have the same shape; got {names}"
+        )
     if len(next(iter(shapes))) not in (2, 3):
         raise InputError("layers used as channels must each be 2D (Y, X) or 3D (Z, Y, X)")
     return Volume(_Channels([layer_data(la) for la in layers]), "ZCYX")
@@ -140,10 +151,14 @@ def to_layer_shape(arr: Any, two_d: bool) -> Any:
 def mask_array(layer: Any, vol: Volume, two_d: bool) -> Any:
     """The data of a mask layer, checked against the image's spatial shape."""
     if layer is None:
-        raise InputError("no mask layer chosen: click 'New mask' in the Annotate dock and paint on it")
+        raise InputError(
+            "no mask layer chosen: click 'New mask' in the Annotate dock and paint on it"
+        )
     data = layer_data(layer)
     want = spatial_shape(vol, two_d)
-    if tuple(data.shape) != want and not (two_d is False and tuple(data.shape) == want[1:] and want[0] == 1):
+    if tuple(data.shape) != want and not (
+        two_d is False and tuple(data.shape) == want[1:] and want[0] == 1
+    ):
         raise InputError(
             f"mask layer '{layer.name}' has shape {tuple(data.shape)} but the image needs {want}: "
             "make the mask from this image (Annotate dock: 'New mask')"
@@ -157,7 +172,7 @@ def current_z(layer: Any, viewer: Any, channel_axis: int | None = None) -> int:
     if len(axes) == 2:
         return 0
     zax = axes[0]
-    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
+    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim :]
     z = (point[zax] - float(layer.translate[zax])) / float(layer.scale[zax])
     n = layer_data(layer).shape[zax]
     return int(np.clip(np.round(z), 0, n - 1))
@@ -188,7 +203,9 @@ def free_name(viewer: Any, name: str) -> str:
     return f"{name} ({i})"
 
 
-def put_layer(viewer: Any, kind: str, data: Any, *, role: str, source: str, name: str, **kwargs) -> Any:
+def put_layer(
+    viewer: Any, kind: str, data: Any, *, role: str, source: str, name: str, **kwargs
+) -> Any:
     """Add a plugin-owned ``kind`` ("image" / "labels") layer or replace the data of ours.
 
     A layer of the same name that the user made is left alone: the new layer gets a free name.
@@ -220,8 +237,15 @@ def make_mask(viewer: Any, image: Any, channel_axis: int | None = None) -> Any:
     if layer is None:
         vol = image_volume(image, channel_axis)
         data = np.zeros(spatial_shape(vol, is_2d(image, channel_axis)), dtype=np.uint8)
-        layer = put_layer(viewer, "labels", data, role="mask", source=image.name,
-                          name=f"{image.name} mask", **transform(image, channel_axis))
+        layer = put_layer(
+            viewer,
+            "labels",
+            data,
+            role="mask",
+            source=image.name,
+            name=f"{image.name} mask",
+            **transform(image, channel_axis),
+        )
     return layer
 
 
@@ -231,40 +255,118 @@ def layers_of(viewer: Any, kind: str) -> list:
 
 
 # --- prediction outputs ---------------------------------------------------------------------
-IN_MEMORY_BYTES = 1 << 30  # probability + labels above this go to a zarr store on disk
+IN_MEMORY_BYTES = 1 << 30  # outputs above this go to zarr stores in a temporary folder
 
 
-def output_arrays(shape: tuple[int, ...], limit: int | None = None) -> tuple[Any, Any, str | None]:
-    """Preallocated (probability float32, labels uint8) arrays of ``shape`` (Z, Y, X).
+def output_arrays(shape: tuple[int, ...], cfg: Any, limit: int | None = None) -> tuple:
+    """Preallocated (probability, labels, uncertainty or None, folder or None) of ``shape``.
 
-    Small stacks get numpy arrays; larger ones zarr arrays (one chunk per slice) in a
-    temporary folder, so a huge stack never becomes one giant allocation. Returns
-    (prob, labels, folder or None).
+    dtypes follow the PredictConfig ``cfg`` (probability ``prob_dtype``, labels uint8 or
+    uint32 for instances, uncertainty float32 with ``uncertainty``). Small outputs are numpy
+    arrays; larger ones zarr arrays (one chunk per slice) in a temporary folder, so a huge
+    stack never becomes one giant allocation.
     """
+    specs = [
+        ("probability", np.dtype(cfg.prob_dtype)),
+        ("labels", np.dtype(np.uint32 if cfg.instances else np.uint8)),
+    ]
+    if cfg.uncertainty:
+        specs.append(("uncertainty", np.dtype(np.float32)))
     n = int(np.prod(shape))
-    if n * 5 <= (IN_MEMORY_BYTES if limit is None else limit):
-        return np.zeros(shape, np.float32), np.zeros(shape, np.uint8), None
-    import tempfile
+    if n * sum(dt.itemsize for _, dt in specs) <= (IN_MEMORY_BYTES if limit is None else limit):
+        arrays = [np.zeros(shape, dt) for _, dt in specs]
+        folder = None
+    else:
+        import tempfile
 
-    import zarr
+        import zarr
 
-    folder = tempfile.mkdtemp(prefix="napari-temseg-")
-    chunks = (1, *shape[1:]) if len(shape) == 3 else shape
-    prob = zarr.open_array(f"{folder}/probability.zarr", mode="w", shape=shape, chunks=chunks,
-                           dtype="float32", fill_value=0.0)
-    labels = zarr.open_array(f"{folder}/labels.zarr", mode="w", shape=shape, chunks=chunks,
-                             dtype="uint8", fill_value=0)
-    return prob, labels, folder
+        folder = tempfile.mkdtemp(prefix="napari-temseg-")
+        chunks = (1, *shape[1:]) if len(shape) == 3 else shape
+        arrays = [
+            zarr.open_array(
+                f"{folder}/{name}.zarr",
+                mode="w",
+                shape=shape,
+                chunks=chunks,
+                dtype=dt,
+                fill_value=0,
+            )
+            for name, dt in specs
+        ]
+    unc = arrays[2] if len(arrays) > 2 else None
+    return arrays[0], arrays[1], unc, folder
 
 
-def rethreshold(prob: Any, labels: Any, threshold: float) -> Any:
-    """Generator: ``labels[z] = prob[z] >= threshold`` slice by slice; yields Progress."""
+def prob_limits(prob: Any) -> tuple[float, float]:
+    """Contrast limits of a probability array (uint8 stores 0..255)."""
+    return (0.0, 255.0) if np.dtype(prob.dtype) == np.uint8 else (0.0, 1.0)
+
+
+def show_outputs(
+    viewer: Any, source: str, prob: Any, labels: Any, unc: Any = None, **tr: Any
+) -> dict:
+    """Add (or refill) ``<source> probability`` / ``prediction`` / ``uncertainty`` layers."""
+    out = {
+        "prob_layer": put_layer(
+            viewer,
+            "image",
+            prob,
+            role="probability",
+            source=source,
+            name=f"{source} probability",
+            colormap="magma",
+            blending="additive",
+            contrast_limits=prob_limits(prob),
+            opacity=0.6,
+            **tr,
+        )
+    }
+    out["labels_layer"] = put_layer(
+        viewer,
+        "labels",
+        labels,
+        role="prediction",
+        source=source,
+        name=f"{source} prediction",
+        opacity=0.5,
+        **tr,
+    )
+    if unc is not None:
+        out["unc_layer"] = put_layer(
+            viewer,
+            "image",
+            unc,
+            role="uncertainty",
+            source=source,
+            name=f"{source} uncertainty",
+            colormap="viridis",
+            blending="additive",
+            contrast_limits=(0.0, 0.25),
+            opacity=0.6,
+            **tr,
+        )
+    return out
+
+
+def rethreshold(prob: Any, labels: Any, threshold: float, cfg: Any) -> Any:
+    """Generator: ``labels[z]`` = post-processed ``prob[z] >= threshold``, slice by slice.
+
+    The same post-processing (``cfg``: min_size, fill_holes, instances) as the prediction;
+    yields Progress.
+    """
+    from ..core.postprocess import postprocess
     from ..core.progress import Progress
 
+    thr = threshold * 255 if np.dtype(prob.dtype) == np.uint8 else threshold
+    post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes, instances=cfg.instances)
     n = prob.shape[0] if prob.ndim == 3 else 1
+    next_label = 1
     for z in range(n):
+        p = np.asarray(prob[z] if prob.ndim == 3 else prob)
+        lab, next_label = postprocess(p >= thr, first_label=next_label, dtype=labels.dtype, **post)
         if prob.ndim == 3:
-            labels[z] = (np.asarray(prob[z]) >= threshold).astype(labels.dtype)
+            labels[z] = lab
         else:
-            labels[...] = (np.asarray(prob) >= threshold).astype(labels.dtype)
+            labels[...] = lab
         yield Progress("threshold", z + 1, n)

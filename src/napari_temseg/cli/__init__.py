@@ -1,0 +1,62 @@
+"""The ``temseg`` command: doctor, demo, train, predict, evaluate.
+
+One module per command group (``doctor``, ``train`` - demo and train -, ``predict``,
+``evaluate``), each exporting ``COMMANDS = [(add_parser, run), ...]``; ``progress``
+prints a core generator's Progress, ``options`` makes the config flags. Long operations
+drive the same core generators as the docks and the console API. User errors
+(TemsegError) are printed as one line and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ..core.errors import TemsegError
+
+
+def _registry() -> list[tuple[Callable, Callable]]:
+    """(add-parser, run) pairs for every subcommand, in help order."""
+    from . import doctor, evaluate, predict, train
+
+    return [*doctor.COMMANDS, *train.COMMANDS, *predict.COMMANDS, *evaluate.COMMANDS]
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    from ..version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="temseg",
+        description="napari-temseg: train U-Nets on painted masks and segment "
+        "TEM/SEM/FIB-SEM stacks.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-temseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = {}
+    for add, cmd in _registry():
+        before = set(sub.choices)
+        add(sub)
+        for name in set(sub.choices) - before:
+            commands[name] = cmd
+    return parser, commands
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return int(commands[args.command](args) or 0)
+    except TemsegError as e:
+        print(f"temseg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"temseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The option vocabulary of the config dataclasses: ConfigError, the choice lists, ``opt()``.
+
+``opt(default, help, ...)`` declares a config field together with its user-facing
+description; ``core/options.py`` reads those descriptions back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Any
+
+from .errors import TemsegError
+
+
+class ConfigError(TemsegError, ValueError):
+    """A configuration value is out of range; the message says what to use instead."""
+
+
+def check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+# Names of the models implemented in this package (``models.py``); anything else
+# is looked up in segmentation-models-pytorch (e.g. "Unet", "UnetPlusPlus").
+NATIVE_ARCHS = ("unet", "small-unet", "resunet")
+SMP_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus")  # offered in the dock
+ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")  # offered in the dock
+LOSSES = ("bce", "dice", "bce+dice")
+OPTIMIZERS = ("adam", "adamw")
+AUGMENT_PRESETS = ("none", "flips", "default", "augmentor", "strong")
+BLENDS = ("gaussian", "constant")
+INTENSITY_NORMS = ("dataset", "image")
+NORM_LAYERS = ("batch", "instance", "group")
+PROB_DTYPE_CHOICES = ("float32", "float16", "uint8")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # also "cuda:N"
+
+
+def opt(
+    default: Any,
+    help: str,
+    *,
+    label: str | None = None,
+    choices: tuple | None = None,
+    open_choices: bool = False,
+    none: str | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    step: float | None = None,
+    advanced: bool = False,
+    derived: str | None = None,
+) -> Any:
+    """A config field with its user-facing description (see ``core/options.py``).
+
+    ``none``: what None means ("auto", "no limit"); ``open_choices``: other values are
+    allowed too (``choices`` are the suggestions); ``derived``: not an option - set from
+    the data, with this reason; ``lo``/``hi``/``step``: the range offered in the docks.
+    """
+    meta = dict(
+        help=help,
+        label=label,
+        choices=choices,
+        open_choices=open_choices,
+        none=none,
+        lo=lo,
+        hi=hi,
+        step=step,
+        advanced=advanced,
+        derived=derived,
+    )
+    return field(default=default, metadata=meta)

@@ -150,3 +150,118 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert (
         main(["demo", "--seconds", "5", "--out", str(out), "-q"]) == 2
     )  # never overwrites silently
+
+
+def _tiny_set(tmp_path):
+    img, mask = make_fibsem(shape=(2, 1, 64, 64), seed=3)
+    tifffile.imwrite(tmp_path / "img.tif", img[:, 0])
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    return [str(tmp_path / "img.tif"), str(tmp_path / "mask.tif")]
+
+
+FAST = ["--epochs", "1", "--steps-per-epoch", "2", "--patch", "32", "--base-width", "4", "-q"]
+
+
+def test_bad_outputs_are_refused_before_training(tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    from napari_temseg.core import train
+
+    def no_training(*a, **k):
+        raise AssertionError("training started although the output was unusable")
+
+    monkeypatch.setattr(train, "fit", no_training)
+    data = _tiny_set(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "folder.safetensors").mkdir()
+    cases = {
+        str(tmp_path / "model.pt"): "model files end in .safetensors",
+        str(tmp_path / "notes.txt" / "m.safetensors"): "is a file, not a folder",
+        str(tmp_path / "folder.safetensors"): "is a folder: give a file name",
+    }
+    for out, message in cases.items():
+        assert main(["train", *data, "-o", out, *FAST]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    real = tempfile.TemporaryFile
+
+    def read_only(*a, dir=None, **k):
+        if dir is not None and str(dir).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*a, dir=dir, **k)
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    assert main(["train", *data, "-o", str(tmp_path / "ro" / "new" / "m.safetensors"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "cannot save into" in err and "Read-only file system" in err
+    assert not (tmp_path / "ro" / "new").exists()
+
+
+def test_a_failed_save_keeps_the_model_elsewhere(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from napari_temseg.core.modelfile import TrainedModel
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    real = TrainedModel.save
+    target = tmp_path / "out" / "m.safetensors"
+
+    def disk_full(self, path, overwrite=False):
+        if str(path) == str(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, path, overwrite)
+
+    monkeypatch.setattr(TrainedModel, "save", disk_full)
+    assert main(["train", *_tiny_set(tmp_path), "-o", str(target), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and not target.exists()
+    rescued = list((tmp_path / "home" / "napari-temseg-rescued").glob("m-*.safetensors"))
+    assert len(rescued) == 1 and str(rescued[0]) in err
+    assert load_model(rescued[0]).model_cfg.base_width == 4
+
+
+def test_ctrl_c_stops_training_and_saves_the_best_model(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "m.safetensors"
+    argv = [
+        sys.executable,
+        "-m",
+        "napari_temseg.cli",
+        "train",
+        *_tiny_set(tmp_path),
+        "-o",
+        str(out),
+        "--seconds",
+        "600",
+        "--steps-per-epoch",
+        "2",
+        "--patch",
+        "32",
+        "--base-width",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # wait until a few epochs have been validated
+        line = proc.stderr.readline()
+        lines.append(line)
+        epoch = re.search(r"epoch (\d+)", line)
+        if not line or (epoch and int(epoch.group(1)) >= 3):
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=240)[1]
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert "stopped early" in rest and out.is_file()
+    model = load_model(out)
+    assert model.history and model.train_cfg.seconds == 600

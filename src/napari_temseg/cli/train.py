@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +40,67 @@ def _add_train(sub) -> None:
     add_option_flags(p, TRAIN_CLASSES, "model and training")
 
 
+def check_model_output(out: Path, overwrite: bool) -> None:
+    """Refuse, before any training, an output the model could not be saved to."""
+    if out.suffix != ".safetensors":
+        raise InputError(
+            f"'{out}': model files end in .safetensors: use -o {out.with_suffix('.safetensors')}"
+        )
+    if out.is_dir():
+        raise InputError(
+            f"'{out}' is a folder: give a file name, e.g. -o {out / 'model.safetensors'}"
+        )
+    if out.exists() and not overwrite:
+        raise InputError(f"'{out}' exists: choose another --output or pass --overwrite")
+    folder = out.parent
+    while not folder.exists():  # the nearest folder that exists must take new files
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot save into '{out.parent}': '{folder}' is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise InputError(
+            f"cannot save into '{folder}' ({e.strerror or e}): choose another --output"
+        ) from None
+
+
+def _slices(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"--annotated takes slice numbers like 0,3,7; got '{text}'") from None
+
+
+def rescue_path(out: Path) -> Path:
+    """Where a model goes when its own path cannot be written: home, then the temp folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for folder in (Path.home() / "napari-temseg-rescued", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError:
+            continue
+        return folder / f"{out.stem}-{stamp}.safetensors"
+    raise InputError("no writable folder for the trained model (home and temp are read-only)")
+
+
+def save_or_rescue(model, out: Path, overwrite: bool) -> tuple[Path, str | None]:
+    """Save ``model`` to ``out``; if that fails, save it elsewhere: (path, why it moved)."""
+    from ..core.errors import ModelFileError
+
+    try:
+        return model.save(out, overwrite=overwrite), None
+    except (OSError, ModelFileError) as e:  # e.g. disk full, or the file appeared meanwhile
+        why = f"could not save '{out}' ({getattr(e, 'strerror', None) or e})"
+    path = model.save(rescue_path(out))
+    return path, why
+
+
 def _cmd_train(args) -> int:
     from ..core import io
     from ..core.modelfile import load_model
@@ -46,19 +108,16 @@ def _cmd_train(args) -> int:
     from ..core.train import fit
 
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"'{out}' exists: choose another --output or pass --overwrite")
+    check_model_output(out, args.overwrite)
     if (args.val_image is None) != (args.val_mask is None):
         raise InputError("give both --val-image and --val-mask, or neither")
     tcfg, mcfg = train_configs(given(args, TRAIN_CLASSES))
-    images, masks, names = io.read_training_set(args.image, args.mask)
-    val = (
-        io.read_training_set(args.val_image, args.val_mask)
-        if args.val_image
-        else (None, None, None)
-    )
-    annotated = [int(v) for v in args.annotated.split(",")] if args.annotated else None
+    annotated = _slices(args.annotated)
     resume = load_model(args.resume) if args.resume else None
+    images, masks, names = io.read_training_set(args.image, args.mask)
+    val = (None, None, None)
+    if args.val_image:
+        val = io.read_training_set(args.val_image, args.val_mask)
     print(f"training on {len(images)} image(s): {', '.join(names[:5])}", file=sys.stderr)
     stop = StopToken()
     gen = fit(
@@ -74,13 +133,20 @@ def _cmd_train(args) -> int:
         stop=stop,
     )
     model = drive(gen, stop, args.quiet)
-    model.save(out, overwrite=args.overwrite)
-    last = model.history[-1] if model.history else {}
+    path, why = save_or_rescue(model, out, args.overwrite)
+    if stop.requested:
+        print("stopped early (Ctrl-C): kept the best model so far", file=sys.stderr)
+    if why is not None:
+        print(
+            f"temseg train: error: {why}; the trained model was saved to '{path}' instead",
+            file=sys.stderr,
+        )
+        return 1
     dice = max((h.get("val_dice", -1) for h in model.history), default=-1)
     print(
         f"saved {out} ({model!r}); best validation Dice {dice:.3f}" if dice >= 0 else f"saved {out}"
     )
-    return 0 if last else 1
+    return 0 if model.history else 1
 
 
 # --- demo ------------------------------------------------------------------------------------

@@ -263,3 +263,240 @@ def test_predict_on_dask_cluster(tmp_path, model_path, stack):
     ref = _api(model_path, img)
     np.testing.assert_allclose(read_image(tmp_path / "p.zarr")[:], ref.prob, atol=1e-6)
     np.testing.assert_array_equal(read_image(tmp_path / "l.zarr")[:], ref.labels)
+
+
+# --- issue 10: validate first, leave nothing half-written, replace only our outputs -------------
+def _files(root):
+    """Every path under ``root`` (files and folders), relative."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _fast(model_path, image, out, *extra):
+    return [
+        "predict",
+        str(model_path),
+        str(image),
+        "-o",
+        str(out),
+        "--tile",
+        "32",
+        "--device",
+        "cpu",
+        "--no-amp",
+        "-q",
+        *extra,
+    ]
+
+
+def _one_line_error(capsys, *needles):
+    """The error is the last line of stderr (after any progress lines) and the only one."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert sum(("error:" in x or "interrupted" in x) for x in lines) == 1, err
+    for n in needles:
+        assert n in lines[-1], err
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("slices", "outside"),
+        ("channels", "expects 2 channel(s)"),
+        ("same-output", "both name"),
+        ("uncertainty-is-labels", "both name"),
+        ("threshold", "threshold"),
+        ("bad-slices", "comma-separated"),
+        ("parent-is-a-file", "is a file, not a folder"),
+    ],
+)
+def test_predict_validates_before_creating_anything(
+    tmp_path, model_path, stack, capsys, case, needle
+):
+    path, _ = stack
+    gray = tmp_path / "gray.tif"
+    tifffile.imwrite(gray, np.zeros((3, 40, 52), np.uint8), photometric="minisblack")
+    (tmp_path / "notes.txt").write_text("mine")
+    p = tmp_path / "p.tif"
+    argv = {
+        "slices": _fast(model_path, path, p, "--slices", "0,7"),
+        "channels": _fast(model_path, gray, p),
+        "same-output": _fast(model_path, path, p, "--labels", str(p)),
+        "uncertainty-is-labels": _fast(
+            model_path,
+            path,
+            p,
+            "--tta",
+            "--uncertainty",
+            "--labels",
+            str(tmp_path / "p-uncertainty.tif"),
+        ),
+        "threshold": _fast(model_path, path, p, "--threshold", "1.5"),
+        "bad-slices": _fast(model_path, path, p, "--slices", "0,two"),
+        "parent-is-a-file": _fast(model_path, path, tmp_path / "notes.txt" / "p.tif"),
+    }[case]
+    before = _files(tmp_path)
+    assert main(argv) == 2
+    _one_line_error(capsys, needle)
+    assert _files(tmp_path) == before  # nothing created: the next run is not refused
+    assert main(_fast(model_path, path, p)) == 0
+
+
+def test_predict_refuses_an_unwritable_folder_before_creating_anything(
+    tmp_path, model_path, stack, capsys, monkeypatch
+):
+    import errno
+    import tempfile
+
+    path, _ = stack
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", k.get("dir"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    before = _files(tmp_path)
+    assert main(_fast(model_path, path, tmp_path / "new" / "p.tif")) == 2
+    out = str(tmp_path / "new" / "p.tif")
+    _one_line_error(capsys, f"cannot write '{out}': Read-only file system")
+    assert _files(tmp_path) == before
+
+
+def _fail_on_second(exc):
+    calls = {"n": 0}
+
+    def fail(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise exc
+        return fail.real(*a, **k)
+
+    return fail
+
+
+@pytest.mark.parametrize("failure", ["write", "read", "ctrl-c", "create", "overwrite"])
+def test_a_failed_run_leaves_no_file_behind(
+    tmp_path, model_path, stack, capsys, monkeypatch, failure
+):
+    import errno
+
+    import zarr
+
+    from napari_temseg.cli.progress import TextBar
+    from napari_temseg.core.data import Volume
+
+    path, _ = stack
+    out, lab = tmp_path / "out" / "p.tif", tmp_path / "out" / "l.zarr"
+    argv = _fast(model_path, path, out, "--labels", str(lab))
+    if failure == "overwrite":  # a failed --overwrite run does not leave a partial file either
+        assert main(argv) == 0
+        capsys.readouterr()
+        argv = [*argv, "--overwrite"]
+    before = _files(tmp_path)
+    if failure in ("write", "overwrite"):  # the disk fills up while slice 1 is written
+        full = OSError(errno.ENOSPC, "No space left on device", str(lab / "c" / "1" / "0" / "0"))
+        fail = _fail_on_second(full)
+        fail.real = zarr.Array.__setitem__
+        monkeypatch.setattr(zarr.Array, "__setitem__", fail)
+    elif failure == "read":
+        fail = _fail_on_second(OSError(errno.EIO, "Input/output error", str(path)))
+        fail.real = Volume.region
+        monkeypatch.setattr(Volume, "region", fail)
+    elif failure == "ctrl-c":
+        fail = _fail_on_second(KeyboardInterrupt())
+        fail.real = TextBar.__call__
+        monkeypatch.setattr(TextBar, "__call__", fail)
+        argv.remove("-q")
+    else:  # the second output cannot be created (read-only folder)
+        monkeypatch.setattr(
+            zarr,
+            "open",
+            lambda p, **k: (_ for _ in ()).throw(
+                OSError(errno.EROFS, "Read-only file system", str(p))
+            ),
+        )
+    rc = main(argv)
+    expected = {
+        "write": f"cannot write '{lab}': No space left on device",
+        "overwrite": f"cannot write '{lab}': No space left on device",
+        "read": f"cannot read '{path}': Input/output error",
+        "ctrl-c": "interrupted",
+        "create": f"cannot write '{lab}': Read-only file system",
+    }[failure]
+    assert rc == (130 if failure == "ctrl-c" else 2)
+    _one_line_error(capsys, expected)
+    after = _files(tmp_path)
+    if failure == "overwrite":  # the old outputs were replaced: the partial new ones are gone
+        assert not out.exists() and not lab.exists()
+        assert set(after) <= set(before)
+    else:
+        assert after == before
+
+
+def test_overwrite_replaces_only_our_outputs(tmp_path, model_path, stack, capsys):
+    import zarr
+
+    path, _ = stack
+    notes = tmp_path / "notes.zarr"  # a user's folder that happens to end in .zarr
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep me")
+    theirs = tmp_path / "theirs.zarr"  # a zarr store another program wrote
+    zarr.open(str(theirs), mode="w", shape=(3, 40, 52), dtype="f4")[:] = 1.0
+    tif = tmp_path / "theirs.tif"
+    tifffile.imwrite(tif, np.ones((3, 40, 52), np.float32))
+    for victim, needle in (
+        (notes, "not written by napari-temseg"),
+        (theirs, "not written by"),
+        (tif, "not written by"),
+    ):
+        assert main(_fast(model_path, path, victim, "--overwrite")) == 2
+        _one_line_error(capsys, needle, str(victim))
+    assert (notes / "todo.txt").read_text() == "keep me"
+    assert float(read_image(theirs)[0, 0, 0]) == 1.0
+    assert float(read_image(tif)[0, 0, 0]) == 1.0
+    for ours in (tmp_path / "p.tif", tmp_path / "p.zarr"):  # our own outputs: replaced
+        assert main(_fast(model_path, path, ours)) == 0
+        assert main(_fast(model_path, path, ours, "--overwrite", "--prob-dtype", "uint8")) == 0
+        assert np.dtype(read_image(ours).dtype) == np.uint8
+
+
+def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from napari_temseg.core import io
+
+    def denied(path, *a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(io, "read_image", denied)
+    t = tmp_path / "t.tif"
+    assert main(["evaluate", str(t), str(t)]) == 2
+    line = _one_line_error(capsys, f"'{t}': Permission denied")
+    assert line.startswith("temseg evaluate: error: cannot ")
+
+
+def test_evaluate_into_a_pipe_that_closes_early(tmp_path):
+    import subprocess
+    import sys
+
+    truth = (np.random.default_rng(4).random((3000, 4, 4)) > 0.5).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "t.tif", truth)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "napari_temseg.cli",
+            "evaluate",
+            str(tmp_path / "t.tif"),
+            str(tmp_path / "t.tif"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = proc.stdout.readline()  # `| head -1`: read one line, then close the pipe
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    rc = proc.wait(timeout=120)
+    assert first.startswith(b"overall")
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert rc in (0, 1)

@@ -156,3 +156,66 @@ def test_create_output_refuses_plain_folder_and_bad_suffix(tmp_path):
 def test_zarr_output_chunks_one_slice(tmp_path):
     out = io.create_output(tmp_path / "c.zarr", (4, 2000, 3000), np.uint8)
     assert tuple(out.chunks) == (1, 1024, 1024)
+
+
+# --- issue 10: outputs carry a marker; overwrite replaces only those; checks create nothing ----
+@pytest.mark.parametrize("name", ["o.zarr", "o.tif"])
+def test_outputs_are_marked_and_only_marked_ones_are_replaced(tmp_path, name):
+    import tifffile
+    import zarr
+
+    ours = tmp_path / name
+    io.create_output(ours, (2, 4, 5), np.uint8)
+    assert io.is_own_output(ours)
+    theirs = tmp_path / ("t" + name)
+    if name.endswith(".zarr"):
+        zarr.open(str(theirs), mode="w", shape=(2, 4, 5), dtype="u1")[:] = 7
+    else:
+        tifffile.imwrite(theirs, np.full((2, 4, 5), 7, np.uint8))
+    assert not io.is_own_output(theirs)
+    with pytest.raises(InputError, match="not written by napari-temseg; refusing to replace"):
+        io.create_output(theirs, (2, 4, 5), np.uint8, overwrite=True)
+    assert int(io.read_image(theirs)[0, 0, 0]) == 7
+    assert tuple(io.create_output(ours, (1, 3, 3), np.uint8, overwrite=True).shape) == (1, 3, 3)
+
+
+def test_overwrite_never_deletes_a_folder_named_like_a_zarr_store(tmp_path):
+    notes = tmp_path / "notes.zarr"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not written by napari-temseg"):
+        io.create_output(notes, (1, 2, 2), np.uint8, overwrite=True)
+    assert (notes / "todo.txt").read_text() == "keep me"
+
+
+def test_check_output_path_creates_nothing(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(InputError, match=r"'.*f.txt' is a file, not a folder"):
+        io.check_output_path(tmp_path / "f.txt" / "sub" / "o.tif")
+    assert io.check_output_path(tmp_path / "a" / "b" / "o.zarr") == tmp_path / "a" / "b" / "o.zarr"
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", k.get("dir"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(InputError, match=r"cannot write '.*o.tif': Read-only file system"):
+        io.create_output(tmp_path / "new" / "o.tif", (1, 2, 2), np.uint8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+@pytest.mark.parametrize("axis", [3, -4, 7, 1.0, True, "0"])
+def test_channel_axis_out_of_range_is_refused(axis):
+    with pytest.raises(InputError, match=r"channel_axis .* use 0\.\.2 \(or -3\.\.-1"):
+        as_volume(np.zeros((3, 8, 8), np.float32), channel_axis=axis)
+
+
+@pytest.mark.parametrize("axis,axes", [(0, "CYX"), (-1, "YXC"), (np.int64(2), "YXC"), (-3, "CYX")])
+def test_channel_axis_in_range_and_negative_axes(axis, axes):
+    assert as_volume(np.zeros((3, 8, 8), np.float32), channel_axis=axis).axes == axes
+    stack = np.zeros((2, 3, 8, 8), np.float32)
+    assert as_volume(stack, channel_axis=-3).axes == as_volume(stack, channel_axis=1).axes == "ZCYX"
+    with pytest.raises(InputError, match=r"use 0\.\.3 \(or -4\.\.-1"):
+        as_volume(stack, channel_axis=-5)

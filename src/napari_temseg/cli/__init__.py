@@ -4,12 +4,15 @@ One module per command group (``doctor``, ``train`` - demo and train -, ``predic
 ``evaluate``), each exporting ``COMMANDS = [(add_parser, run), ...]``; ``progress``
 prints a core generator's Progress, ``options`` makes the config flags. Long operations
 drive the same core generators as the docks and the console API. User errors
-(TemsegError) are printed as one line and exit with status 2, never as a traceback.
+(TemsegError) and OS errors (read-only folder, disk full, permission denied...) are
+printed as one line and exit with status 2, never as a traceback; a closed stdout pipe
+(``temseg evaluate ... | head``) ends quietly with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -49,13 +52,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(commands[args.command](args) or 0)
+        rc = int(commands[args.command](args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return rc
+    except BrokenPipeError:
+        return _stdout_closed()
     except TemsegError as e:
         print(f"temseg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"temseg {args.command}: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"temseg {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_line(e: OSError) -> str:
+    """ "cannot VERB 'PATH': cause" for an OS error.
+
+    A command may set ``e.temseg_verb`` ("read", "write"...) where it knows what it was
+    doing; otherwise the verb is "access".
+    """
+    cause = e.strerror or str(e) or type(e).__name__
+    if not e.filename:
+        return cause
+    verb = getattr(e, "temseg_verb", None) or "access"
+    where = f"'{e.filename}'" + (f" -> '{e.filename2}'" if e.filename2 else "")
+    return f"cannot {verb} {where}: {cause}"
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away (``| head``): stop quietly, as the Python docs
+    advise for SIGPIPE - point stdout at devnull so the exit-time flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor
+        pass
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,8 @@
   stores, a numpy array for PNG/JPEG (small by nature) and ``.npy`` (memory-mapped).
 * :func:`list_pairs` / :func:`read_training_set` match images and masks by file stem.
 * :func:`create_output` makes a ``.zarr`` / ``.tif`` / ``.npy`` array-like that is
-  written with ``out[z] = ...`` and never replaces an existing path unless asked.
+  written with ``out[z] = ...``; it marks it as ours and replaces an existing path only
+  when asked *and* it is one of our outputs (:func:`check_output_path` checks first).
 
 Heavy imports (tifffile, zarr, PIL) happen inside the functions.
 """
@@ -218,22 +219,90 @@ def read_training_set(
     return images, masks, names
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return
-    if not overwrite:
-        raise InputError(
-            f"'{path}' exists; choose another output name or pass --overwrite (overwrite=True)"
-        )
-    if path.is_dir():
-        if not (_suffix(path) == ".zarr" or looks_like_zarr(path)):
+# Outputs carry a marker so that ``overwrite`` only ever replaces what this package wrote:
+# zarr: the attribute {OUTPUT_MARK: {"version": ...}}; TIFF: the Software tag TIFF_SOFTWARE.
+# A .npy header has no room for one: an existing .npy is replaced only if it is a .npy array.
+OUTPUT_MARK = "napari_temseg"
+TIFF_SOFTWARE = "napari-temseg"
+
+
+def is_own_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an output :func:`create_output` wrote (it carries our marker)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            import zarr
+
+            mark = zarr.open(str(path), mode="r").attrs.get(OUTPUT_MARK)
+            return isinstance(mark, dict)
+        if _suffix(path) in TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(str(path)) as tif:
+                return str(tif.pages[0].software or "").startswith(TIFF_SOFTWARE)
+        if _suffix(path) == ".npy":
+            with open(path, "rb") as f:
+                return f.read(6) == b"\x93NUMPY"
+    except Exception:  # unreadable, not an array at all, ...: not ours
+        return False
+    return False
+
+
+def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Raise a one-line InputError unless ``path`` can be written; creates nothing.
+
+    The suffix must be an output type; an existing path is refused unless ``overwrite``
+    and it is one of our outputs (:func:`is_own_output`); its folder must exist as a
+    writable folder or be creatable inside one.
+    """
+    path = Path(path)
+    if _suffix(path) not in OUTPUT_SUFFIXES:
+        raise InputError(f"output '{path.name}' must end in {', '.join(OUTPUT_SUFFIXES)}")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
             raise InputError(
-                f"'{path}' is a folder that is not a zarr store; refusing to delete it"
+                f"'{path}' exists; choose another output name or pass --overwrite (overwrite=True)"
             )
+        if path.is_dir() and not (_suffix(path) == ".zarr" or looks_like_zarr(path)):
+            raise InputError(
+                f"'{path}' is a folder that is not a zarr store; refusing to delete it: "
+                "choose another output name"
+            )
+        if not is_own_output(path):
+            raise InputError(
+                f"'{path}' was not written by napari-temseg; refusing to replace it: "
+                "choose another output name or remove it yourself"
+            )
+    _check_folder(path)
+    return path
+
+
+def _check_folder(path: Path) -> None:
+    """The nearest existing folder above ``path`` is a folder we can create files in."""
+    import tempfile
+
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(
+            f"cannot write '{path}': '{folder}' is a file, not a folder; choose another output path"
+        )
+    try:  # the real test (os.access ignores read-only mounts for root, ACLs, quotas...)
+        fd, probe = tempfile.mkstemp(prefix=".temseg-probe-", dir=folder)
+    except OSError as e:
+        raise InputError(f"cannot write '{path}': {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def remove_output(path: str | os.PathLike) -> None:
+    """Delete an output (a file or a zarr store); nothing if it does not exist."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
-        path.unlink()
+        path.unlink(missing_ok=True)
 
 
 def default_chunks(shape: Sequence[int]) -> tuple[int, ...]:
@@ -253,20 +322,25 @@ def create_output(
     """A new writable array-like at ``path`` (``.zarr``, ``.tif``/``.tiff``, ``.npy``).
 
     Write it slice by slice (``out[z] = ...``); call ``flush()`` when it has one
-    (TIFF / npy memmaps) before reading the file elsewhere.
+    (TIFF / npy memmaps) before reading the file elsewhere. ``overwrite`` replaces only
+    an output this function wrote (:func:`is_own_output`), never other files or folders.
     """
     path = Path(path)
     suffix = _suffix(path)
-    if suffix not in OUTPUT_SUFFIXES:
-        raise InputError(f"output '{path.name}' must end in {', '.join(OUTPUT_SUFFIXES)}")
     shape = tuple(int(s) for s in shape)
     dtype = np.dtype(dtype)
-    _check_target(path, overwrite)
+    check_output_path(path, overwrite)
+    remove_output(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".zarr":
         import zarr
 
+        from ..version import __version__
+
         chunks = tuple(chunks) if chunks is not None else default_chunks(shape)
-        return zarr.open(str(path), mode="w-", shape=shape, dtype=dtype, chunks=chunks)
+        z = zarr.open(str(path), mode="w-", shape=shape, dtype=dtype, chunks=chunks)
+        z.attrs[OUTPUT_MARK] = {"version": __version__}
+        return z
     if suffix == ".npy":
         return np.lib.format.open_memmap(str(path), mode="w+", dtype=dtype, shape=shape)
     import tifffile
@@ -278,6 +352,7 @@ def create_output(
         dtype=dtype,
         bigtiff=nbytes >= BIGTIFF_BYTES,
         photometric="minisblack",
+        software=TIFF_SOFTWARE,
     )
 
 
@@ -289,6 +364,9 @@ __all__ = [
     "list_pairs",
     "read_training_set",
     "create_output",
+    "check_output_path",
+    "is_own_output",
+    "remove_output",
     "default_chunks",
     "IMAGE_SUFFIXES",
     "OUTPUT_SUFFIXES",

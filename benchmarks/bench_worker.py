@@ -184,7 +184,8 @@ def run_gui(viewer, train, layers, mask_layer, a) -> dict:
     train.images.value, train.mask.value = layers, mask_layer
     train.arch.value, train.base_width.value = "small-unet", a.width
     train.patch.value, train.batch.value = a.patch, a.batch
-    train.seconds.value, train.epochs.value = 0, tc.epochs
+    train.form.set_value("seconds", None)
+    train.epochs.value = tc.epochs
     train.augment.value, train.device.value, train.val_fraction.value = "flips", "cpu", 0.2
     train.preview.value, train.preview_every = not a.no_preview, a.preview_every
 

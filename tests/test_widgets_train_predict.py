@@ -222,6 +222,7 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
     predict.images.value, predict.device.value = [img], "cpu"
     predict.run_btn.clicked()
     _wait(qtbot, predict, 60_000)
+    assert predict.status.value.startswith("Done: 3 slice(s)")  # the end of a zarr run works
     prob = viewer.layers["big probability"].data
     labels = viewer.layers["big prediction"].data
     assert type(prob).__module__.startswith("zarr") and prob.shape == (3, 32, 40)
@@ -232,6 +233,71 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
     predict.threshold.value = round(t, 2)
     _wait(qtbot, predict, 60_000)
     np.testing.assert_array_equal(np.asarray(labels[:]), (p >= round(t, 2)).astype(np.uint8))
+    assert predict.status.value == f"Labels re-thresholded at {round(t, 2):.2f}."
+
+
+def test_threshold_moved_while_predicting_is_applied_at_the_end(docks, qtbot):
+    from napari_temseg._widgets import session
+
+    viewer, _, _, predict = docks
+    img = viewer.add_image(np.random.default_rng(1).random((6, 64, 64), np.float32), name="em")
+    session.set_model(viewer, tiny_model())
+    predict.reset_choices()
+    predict.images.value, predict.device.value, predict.tile.value = [img], "cpu", 32
+    predict.run_btn.clicked()
+    assert predict.job.running
+    predict.threshold.value = 0.7  # while the slices stream in
+    _wait(qtbot, predict, 60_000)
+    qtbot.waitUntil(lambda: not predict.job.running, timeout=60_000)
+    prob = viewer.layers["em probability"].data
+    labels = viewer.layers["em prediction"].data
+    np.testing.assert_array_equal(labels, (prob >= 0.7).astype(np.uint8))
+
+
+def test_a_prediction_the_user_edited_is_never_overwritten(docks, qtbot):
+    from napari_temseg._widgets import session
+
+    viewer, _, _, predict = docks
+    img = viewer.add_image(np.random.default_rng(2).random((2, 32, 32), np.float32), name="em")
+    session.set_model(viewer, tiny_model())
+    predict.reset_choices()
+    predict.images.value, predict.device.value = [img], "cpu"
+    predict.run_btn.clicked()
+    _wait(qtbot, predict, 60_000)
+    edited = viewer.layers["em prediction"]
+    edited.paint((0, 5, 5), 9)  # a correction with the brush
+    kept = np.array(edited.data, copy=True)
+    predict.threshold.value = 0.2  # re-thresholds into a new layer
+    _wait(qtbot, predict, 60_000)
+    np.testing.assert_array_equal(edited.data, kept)
+    fresh = viewer.layers["em prediction (2)"]
+    prob = viewer.layers["em probability"].data
+    np.testing.assert_array_equal(fresh.data, (prob >= 0.2).astype(np.uint8))
+    fresh.name = "my corrections"  # renaming makes it the user's too
+    predict.run_btn.clicked()
+    _wait(qtbot, predict, 60_000)
+    assert viewer.layers["my corrections"].data is fresh.data
+    np.testing.assert_array_equal(edited.data, kept)
+    names = [la.name for la in viewer.layers]
+    assert names.count("em prediction") == 1 and "em prediction (2)" in names
+
+
+def test_saving_into_a_read_only_folder_is_one_line(docks, monkeypatch, tmp_path):
+    import errno
+
+    from napari_temseg.core.errors import InputError
+    from napari_temseg.core.modelfile import TrainedModel
+
+    _, _, train, _ = docks
+    train.model = tiny_model()
+
+    def read_only(self, path, overwrite=False):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(TrainedModel, "save", read_only)
+    with pytest.raises(InputError, match="Read-only file system.*choose another folder") as e:
+        train.save_to(tmp_path / "m.safetensors")
+    assert "\n" not in str(e.value) and "m.safetensors" in str(e.value)
 
 
 def test_closing_the_dock_stops_training(docks, qtbot):

@@ -112,7 +112,8 @@ def train(viewer, d, layers, mask, epochs: int):
     w.images.value = list(layers)
     w.mask.value = mask
     # a fixed number of steps (not a time budget) so the pictures do not depend on the machine
-    w.patch.value, w.batch.value, w.seconds.value, w.epochs.value = 128, 8, 0, epochs
+    w.patch.value, w.batch.value, w.epochs.value = 128, 8, epochs
+    w.form.set_value("seconds", None)
     w.augment.value, w.preview_every = "flips", 3.0
     raise_dock(d["Train"])
     w.start_btn.clicked()

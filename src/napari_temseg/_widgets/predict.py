@@ -191,7 +191,7 @@ class PredictWidget(Container):
             stop=stop,
             desc="Predicting",
             min_interval=REFRESH_S,
-            on_finished=lambda: self._set_running(False),
+            on_finished=self._finished,
         )
 
     def _on_cancel(self, *_: Any) -> None:
@@ -226,7 +226,16 @@ class PredictWidget(Container):
             f"{head} in {res.seconds:.1f} s ({res.mpix_per_s:.2f} Mpix/s on "
             f"{res.device}). Move the threshold slider to re-threshold."
         )
-        if abs(self.threshold.value - self.result["threshold"]) > 1e-9:
+
+    def _finished(self) -> None:
+        """Last call of every job: buttons back, then a threshold moved meanwhile is applied."""
+        self._set_running(False)
+        r = self.result
+        if (
+            r
+            and r.get("threshold") is not None
+            and abs(self.threshold.value - r["threshold"]) > 1e-9
+        ):
             self._on_threshold(self.threshold.value)
 
     # --- threshold ----------------------------------------------------------------------------
@@ -236,8 +245,10 @@ class PredictWidget(Container):
         r = self.result
         if not r or (self.job is not None and self.job.running):
             return  # applied when the running prediction finishes
-        if r["labels_layer"] not in self.viewer.layers or r["prob_layer"] not in self.viewer.layers:
+        if r["prob_layer"] not in self.viewer.layers:
             return
+        if r["labels_layer"] not in self.viewer.layers or L.is_released(r["labels_layer"]):
+            self._new_labels_layer()  # the user's (edited or deleted) layer is left alone
         r["threshold"] = float(value)
         prob, labels, cfg = r["prob"], r["labels"], r["cfg"]
         plain = not (cfg.min_size or cfg.fill_holes or cfg.instances)
@@ -249,12 +260,32 @@ class PredictWidget(Container):
         self.job = start_worker(
             L.rethreshold(prob, labels, float(value), cfg),
             self._refresh_progress,
-            lambda _: self._refresh(),
+            lambda _: self._rethresholded(float(value)),
             desc="Re-threshold",
             min_interval=REFRESH_S,
-            on_finished=lambda: self._set_running(False),
+            on_finished=self._finished,
         )
         self._set_running(True)
+
+    def _new_labels_layer(self) -> None:
+        r = self.result
+        source = r["prob_layer"].metadata[L.TAG]["source"]
+        r["labels"] = L.zeros_like(r["labels"])
+        tr = {k: tuple(getattr(r["prob_layer"], k)) for k in ("scale", "translate")}
+        r["labels_layer"] = L.put_layer(
+            self.viewer,
+            "labels",
+            r["labels"],
+            role="prediction",
+            source=source,
+            name=f"{source} prediction",
+            opacity=0.5,
+            **tr,
+        )
+
+    def _rethresholded(self, value: float) -> None:
+        self._refresh()
+        self.status.value = f"Labels re-thresholded at {value:.2f}."
 
     def _refresh_progress(self, p: Any) -> None:
         self.status.value = p.line()

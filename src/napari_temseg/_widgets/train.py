@@ -207,7 +207,13 @@ class TrainWidget(Container):
         path = Path(path)
         if path.suffix != ".safetensors":
             path = path.with_name(path.name + ".safetensors")
-        out = self.model.save(path, overwrite=True)
+        try:
+            out = self.model.save(path, overwrite=True)
+        except OSError as e:  # the model stays in memory: say why and where, try elsewhere
+            raise InputError(
+                f"cannot save '{path}' ({e.strerror or e}): choose another folder; "
+                "the trained model is kept until you close napari"
+            ) from None
         self.status.value = f"Saved {out}"
         return out
 

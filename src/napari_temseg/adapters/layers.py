@@ -224,7 +224,51 @@ def put_layer(
         return layer
     meta = {TAG: {"role": role, "source": source}}
     add = viewer.add_image if kind == "image" else viewer.add_labels
-    return add(data, name=free_name(viewer, name), metadata=meta, **kwargs)
+    layer = add(data, name=free_name(viewer, name), metadata=meta, **kwargs)
+    if role in EDITABLE_ROLES:
+        release_on_user_edit(layer)
+    return layer
+
+
+EDITABLE_ROLES = ("prediction",)  # outputs a user may correct by hand
+
+
+def release_on_user_edit(layer: Any) -> None:
+    """Once the user paints into ``layer`` or renames it, it is theirs: this plugin no longer
+    replaces or re-thresholds it (a new output layer is made instead)."""
+
+    def release(*_: Any) -> None:
+        meta = layer.metadata.get(TAG)
+        if isinstance(meta, dict) and meta.get("role") in EDITABLE_ROLES:
+            meta["role"] = f"edited {meta['role']}"
+
+    layer.events.paint.connect(release)
+    layer.events.name.connect(release)
+
+
+def is_released(layer: Any) -> bool:
+    """Whether the user has taken over a plugin output layer (see release_on_user_edit)."""
+    meta = layer.metadata.get(TAG) if is_ours(layer) else None
+    return not isinstance(meta, dict) or str(meta.get("role", "")).startswith("edited ")
+
+
+def zeros_like(a: Any) -> Any:
+    """A new zero-filled array like ``a``: numpy in memory, zarr (one chunk per slice) on disk."""
+    if isinstance(a, np.ndarray):
+        return np.zeros_like(a)
+    import tempfile
+
+    import zarr
+
+    folder = tempfile.mkdtemp(prefix="napari-temseg-")
+    return zarr.open_array(
+        f"{folder}/labels.zarr",
+        mode="w",
+        shape=a.shape,
+        chunks=a.chunks,
+        dtype=a.dtype,
+        fill_value=0,
+    )
 
 
 def make_mask(viewer: Any, image: Any, channel_axis: int | None = None) -> Any:

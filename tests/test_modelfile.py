@@ -88,10 +88,16 @@ def test_config_weights_mismatch_is_rejected(model, tmp_path):
     with safe_open(str(path), "pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open, not a dict
         meta = json.loads(f.metadata()[META_KEY])
-    meta["model"]["in_channels"] = 5  # the header lies about the weights
+    meta["model"]["base_width"] = 8  # the header lies about the weights
     save_file(tensors, str(tmp_path / "edited.safetensors"), metadata={META_KEY: json.dumps(meta)})
     with pytest.raises(ModelFileError, match="do not match its config"):
         load_model(tmp_path / "edited.safetensors")
+    meta["model"]["base_width"] = None
+    meta["model"]["in_channels"] = 5  # and about its input
+    save_file(tensors, str(tmp_path / "lies.safetensors"), metadata={META_KEY: json.dumps(meta)})
+    with pytest.raises(ModelFileError, match="in_channels = 5"):
+        load_model(tmp_path / "lies.safetensors")
+    meta["model"]["in_channels"] = 3
     meta["model"]["arch"] = ""
     save_file(tensors, str(tmp_path / "broken.safetensors"), metadata={META_KEY: json.dumps(meta)})
     with pytest.raises(ModelFileError, match="invalid model config"):
@@ -170,3 +176,131 @@ def test_files_with_the_old_field_names_load(tmp_path):
     assert back.model_cfg.norm_layer == "group"
     assert back.input_spec.intensity_norm == "image"
     assert back.train_cfg.intensity_norm == "image"
+
+
+def _rewrite(model, tmp_path, edit, tensors=None):
+    """Save ``model``, apply ``edit(header)`` (and replace the tensors), return the new path."""
+    from safetensors.torch import save_file
+
+    header = model.metadata()
+    edit(header)
+    tensors = tensors or {k: v.contiguous() for k, v in model.net.state_dict().items()}
+    path = tmp_path / "edited.safetensors"
+    if path.exists():
+        path.unlink()
+    save_file(tensors, str(path), metadata={META_KEY: json.dumps(header)})
+    return path
+
+
+_DELETE = object()
+
+
+def _set(section, key, value):
+    """An edit of the header: ``header[section][key] = value`` (top level when section is None)."""
+
+    def edit(h):
+        d = h if section is None else h[section]
+        if value is _DELETE:
+            del d[key]
+        else:
+            d[key] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (_set("model", "base_width", 10**9), "model.base_width must be a whole number 4..1024"),
+        (_set("model", "in_channels", -3), "model.in_channels must be a whole number"),
+        (_set("model", "classes", "1"), "model.classes must be a whole number"),
+        (_set("model", "arch", 7), "model.arch"),
+        (_set("model", "norm_layer", ["batch"]), "model.norm_layer must be text"),
+        (_set("input", "context", 0.5), "input.context must be a whole number 0..8"),
+        (_set("input", "channels", True), "input.channels must be a whole number"),
+        (_set("input", "norm_lo", [0.1, 0.2]), "input.norm_lo must be 1 finite number"),
+        (_set("input", "norm_hi", ["x"]), "input.norm_hi must be 1 finite number"),
+        (_set("input", "norm_hi", [float("inf")]), "input.norm_hi must be 1 finite number"),
+        (_set("input", "context", 2), r"input channels x \(2 x context \+ 1\) = 5"),
+        (_set(None, "threshold", "0.5"), "threshold must be a number between 0 and 1"),
+        (_set(None, "threshold", 1.5), "threshold must be a number between 0 and 1"),
+        (_set(None, "history", 3), "history must be a list of epoch records"),
+        (_set(None, "history", [1, 2]), "history must be a list of epoch records"),
+        (_set(None, "train", [1]), "train must be an object or null"),
+        (_set(None, "model", "small-unet"), "'model' must be an object"),
+        (_set(None, "input", None), "'input' must be an object"),
+        (_set(None, "format", _DELETE), "'format' must be a whole number"),
+        (_set(None, "format", "1"), "'format' must be a whole number"),
+        (_set("train", "patch", "big"), "invalid model config"),
+    ],
+)
+def test_damaged_headers_give_one_line_errors_that_say_what_to_do(model, tmp_path, edit, message):
+    path = _rewrite(model, tmp_path, edit)
+    with pytest.raises(ModelFileError, match=message) as info:
+        load_model(path)
+    text = str(info.value)
+    assert "\n" not in text and "use the original file or retrain" in text
+    if "invalid model config" not in message:  # read_metadata checks the header too
+        with pytest.raises(ModelFileError, match=message):
+            read_metadata(path)
+
+
+def test_absurd_base_width_is_refused_before_building(model, tmp_path, monkeypatch):
+    from napari_temseg.core import models
+
+    built = []
+    monkeypatch.setattr(models, "build_model", lambda cfg: built.append(cfg))
+    path = _rewrite(model, tmp_path, _set("model", "base_width", 4096))
+    with pytest.raises(ModelFileError, match="base_width"):
+        load_model(path)
+    assert built == []
+
+
+def test_oversized_config_is_caught_on_the_meta_device(model, tmp_path, monkeypatch):
+    """A plausible but wrong base width: the mismatch is found without allocating the network
+    (here 16x the parameters of the file; at base_width 1024 it would be ~35 GB)."""
+    from napari_temseg.core import models
+
+    real_build, built = models.build_model, []
+
+    def spy(cfg):
+        net = real_build(cfg)
+        p = next(net.parameters())
+        built.append((p.device.type, sum(q.numel() for q in net.parameters())))
+        return net
+
+    monkeypatch.setattr(models, "build_model", spy)
+    path = _rewrite(model, tmp_path, _set("model", "base_width", 64))
+    with pytest.raises(ModelFileError, match="do not match its config"):
+        load_model(path)
+    assert [device for device, _ in built] == ["meta"]  # never allocated for real
+
+
+def test_newer_format_asks_to_update(model, tmp_path):
+    path = _rewrite(model, tmp_path, _set(None, "format", 99))
+    with pytest.raises(ModelFileError, match=r"newer napari-temseg \(format 99\); update the "):
+        load_model(path)
+    with pytest.raises(ModelFileError, match="pip install -U napari-temseg"):
+        read_metadata(path)
+
+
+def test_hostile_json_is_a_corrupt_header(model, tmp_path):
+    from safetensors.torch import save_file
+
+    tensors = {k: v.contiguous() for k, v in model.net.state_dict().items()}
+    deep, huge_int = "[" * 100000 + "]" * 100000, '{"format": 1' + "9" * 5000 + "}"
+    for i, text in enumerate([deep, "[1, 2]", huge_int, "null"]):
+        p = tmp_path / f"h{i}.safetensors"
+        save_file(tensors, str(p), metadata={META_KEY: text})
+        with pytest.raises(ModelFileError, match="(corrupt|damaged) model header") as info:
+            load_model(p)
+        assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_non_finite_weights_are_refused(model, tmp_path):
+    tensors = {k: v.clone().contiguous() for k, v in model.net.state_dict().items()}
+    key = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[key].view(-1)[0] = float("nan")
+    path = _rewrite(model, tmp_path, lambda h: None, tensors)
+    with pytest.raises(ModelFileError, match="NaN or infinite values .*retrain"):
+        load_model(path)

@@ -231,7 +231,8 @@ def test_threshold_option():
 def test_progress_and_stop_returns_finished_slices():
     img = np.random.default_rng(10).normal(size=(6, 40, 40)).astype(np.float32)
     stop = StopToken()
-    gen = predict_stack(_model(Pick()), img, _cfg(tile=16, overlap=0.25, batch=2), stop=stop)
+    m = _model(Pick(), arch="unet")  # batch norm: 16-px tiles (instance norm needs 32)
+    gen = predict_stack(m, img, _cfg(tile=16, overlap=0.25, batch=2), stop=stop)
     seen = []
     try:
         while True:
@@ -404,3 +405,39 @@ def test_errors_in_the_reader_or_writer_thread_reach_the_caller(where):
     with pytest.raises(OSError, match="disk"):
         _run(_model(Pick()), src, prob_out=out, tile=16, batch=1)
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("size", [12, 16, 1])
+def test_tiny_images_with_the_default_instance_norm_model(size):
+    """Instance norm needs > 1 px at the 1/16 bottleneck: tiny images are reflect-padded to
+    two strides (32 px) and cropped back, the same as padding by hand."""
+    from napari_temseg.core.models import DEFAULT_MODEL, build_model
+    from napari_temseg.core.tiling import pad_to
+
+    cfg = ModelConfig(arch=DEFAULT_MODEL.arch, in_channels=1)
+    assert cfg.norm_layer == "instance"
+    torch.manual_seed(0)
+    m = TrainedModel(build_model(cfg).eval(), cfg, InputSpec())
+    img = np.random.default_rng(20).random((size, size + 3)).astype(np.float32)
+    res = _run(m, img, tile=16)
+    assert res.prob.shape == (1, size, size + 3) and np.isfinite(res.prob).all()
+    x = pad_to(img[None, None], (32, 32))
+    with torch.no_grad():
+        ref = torch.sigmoid(m.net(torch.from_numpy(np.ascontiguousarray(x))))[0, 0]
+    np.testing.assert_allclose(res.prob[0], ref[:size, : size + 3].numpy(), atol=1e-4)
+
+
+def test_tile_16_with_instance_norm_uses_32_px_tiles():
+    """A 16-px tile leaves instance norm one pixel at the bottleneck: a raw torch error for a
+    batch of one tile, silently degenerate output (x - mean = 0) for larger batches."""
+    from napari_temseg.core.models import build_model
+
+    cfg = ModelConfig(in_channels=1, base_width=4, norm_layer="instance")
+    torch.manual_seed(0)
+    m = TrainedModel(build_model(cfg).eval(), cfg, InputSpec())
+    img = np.random.default_rng(21).random((70, 90)).astype(np.float32)
+    small = _run(m, img, tile=16, overlap=0.25, batch=1)
+    assert small.tiles == _run(m, img, tile=32, overlap=0.25).tiles
+    np.testing.assert_allclose(
+        small.prob, _run(m, img, tile=32, overlap=0.25, batch=3).prob, atol=1e-5
+    )

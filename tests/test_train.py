@@ -111,7 +111,7 @@ def test_single_slice_is_split_by_region():
     train, val = split_regions([(0, 0)], [(100, 200)], 0.2, 0)
     assert len(train) == len(val) == 1
     assert train[0].x1 == val[0].x0 == 160 and val[0].x1 == 200
-    tr, va = split_regions([(0, z) for z in range(5)], [(10, 10)], 0.2, 0)
+    tr, va = split_regions([(0, z) for z in range(5)], [(16, 16)], 0.2, 0)
     assert len(tr) == 4 and len(va) == 1 and va[0] not in tr
 
 
@@ -329,3 +329,32 @@ def test_resumed_network_goes_back_to_nchw_for_instance_norm(stack):
     assert conv(model).is_contiguous(memory_format=torch.channels_last)
     again = run(fit(img, mask, train_cfg=cfg(), resume=model))
     assert not conv(again).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (1, 40), (12, 64)])
+def test_tiny_training_image_names_the_minimum_size(shape):
+    img = np.random.default_rng(0).random(shape).astype(np.float32)
+    mask = np.zeros(shape, np.uint8)
+    mask.flat[::2] = 1
+    with pytest.raises(InputError, match=r"is \d+ x \d+ px: .*at least 16 x 16 px"):
+        run(fit(img, mask, train_cfg=cfg()))
+
+
+@pytest.mark.parametrize("size,fraction", [(16, 0.01), (50, 0.01), (16, 0.85), (17, 0.05)])
+def test_single_slice_split_never_leaves_an_empty_part(size, fraction):
+    for shape in ((size, size + 5), (size + 5, size)):
+        train, val = split_regions([(0, 0)], [shape], fraction, 0)
+        assert all(min(r.shape) >= 1 for r in train + val)
+
+
+def test_small_training_image_and_patch_train():
+    img, mask = make_particles(shape=(16, 16), seed=4)
+    model = run(fit(img, mask, train_cfg=cfg(patch=32, val_fraction=0.01)))
+    assert len(model.history) == 1
+
+
+def test_patch_below_the_instance_norm_minimum_is_refused(stack):
+    img, mask = stack
+    with pytest.raises(InputError, match="patch 16 px is too small .*use patch >= 32"):
+        run(fit(img, mask, train_cfg=cfg(patch=16)))
+    run(fit(img, mask, train_cfg=cfg(patch=16), model_cfg=ModelConfig(norm_layer="batch")))

@@ -77,7 +77,7 @@ def guess_axes(
             raise InputError(
                 f"channel_axis given for a {nd}D image; only 3D (C,Y,X) or 4D stacks have channels"
             )
-        ca = channel_axis % nd
+        ca = _axis_index(channel_axis, shape)
         rest = "YX" if nd == 3 else "ZYX"
         axes = list(rest)
         axes.insert(ca, "C")
@@ -97,6 +97,18 @@ def guess_axes(
             f"cannot tell the channel axis of a {tuple(shape)} stack: pass channel_axis"
         )
     raise InputError(f"images must be 2D, 3D or 4D; got shape {tuple(shape)}")
+
+
+def _axis_index(axis: Any, shape: Sequence[int]) -> int:
+    """``axis`` as 0..nd-1; negative axes count from the end (-1 = last), as in numpy."""
+    nd = len(shape)
+    ok = isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_))
+    if not ok or not -nd <= int(axis) < nd:
+        raise InputError(
+            f"channel_axis {axis!r} does not exist in an image of shape {tuple(shape)}: "
+            f"use 0..{nd - 1} (or -{nd}..-1, counted from the end)"
+        )
+    return int(axis) % nd
 
 
 def as_volume(image: Any, channel_axis: int | None = None, axes: str | None = None) -> Volume:

@@ -4,13 +4,17 @@ A model file is one ``.safetensors`` file: the network weights as tensors, and
 in its string metadata a JSON document (key ``napari_temseg``) with the
 architecture (:class:`ModelConfig`), the input spec (channels, 2.5D context,
 normalisation), the threshold, the training config and history, and the
-package version. Loading never unpickles anything, and a file whose weights do
-not fit its config is rejected with a clear message.
+package version. Loading never unpickles anything. The header is checked field by field
+(types and ranges) before any network is built, the network's shapes are compared with the
+file's tensors on torch's "meta" device (no memory) before the real one is allocated, and
+non-finite weights are refused: a damaged or hostile file gives one ModelFileError that says
+what to do, never a raw Python error or a huge allocation.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -19,10 +23,15 @@ from typing import Any
 
 from ..version import __version__
 from .config import InputSpec, ModelConfig, TrainConfig, from_dict, to_dict
-from .errors import ModelFileError
+from .errors import ModelFileError, TemsegError
 
 META_KEY = "napari_temseg"
 FORMAT_VERSION = 1
+# limits of a plausible header (anything beyond is a damaged or hostile file)
+MAX_CHANNELS = 256  # image channels
+MAX_CONTEXT = 8  # as InputSpec / TrainConfig
+MAX_CLASSES = 256
+MAX_BASE_WIDTH = 1024
 
 
 @dataclass
@@ -113,9 +122,174 @@ def read_metadata(path: str | os.PathLike) -> dict:
     if META_KEY not in meta:
         raise ModelFileError(f"'{path.name}' is a safetensors file but not a napari-temseg model")
     try:
-        return json.loads(meta[META_KEY])
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"'{path.name}' has a corrupt model header ({e})") from None
+        header = json.loads(meta[META_KEY])
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, absurd nesting or numbers
+        msg = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise ModelFileError(
+            f"'{path.name}' has a corrupt model header ({msg}); use the original file or retrain"
+        ) from None
+    return check_header(header, path.name)
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _damaged(name: str, what: str) -> ModelFileError:
+    return ModelFileError(
+        f"'{name}' has a damaged model header: {what}; use the original file or retrain"
+    )
+
+
+def _is_int(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _need(ok: bool, name: str, what: str) -> None:
+    if not ok:
+        raise _damaged(name, what)
+
+
+def _check_ints(d: dict, limits: dict, section: str, name: str) -> None:
+    """Fields of ``d`` that must be whole numbers within ``limits[key] = (default, lo, hi)``."""
+    for key, (default, lo, hi) in limits.items():
+        v = d.get(key, default)
+        _need(
+            _is_int(v, lo, hi),
+            name,
+            f"{section}.{key} must be a whole number {lo}..{hi}, got {_show(v)}",
+        )
+
+
+def _check_model_section(m: Any, name: str) -> None:
+    _need(isinstance(m, dict), name, f"'model' must be an object, got {_show(m)}")
+    arch = m.get("arch", "small-unet")
+    _need(
+        isinstance(arch, str) and len(arch) <= 100,
+        name,
+        f"model.arch must be an architecture name, got {_show(arch)}",
+    )
+    for key in ("encoder", "encoder_weights", "norm_layer", "norm"):
+        v = m.get(key)
+        _need(v is None or isinstance(v, str), name, f"model.{key} must be text, got {_show(v)}")
+    in_max = MAX_CHANNELS * (2 * MAX_CONTEXT + 1)
+    _check_ints(m, {"in_channels": (1, 1, in_max), "classes": (1, 1, MAX_CLASSES)}, "model", name)
+    if m.get("base_width") is not None:
+        _check_ints(m, {"base_width": (None, 4, MAX_BASE_WIDTH)}, "model", name)
+
+
+def _check_input_section(i: Any, model: dict, name: str) -> None:
+    _need(isinstance(i, dict), name, f"'input' must be an object, got {_show(i)}")
+    limits = {"channels": (1, 1, MAX_CHANNELS), "context": (0, 0, MAX_CONTEXT)}
+    _check_ints(i, limits, "input", name)
+    c, k = i.get("channels", 1), i.get("context", 0)
+    for key, default in (("norm_lo", [0.0]), ("norm_hi", [1.0])):
+        v = i.get(key, default)
+        ok = isinstance(v, list) and len(v) == c and all(_is_number(x) for x in v)
+        _need(ok, name, f"input.{key} must be {c} finite number(s), got {_show(v)}")
+    for key in ("intensity_norm", "norm_mode"):
+        v = i.get(key)
+        _need(v is None or isinstance(v, str), name, f"input.{key} must be text, got {_show(v)}")
+    n_in = model.get("in_channels", 1)
+    _need(
+        c * (2 * k + 1) == n_in,
+        name,
+        f"input channels x (2 x context + 1) = {c * (2 * k + 1)} but model.in_channels = {n_in}",
+    )
+
+
+def check_header(meta: Any, name: str = "model file") -> dict:
+    """``meta`` (a parsed header) checked field by field; raises ModelFileError naming the fix."""
+    _need(isinstance(meta, dict), name, "it is not a JSON object")
+    fmt = meta.get("format")
+    _need(_is_int(fmt, 1, 2**31), name, f"'format' must be a whole number >= 1, got {_show(fmt)}")
+    if fmt > FORMAT_VERSION:
+        raise ModelFileError(
+            f"'{name}' was written by a newer napari-temseg (format {fmt}); "
+            "update the plugin: pip install -U napari-temseg"
+        )
+    _check_model_section(meta.get("model"), name)
+    _check_input_section(meta.get("input"), meta["model"], name)
+    thr = meta.get("threshold", 0.5)
+    ok = _is_number(thr) and 0 < thr < 1
+    _need(ok, name, f"threshold must be a number between 0 and 1, got {_show(thr)}")
+    hist = meta.get("history", [])
+    ok = isinstance(hist, list) and all(isinstance(h, dict) for h in hist)
+    _need(ok, name, f"history must be a list of epoch records, got {_show(hist)}")
+    train = meta.get("train")
+    _need(
+        train is None or isinstance(train, dict),
+        name,
+        f"train must be an object or null, got {_show(train)}",
+    )
+    return meta
+
+
+def _configs(meta: dict, name: str) -> tuple[ModelConfig, InputSpec, TrainConfig | None]:
+    try:
+        # files written before the "norm" field existed hold batch-norm networks (from_dict maps the
+        # old name "norm" to "norm_layer")
+        model_cfg = from_dict(ModelConfig, {"norm_layer": "batch", **meta["model"]})
+        spec = from_dict(InputSpec, meta["input"])
+        train_cfg = from_dict(TrainConfig, meta["train"]) if meta.get("train") else None
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise ModelFileError(
+            f"'{name}' has an invalid model config ({e}); use the original file or retrain"
+        ) from None
+    if model_cfg.encoder_weights is not None:  # weights come from the file, not the internet
+        model_cfg = ModelConfig(**{**to_dict(model_cfg), "encoder_weights": None})
+    return model_cfg, spec, train_cfg
+
+
+def _mismatch(name: str, cfg: ModelConfig, detail: str) -> ModelFileError:
+    return ModelFileError(
+        f"'{name}': the weights do not match its config "
+        f"({cfg.arch}, in_channels={cfg.in_channels}): {detail[:300]}. "
+        "The file was edited or mixed from two models; retrain or use the original file."
+    )
+
+
+def _check_shapes(cfg: ModelConfig, tensors: dict, name: str) -> None:
+    """Compare the file's tensors with the network built on the meta device (no memory), so
+    a header that asks for a huge network is refused before anything is allocated."""
+    import torch
+
+    from .models import build_model
+
+    try:
+        with torch.device("meta"):
+            want = {k: tuple(v.shape) for k, v in build_model(cfg).state_dict().items()}
+    except TemsegError as e:  # e.g. an architecture smp does not know
+        raise ModelFileError(f"'{name}': {e}") from None
+    except Exception:  # an architecture that cannot be built on "meta": load_state_dict checks
+        return
+    missing = sorted(set(want) - set(tensors))
+    extra = sorted(set(tensors) - set(want))
+    wrong = [k for k in want if k in tensors and tuple(tensors[k].shape) != want[k]]
+    if missing or extra or wrong:
+        parts = [
+            f"missing {missing[:3]}" if missing else "",
+            f"unexpected {extra[:3]}" if extra else "",
+        ]
+        parts += [f"'{k}' is {tuple(tensors[k].shape)}, expected {want[k]}" for k in wrong[:2]]
+        raise _mismatch(name, cfg, "; ".join(p for p in parts if p))
+
+
+def _check_finite(tensors: dict, name: str) -> None:
+    import torch
+
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ModelFileError(
+            f"'{name}': {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. '{bad[0]}'): "
+            "the training diverged or the file is damaged; retrain (a lower learning rate "
+            "helps) or use an earlier model file"
+        )
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedModel:
@@ -125,30 +299,23 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedModel:
     from .models import build_model
 
     meta = read_metadata(path)
-    try:
-        # files written before the "norm" field existed hold batch-norm networks (from_dict maps the
-        # old name "norm" to "norm_layer")
-        model_cfg = from_dict(ModelConfig, {"norm_layer": "batch", **meta["model"]})
-        spec = from_dict(InputSpec, meta["input"])
-        train_cfg = from_dict(TrainConfig, meta["train"]) if meta.get("train") else None
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"'{Path(path).name}' has an invalid model config ({e})") from None
-    if model_cfg.encoder_weights is not None:  # weights come from the file, not the internet
-        model_cfg = ModelConfig(**{**to_dict(model_cfg), "encoder_weights": None})
+    name = Path(path).name
+    model_cfg, spec, train_cfg = _configs(meta, name)
     try:
         tensors = load_file(str(path), device="cpu")
     except Exception as e:
-        raise ModelFileError(f"'{Path(path).name}': weights cannot be read ({e})") from None
+        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise ModelFileError(
+            f"'{name}': the weights cannot be read ({first}); the file is damaged or "
+            "incomplete: use the original file or retrain"
+        ) from None
+    _check_shapes(model_cfg, tensors, name)
+    _check_finite(tensors, name)
     net = build_model(model_cfg)
     try:
         net.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[0:3]
-        raise ModelFileError(
-            f"'{Path(path).name}': the weights do not match its config "
-            f"({model_cfg.arch}, in_channels={model_cfg.in_channels}): {' '.join(first)[:300]}. "
-            "The file was edited or mixed from two models; retrain or use the original file."
-        ) from None
+        raise _mismatch(name, model_cfg, " ".join(str(e).splitlines()[0:3])) from None
     net.to(device).eval()
     return TrainedModel(
         net=net,

@@ -241,6 +241,18 @@ def required_multiple(cfg: ModelConfig | None = None) -> int:
     return 16 if cfg.is_native else 32
 
 
+def min_input_size(cfg: ModelConfig | None = None) -> int:
+    """Smallest input H and W the network runs on (smaller images are padded up to it).
+
+    One stride for most networks; two for native networks with instance norm, which
+    normalises each channel over its pixels and needs more than one pixel at the
+    1/16-resolution bottleneck.
+    """
+    cfg = DEFAULT_MODEL if cfg is None else cfg
+    m = required_multiple(cfg)
+    return 2 * m if cfg.is_native and cfg.norm_layer == "instance" else m
+
+
 def list_archs() -> list[str]:
     """Native architecture names, then the smp ones as smp spells them ("Unet", "FPN", ...).
 
@@ -274,6 +286,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "build_model",
     "required_multiple",
+    "min_input_size",
     "list_archs",
     "list_encoders",
     "count_parameters",

@@ -18,7 +18,8 @@ tile's contribution is bounded to [0, 1] x weight, so one over-confident logit a
 tile edge (zero-padding artefacts) cannot outvote the neighbouring tiles, and
 test-time augmentation averages and its variance ("uncertainty") live on the same
 probability scale. Padding: an axis shorter than the tile is reflect-padded to
-the network stride (``models.required_multiple``); otherwise tiles fit inside.
+the network stride (``models.required_multiple``), and at least to the network's smallest
+input (``models.min_input_size``: two strides for instance norm); otherwise tiles fit inside.
 """
 
 from __future__ import annotations
@@ -59,11 +60,17 @@ class _Plan:
     """Tile geometry of one slice (the same for every slice of the stack)."""
 
     def __init__(
-        self, shape_yx: Sequence[int], tile: int, overlap: float, multiple: int, blend: str
+        self,
+        shape_yx: Sequence[int],
+        tile: int,
+        overlap: float,
+        multiple: int,
+        blend: str,
+        min_size: int = 1,
     ):
         self.Y, self.X = int(shape_yx[0]), int(shape_yx[1])
         self.ty, self.tx = tiling.tile_shape(
-            (self.Y, self.X), tiling.check_tile(tile, multiple), multiple
+            (self.Y, self.X), tiling.check_tile(tile, multiple), multiple, min_size
         )
         self.PY, self.PX = max(self.Y, self.ty), max(self.X, self.tx)
         self.ys = tiling.tile_starts(self.PY, self.ty, overlap)
@@ -286,13 +293,14 @@ def predict_stack(
     """
     import torch  # noqa: F401 - fail early if torch is missing
 
-    from .models import required_multiple
+    from .models import min_input_size, required_multiple
 
     cfg, thr = _check_args(model, cfg)
     vol = as_volume(image, channel_axis=channel_axis)
     zs = _slices(slices, vol.shape[0])
+    mc = model.model_cfg
     plan = _Plan(
-        vol.shape[2:], cfg.tile, cfg.overlap, required_multiple(model.model_cfg), cfg.blend
+        vol.shape[2:], cfg.tile, cfg.overlap, required_multiple(mc), cfg.blend, min_input_size(mc)
     )
     outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, cfg, thr)
     dev = resolve_device(cfg.device)

@@ -18,6 +18,8 @@ from .data import Volume, network_input, read_mask
 from .errors import InputError
 from .tiling import pad_to
 
+MIN_TRAIN_SIZE = 16  # px per side of an annotated image: the native networks' stride
+
 
 @dataclass(frozen=True)
 class Region:
@@ -42,7 +44,16 @@ def split_regions(
     """Hold out whole slices when there are several, else a band of the single slice.
 
     ``slices``: (image index, z) of every annotated slice; ``shapes``: (Y, X) per image.
+    Annotated images must be at least ``MIN_TRAIN_SIZE`` px on each side.
     """
+    for i in sorted({i for i, _ in slices}):
+        h, w = (int(n) for n in shapes[i])
+        if min(h, w) < MIN_TRAIN_SIZE:
+            raise InputError(
+                f"training image {i + 1} is {h} x {w} px: annotated images must be at least "
+                f"{MIN_TRAIN_SIZE} x {MIN_TRAIN_SIZE} px; train on the full image, not a "
+                "thumbnail or a tiny crop"
+            )
     full = [Region(i, z, 0, shapes[i][0], 0, shapes[i][1]) for i, z in slices]
     if val_fraction <= 0:
         return full, []
@@ -55,12 +66,12 @@ def split_regions(
         ]
     r = full[0]
     h, w = r.shape
-    if w >= h:  # hold out a vertical band on the right
-        cut = r.x0 + int(round(w * (1 - val_fraction)))
+    if w >= h:  # hold out a vertical band on the right (neither part empty)
+        cut = r.x0 + min(w - 1, max(1, int(round(w * (1 - val_fraction)))))
         return [Region(r.image, r.z, r.y0, r.y1, r.x0, cut)], [
             Region(r.image, r.z, r.y0, r.y1, cut, r.x1)
         ]
-    cut = r.y0 + int(round(h * (1 - val_fraction)))
+    cut = r.y0 + min(h - 1, max(1, int(round(h * (1 - val_fraction)))))
     return [Region(r.image, r.z, r.y0, cut, r.x0, r.x1)], [
         Region(r.image, r.z, cut, r.y1, r.x0, r.x1)
     ]

@@ -7,7 +7,8 @@ Conventions (nnU-Net style):
   the first flush with the start and the last flush with the end, so the real step
   is never larger than the target (overlap never smaller than asked).
 * An axis shorter than the tile gets one tile, shrunk to the axis length rounded up
-  to the network stride and reflect-padded (never resized).
+  to the network stride (and at least the network's smallest input) and reflect-padded
+  (never resized).
 * Blending: each tile's output is weighted by a separable Gaussian (sigma =
   ``tile * sigma_scale``, peak 1, minimum clipped to a small positive value so
   every pixel has weight) or by a constant, and the weighted sum is divided by the
@@ -75,11 +76,16 @@ def tile_starts(size: int, tile: int, overlap: float) -> list[int]:
 
 
 def tile_shape(
-    shape_yx: Sequence[int], tile: int | Sequence[int], multiple: int = 1
+    shape_yx: Sequence[int], tile: int | Sequence[int], multiple: int = 1, min_size: int = 1
 ) -> tuple[int, int]:
-    """Tile size per axis: the tile, or the axis rounded up to ``multiple`` when it is shorter."""
+    """Tile size per axis: the tile, or the axis rounded up to ``multiple`` when it is shorter;
+    never below ``min_size`` (the network's smallest input, a multiple of ``multiple``)."""
     ty, tx = _pair(tile)
-    return (min(ty, round_up(shape_yx[0], multiple)), min(tx, round_up(shape_yx[1], multiple)))
+    ty, tx = max(ty, min_size), max(tx, min_size)
+    return (
+        min(ty, max(round_up(shape_yx[0], multiple), min_size)),
+        min(tx, max(round_up(shape_yx[1], multiple), min_size)),
+    )
 
 
 def tile_grid(

@@ -90,6 +90,17 @@ def _make_net(model_cfg: ModelConfig | None, spec: InputSpec, resume: TrainedMod
     return build_model(cfg).to(device), cfg
 
 
+def _check_patch(patch: int, model_cfg: ModelConfig) -> None:
+    from .models import min_input_size
+
+    need = min_input_size(model_cfg)
+    if patch < need:
+        raise InputError(
+            f"patch {patch} px is too small for {model_cfg.arch} with {model_cfg.norm_layer} "
+            f"norm (it needs more than one pixel at its bottleneck): use patch >= {need}"
+        )
+
+
 def _loss_fn(name: str):
     import torch
     import torch.nn.functional as F
@@ -208,6 +219,7 @@ class _Session:
         _check_labels(self.sampler.masks + (val_sampler.masks if val_sampler else []), cfg.sparse)
         self.val = validation_patches(val_sampler) if val_sampler else None
         self.net, self.model_cfg = _make_net(model_cfg, self.spec, resume, self.device)
+        _check_patch(cfg.patch, self.model_cfg)
         self.amp = "auto" if cfg.amp else False
         # memory format policy (and its measurements): device.channels_last_pays
         self.channels_last = cfg.channels_last and channels_last_pays(

@@ -500,3 +500,46 @@ def test_evaluate_into_a_pipe_that_closes_early(tmp_path):
     assert first.startswith(b"overall")
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert rc in (0, 1)
+
+
+def test_sigterm_ends_predict_like_ctrl_c_and_leaves_no_file(tmp_path, model_path):
+    """`kill` (SIGTERM) mid-run: the clean-up runs, the partial outputs are removed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    img = np.random.default_rng(1).integers(0, 255, (40, 2, 256, 256), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "big.tif", img)
+    out, lab = tmp_path / "out" / "p.tif", tmp_path / "out" / "l.zarr"
+    argv = [
+        sys.executable,
+        "-m",
+        "napari_temseg.cli",
+        "predict",
+        str(model_path),
+        str(tmp_path / "big.tif"),
+        "-o",
+        str(out),
+        "--labels",
+        str(lab),
+        "--channel-axis",
+        "1",
+        "--tile",
+        "64",
+        "--batch",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (proc.stderr.readline().startswith("[")):
+        pass  # the first progress line: outputs exist and slices are being written
+    assert out.exists(), "prediction never started"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert not out.exists() and not lab.exists() and not (tmp_path / "out").exists()

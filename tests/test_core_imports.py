@@ -45,9 +45,7 @@ def core_modules() -> list[str]:
 
 
 def test_core_and_cli_import_no_gui_toolkit():
-    cli = [
-        f"napari_temseg.cli.{p.stem}" for p in (PKG / "cli").glob("*.py") if p.stem[:2] != "__"
-    ]
+    cli = [f"napari_temseg.cli.{p.stem}" for p in (PKG / "cli").glob("*.py") if p.stem[:2] != "__"]
     assert {"napari_temseg.cli.options", "napari_temseg.cli.train"} <= set(cli)
     mods = [
         "napari_temseg.core",

@@ -12,9 +12,12 @@ printed as one line and exit with status 2, never as a traceback; a closed stdou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..core.errors import TemsegError
 
@@ -52,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        rc = int(commands[args.command](args) or 0)
+        with _terminate_as_interrupt():
+            rc = int(commands[args.command](args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return rc
     except BrokenPipeError:
@@ -66,6 +70,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"temseg {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a cluster's time limit) ends a command like Ctrl-C does, so its
+    clean-up runs (partial outputs and temporary files removed) instead of dying mid-write."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def os_error_line(e: OSError) -> str:

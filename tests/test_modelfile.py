@@ -1,6 +1,7 @@
 """The model file: round trip, atomic write, no overwrite, no unpickling, clear errors."""
 
 import json
+import os
 import struct
 
 import numpy as np
@@ -304,3 +305,26 @@ def test_non_finite_weights_are_refused(model, tmp_path):
     path = _rewrite(model, tmp_path, lambda h: None, tensors)
     with pytest.raises(ModelFileError, match="NaN or infinite values .*retrain"):
         load_model(path)
+
+
+def test_a_killed_save_leaves_nothing_after_the_next_save(model, tmp_path):
+    """A save killed mid-write (SIGKILL: no clean-up can run) leaves a hidden temporary
+    file; the next save into that folder removes it, but never one of a live process."""
+    import subprocess
+    import sys
+
+    from napari_temseg.core.modelfile import TMP_PREFIX
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = tmp_path / f"{TMP_PREFIX}{int(dead.stdout)}-abc.safetensors"
+    stale.write_bytes(b"half a model")
+    live = tmp_path / f"{TMP_PREFIX}{os.getpid()}-def.safetensors"
+    live.write_bytes(b"being written")
+    model.save(tmp_path / "m.safetensors")
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.safetensors", live.name])

@@ -13,6 +13,7 @@ what to do, never a raw Python error or a huge allocation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -94,7 +95,10 @@ def save_model(model: TrainedModel, path: str | os.PathLike, overwrite: bool = F
         k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()
     }
     meta = {META_KEY: json.dumps(model.metadata())}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
+    remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=".safetensors", dir=path.parent
+    )
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
@@ -103,6 +107,31 @@ def save_model(model: TrainedModel, path: str | os.PathLike, overwrite: bool = F
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+TMP_PREFIX = ".tmp-napari-temseg-"  # + the writing process's pid
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete half-written model files left by a save that was killed (its process is gone)."""
+    removed = []
+    for tmp in folder.glob(f"{TMP_PREFIX}*.safetensors"):
+        pid = tmp.name[len(TMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

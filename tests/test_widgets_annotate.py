@@ -106,3 +106,20 @@ def test_2d_image_gets_2d_mask(dock):
     w.new_mask.clicked()
     assert viewer.layers["tem mask"].data.shape == (40, 50)
     assert "0 of 1" in w.status.value
+
+
+def test_removing_a_mask_in_paint_mode_leaves_paint_mode_first(make_napari_viewer):
+    """napari crashed (Mesa llvmpipe segfault at the next redraw) when a Labels layer was
+    removed with its brush overlay on while training ran; the docks switch such a layer to
+    pan_zoom before napari removes it (the crash itself: tests/test_layer_removal_crash.py)."""
+    viewer = make_napari_viewer()
+    viewer.window.add_plugin_dock_widget("napari-temseg", "Train")
+    viewer.window.add_plugin_dock_widget("napari-temseg", "Predict")  # a second dock: one hook
+    mask = viewer.add_labels(np.zeros((2, 16, 16), np.uint8), name="mask")
+    other = viewer.add_labels(np.zeros((2, 16, 16), np.uint8), name="other")
+    mask.mode, other.mode = "paint", "fill"
+    seen = []
+    viewer.layers.events.removed.connect(lambda e: seen.append((e.value.name, e.value.mode)))
+    viewer.layers.remove(mask)
+    viewer.layers.remove(other)
+    assert seen == [("mask", "pan_zoom"), ("other", "pan_zoom")]

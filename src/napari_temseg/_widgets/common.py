@@ -60,7 +60,11 @@ def layer_combo(viewer: Any, kind: str, label: str, nullable: bool = False, mult
 
 
 def follow_layers(viewer: Any, container: Any) -> None:
-    """Refresh ``container``'s layer dropdowns when layers are added, removed or renamed."""
+    """Refresh ``container``'s layer dropdowns when layers are added, removed or renamed
+    (and guard layer removal, see ``adapters.layers.guard_layer_removal``)."""
+    from ..adapters.layers import guard_layer_removal
+
+    guard_layer_removal(viewer)
 
     def refresh(*_: Any) -> None:
         try:

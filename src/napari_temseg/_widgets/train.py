@@ -262,6 +262,8 @@ class TrainWidget(Container):
     def _show_preview(self, prob: Any, z: int) -> None:
         info = self._run_info
         layer, ca = info["layer"], info["ca"]
+        if layer not in self.viewer.layers:  # the image was deleted: no orphan preview
+            return
         tr = L.transform(layer, ca)
         two_d = len(tr["scale"]) == 2
         data = prob if two_d else prob[None]

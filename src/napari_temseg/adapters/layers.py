@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -291,6 +292,36 @@ def make_mask(viewer: Any, image: Any, channel_axis: int | None = None) -> Any:
             **transform(image, channel_axis),
         )
     return layer
+
+
+_GUARDED: weakref.WeakSet = weakref.WeakSet()  # viewers whose layer removal is guarded
+
+
+def guard_layer_removal(viewer: Any) -> None:
+    """Before napari removes a Labels layer, leave its paint / fill / erase mode.
+
+    Removing a Labels layer while its brush overlay is on crashed napari (segfault in
+    Mesa's software OpenGL, the first canvas redraw after the removal) while training ran:
+    5 of 6 runs; 0 of 5 with the layer switched to pan_zoom first (docs/architecture.md,
+    "Reliability rules"). Installed once per viewer by the docks.
+    """
+    real = getattr(viewer, "__wrapped__", viewer)
+    try:
+        if real in _GUARDED:
+            return
+        _GUARDED.add(real)
+    except TypeError:  # not weak-referenceable: connect anyway (a second hook is harmless)
+        pass
+
+    def to_pan_zoom(event: Any) -> None:
+        try:
+            layer = viewer.layers[event.index]
+        except (IndexError, AttributeError, TypeError):
+            return
+        if layer_kind(layer) == "labels" and getattr(layer, "mode", "pan_zoom") != "pan_zoom":
+            layer.mode = "pan_zoom"
+
+    viewer.layers.events.removing.connect(to_pan_zoom)
 
 
 def layers_of(viewer: Any, kind: str) -> list:

@@ -543,3 +543,31 @@ def test_sigterm_ends_predict_like_ctrl_c_and_leaves_no_file(tmp_path, model_pat
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130 and "interrupted" in err, err
     assert not out.exists() and not lab.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_is_found_before_any_slice_is_computed(
+    tmp_path, model_path, stack, capsys, monkeypatch
+):
+    """TIFF outputs are memory maps: writing into a full disk through one kills the process
+    (SIGBUS). The blocks are reserved when the file is made, so a full disk is a one-line
+    error there, and nothing is left behind."""
+    import errno
+    import os
+
+    from napari_temseg.core import predict
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def never(*a, **k):
+        raise AssertionError("prediction started although the disk is full")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    monkeypatch.setattr(predict, "predict_stack", never)
+    path, _ = stack
+    out = tmp_path / "out" / "p.tif"
+    before = _files(tmp_path)
+    assert main(_fast(model_path, path, out)) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write '{out}': No space left on device" in err and "Traceback" not in err
+    assert _files(tmp_path) == before

@@ -14,6 +14,7 @@ Heavy imports (tifffile, zarr, PIL) happen inside the functions.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Sequence
@@ -346,7 +347,7 @@ def create_output(
     import tifffile
 
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    return tifffile.memmap(
+    out = tifffile.memmap(
         str(path),
         shape=shape,
         dtype=dtype,
@@ -354,6 +355,31 @@ def create_output(
         photometric="minisblack",
         software=TIFF_SOFTWARE,
     )
+    try:
+        reserve_disk_space(path)
+    except OSError:
+        del out
+        path.unlink(missing_ok=True)  # never leave the empty file behind
+        raise
+    return out
+
+
+def reserve_disk_space(path: Path) -> None:
+    """Allocate a (sparse) memory-mapped file's blocks now: a full disk is then an OSError
+    here, before any slice is computed, instead of a SIGBUS that kills the process while
+    writing through the memory map (and leaves a half-written file)."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: no way to reserve; map as is
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # file system cannot
+            return
+        e.filename = e.filename or str(path)
+        raise
+    finally:
+        os.close(fd)
 
 
 __all__ = [

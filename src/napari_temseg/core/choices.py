@@ -69,3 +69,24 @@ def opt(
         derived=derived,
     )
     return field(default=default, metadata=meta)
+
+
+def device_opt(verb: str) -> Any:
+    """The ``device`` option of training and prediction."""
+    return opt(
+        "auto",
+        f"where to {verb} (auto: CUDA, then MPS, then CPU; cuda:N picks a GPU)",
+        choices=DEVICES,
+        open_choices=True,
+    )
+
+
+def amp_opt() -> Any:
+    """The ``amp`` (mixed precision) option of training and prediction."""
+    return opt(
+        True,
+        "mixed precision where the hardware has it (bf16/fp16 on CUDA, bf16 on "
+        "CPUs with native bf16)",
+        label="mixed precision",
+        advanced=True,
+    )

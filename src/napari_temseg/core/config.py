@@ -23,7 +23,6 @@ from typing import Any
 from .choices import (
     AUGMENT_PRESETS,
     BLENDS,
-    DEVICES,
     ENCODERS,
     INTENSITY_NORMS,
     LOSSES,
@@ -33,7 +32,9 @@ from .choices import (
     PROB_DTYPE_CHOICES,
     SMP_ARCHS,
     ConfigError,
+    amp_opt,
     check,
+    device_opt,
     opt,
 )
 
@@ -229,12 +230,7 @@ class TrainConfig:
         label="intensity normalisation",
         choices=INTENSITY_NORMS,
     )
-    device: str = opt(
-        "auto",
-        "where to train (auto: CUDA, then MPS, then CPU; cuda:N picks a GPU)",
-        choices=DEVICES,
-        open_choices=True,
-    )
+    device: str = device_opt("train")
     val_fraction: float = opt(
         0.2,
         "share of the annotated regions held out for validation",
@@ -276,13 +272,7 @@ class TrainConfig:
         hi=2**31 - 1,
         advanced=True,
     )
-    amp: bool = opt(
-        True,
-        "mixed precision where the hardware has it (bf16/fp16 on CUDA, bf16 "
-        "on CPUs with native bf16)",
-        label="mixed precision",
-        advanced=True,
-    )
+    amp: bool = amp_opt()
     channels_last: bool = opt(True, "channels-last memory format where it is faster", advanced=True)
 
     def __post_init__(self) -> None:
@@ -339,12 +329,7 @@ class PredictConfig:
         "test-time augmentation: average 8 flips/rotations (8x slower)",
         label="test-time augmentation",
     )
-    device: str = opt(
-        "auto",
-        "where to run (auto: CUDA, then MPS, then CPU; cuda:N picks a GPU)",
-        choices=DEVICES,
-        open_choices=True,
-    )
+    device: str = device_opt("run")
     threshold: float | None = opt(
         None, "labels = probability >= threshold", none="the model's", lo=0.01, hi=0.99, step=0.01
     )
@@ -374,13 +359,7 @@ class PredictConfig:
         choices=PROB_DTYPE_CHOICES,
         advanced=True,
     )
-    amp: bool = opt(
-        True,
-        "mixed precision where the hardware has it (bf16/fp16 on CUDA, bf16 "
-        "on CPUs with native bf16)",
-        label="mixed precision",
-        advanced=True,
-    )
+    amp: bool = amp_opt()
 
     def __post_init__(self) -> None:
         check(16 <= self.tile <= 8192, f"tile must be 16..8192 px, got {self.tile}")

@@ -212,10 +212,10 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
     """Above the in-memory limit the outputs are zarr arrays (one chunk per slice); the
     threshold slider then re-thresholds slice by slice in a worker."""
     from napari_temseg._widgets import session
-    from napari_temseg.adapters import layers
+    from napari_temseg.adapters import outputs
 
     viewer, _, _, predict = docks
-    monkeypatch.setattr(layers, "IN_MEMORY_BYTES", 1000)
+    monkeypatch.setattr(outputs, "IN_MEMORY_BYTES", 1000)
     img = viewer.add_image(np.random.default_rng(0).random((3, 32, 40), np.float32), name="big")
     session.set_model(viewer, tiny_model())
     predict.reset_choices()

@@ -145,6 +145,7 @@ def predict(
     images). Options:
     """
     from .adapters import layers as L
+    from .adapters import outputs as O
     from .adapters.runtime import avoid_triton_llvm_clash
     from .core.data import as_volume
     from .core.predict import predict_stack
@@ -157,7 +158,7 @@ def predict(
     if isinstance(img, list):
         raise InputError("predict takes one image (or a list of layers used as its channels)")
     vol = as_volume(img, channel_axis=None if layer is not None else channel_axis)
-    prob, labels, unc, _ = L.output_arrays(L.spatial_shape(vol, two_d), cfg)
+    prob, labels, unc, _ = O.output_arrays(L.spatial_shape(vol, two_d), cfg)
     stop = stop if stop is not None else StopToken()
     _drive(
         predict_stack(
@@ -176,7 +177,7 @@ def predict(
     if viewer is not None:
         src = name or (layer.name if layer is not None else "image")
         tr = L.transform(layer, channel_axis) if layer is not None else {}
-        L.show_outputs(viewer, src, prob, labels, unc, **tr)
+        O.show_outputs(viewer, src, prob, labels, unc, **tr)
     return (prob, labels) if unc is None else (prob, labels, unc)
 
 

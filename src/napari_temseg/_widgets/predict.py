@@ -9,6 +9,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton
 
 from ..adapters import layers as L
+from ..adapters import outputs as O
 from ..adapters.workers import start_worker
 from ..core.config import PredictConfig
 from ..core.errors import InputError, TemsegError
@@ -162,8 +163,8 @@ class PredictWidget(Container):
         model = self.model()
         cfg = self.config()
         layers, ca, vol = self._inputs(model)
-        prob, labels, unc, folder = L.output_arrays(L.spatial_shape(vol, L.is_2d(layers, ca)), cfg)
-        out = L.show_outputs(
+        prob, labels, unc, folder = O.output_arrays(L.spatial_shape(vol, L.is_2d(layers, ca)), cfg)
+        out = O.show_outputs(
             self.viewer, layers[0].name, prob, labels, unc, **L.transform(layers[0], ca)
         )
         self.result = {
@@ -258,7 +259,7 @@ class PredictWidget(Container):
             r["labels_layer"].refresh()
             return
         self.job = start_worker(
-            L.rethreshold(prob, labels, float(value), cfg),
+            O.rethreshold(prob, labels, float(value), cfg),
             self._refresh_progress,
             lambda _: self._rethresholded(float(value)),
             desc="Re-threshold",
@@ -270,7 +271,7 @@ class PredictWidget(Container):
     def _new_labels_layer(self) -> None:
         r = self.result
         source = r["prob_layer"].metadata[L.TAG]["source"]
-        r["labels"] = L.zeros_like(r["labels"])
+        r["labels"] = O.zeros_like(r["labels"])
         tr = {k: tuple(getattr(r["prob_layer"], k)) for k in ("scale", "translate")}
         r["labels_layer"] = L.put_layer(
             self.viewer,

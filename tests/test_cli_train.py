@@ -184,7 +184,7 @@ def test_bad_outputs_are_refused_before_training(tmp_path, capsys, monkeypatch):
         assert main(["train", *data, "-o", out, *FAST]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
-    real = tempfile.TemporaryFile
+    real = tempfile.mkstemp
 
     def read_only(*a, dir=None, **k):
         if dir is not None and str(dir).startswith(str(tmp_path / "ro")):
@@ -192,7 +192,7 @@ def test_bad_outputs_are_refused_before_training(tmp_path, capsys, monkeypatch):
         return real(*a, dir=dir, **k)
 
     (tmp_path / "ro").mkdir()
-    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
     assert main(["train", *data, "-o", str(tmp_path / "ro" / "new" / "m.safetensors"), *FAST]) == 2
     err = capsys.readouterr().err
     assert "cannot save into" in err and "Read-only file system" in err

@@ -52,17 +52,18 @@ def check_model_output(out: Path, overwrite: bool) -> None:
         )
     if out.exists() and not overwrite:
         raise InputError(f"'{out}' exists: choose another --output or pass --overwrite")
-    folder = out.parent
-    while not folder.exists():  # the nearest folder that exists must take new files
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputError(f"cannot save into '{out.parent}': '{folder}' is a file, not a folder")
+    from ..core.io import writable_folder
+
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        writable_folder(out.parent)
+    except NotADirectoryError as e:
+        raise InputError(
+            f"cannot save into '{out.parent}': '{e.filename}' is a file, not a folder"
+        ) from None
     except OSError as e:
         raise InputError(
-            f"cannot save into '{folder}' ({e.strerror or e}): choose another --output"
+            f"cannot save into '{e.filename or out.parent}' ({e.strerror or e}): "
+            "choose another --output"
         ) from None
 
 
@@ -78,11 +79,12 @@ def _slices(text: str | None) -> list[int] | None:
 def rescue_path(out: Path) -> Path:
     """Where a model goes when its own path cannot be written: home, then the temp folder."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    from ..core.io import writable_folder
+
     for folder in (Path.home() / "napari-temseg-rescued", Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
+            writable_folder(folder)
         except OSError:
             continue
         return folder / f"{out.stem}-{stamp}.safetensors"

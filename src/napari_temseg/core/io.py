@@ -205,7 +205,7 @@ def read_training_set(
 ) -> tuple[list[Any], list[Any], list[str]]:
     """Lazy images, masks and names from one (image, mask) file pair or two folders."""
     ip, mp = Path(image_path), Path(mask_path)
-    image_is_dir = ip.is_dir() and not (_suffix(ip) == ".zarr" or looks_like_zarr(ip))
+    image_is_dir = is_image_folder(ip)
     if image_is_dir != mp.is_dir():
         raise InputError(
             "give either one image file and one mask file, or an image folder and a mask folder "
@@ -280,21 +280,35 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
 
 def _check_folder(path: Path) -> None:
     """The nearest existing folder above ``path`` is a folder we can create files in."""
+    try:
+        writable_folder(path.parent)
+    except NotADirectoryError as e:
+        raise InputError(
+            f"cannot write '{path}': '{e.filename}' is a file, not a folder; "
+            "choose another output path"
+        ) from None
+    except OSError as e:
+        raise InputError(f"cannot write '{path}': {e.strerror or e}") from None
+
+
+def writable_folder(folder: str | os.PathLike) -> Path:
+    """The nearest existing folder at or above ``folder``, checked to take new files.
+
+    Raises NotADirectoryError (``filename`` = the file in the way) or the OSError of a
+    probe file: the real test, since os.access ignores read-only mounts for root, ACLs,
+    quotas... Creates nothing that stays.
+    """
     import tempfile
 
-    folder = path.parent
+    folder = Path(folder)
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise InputError(
-            f"cannot write '{path}': '{folder}' is a file, not a folder; choose another output path"
-        )
-    try:  # the real test (os.access ignores read-only mounts for root, ACLs, quotas...)
-        fd, probe = tempfile.mkstemp(prefix=".temseg-probe-", dir=folder)
-    except OSError as e:
-        raise InputError(f"cannot write '{path}': {e.strerror or e}") from None
+        raise NotADirectoryError(20, "Not a directory", str(folder))
+    fd, probe = tempfile.mkstemp(prefix=".temseg-probe-", dir=folder)
     os.close(fd)
     os.unlink(probe)
+    return folder
 
 
 def remove_output(path: str | os.PathLike) -> None:
@@ -386,6 +400,7 @@ __all__ = [
     "read_image",
     "list_images",
     "is_image_folder",
+    "writable_folder",
     "looks_like_zarr",
     "list_pairs",
     "read_training_set",

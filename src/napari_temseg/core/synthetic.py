@@ -440,4 +440,13 @@ def make_particles(
     return out + (labels,) if instances else out
 
 
+# Building blocks shared with .synthetic_phases: public names, as no module imports
+# another's private ones (tests/test_structure.py).
+check_shape = _check_shape
+to_dtype = _to_dtype
+smooth_noise = _smooth_noise
+detector_response = _response
+curtains = _curtains
+add_noise = _add_noise
+
 __all__ = ["make_fibsem", "make_particles"]

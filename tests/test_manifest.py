@@ -30,7 +30,7 @@ def test_manifest_file_is_valid():
     assert pm.name == "napari-temseg"
     assert pm.display_name == "TEM Segmentation with U-Net"
     ids = [c.id for c in pm.contributions.commands]
-    assert len(ids) >= 6 and all(i.startswith("napari-temseg.") for i in ids)  # 4 docks + 2 samples
+    assert len(ids) >= 6 and all(i.startswith("napari-temseg.") for i in ids)  # 4 docks + 3 samples
 
 
 def test_installed_distribution_registers_the_manifest():
@@ -53,7 +53,7 @@ def test_contributions_reference_declared_commands():
         "Predict",
         "Evaluate",
     }
-    assert {s.key for s in pm.contributions.sample_data} == {"fibsem", "particles"}
+    assert {s.key for s in pm.contributions.sample_data} == {"fibsem", "particles", "phases"}
 
 
 @pytest.mark.parametrize("command", [c.python_name for c in manifest().contributions.commands])

@@ -43,6 +43,8 @@ def _other_value(o: O.Option):
     if o.choices:
         value = next(c for c in o.choices if c != o.default)
         return value, [o.flag, str(value)]
+    if o.kind is str:  # free text (class names)
+        return "matrix,pores", [o.flag, "matrix,pores"]
     value = o.kind(o.lo if o.default is None else o.default + (o.step or 1))
     return value, [o.flag, str(value)]
 

@@ -140,8 +140,8 @@ def test_sparse_scribbles_ignore_unlabelled_pixels():
     assert np.all(w.reshape(16, -1).sum(1) > 0)  # every patch is centred on a labelled pixel
     model = run(fit(img, scrib, train_cfg=cfg(sparse=True, epochs=2)))
     assert model.train_cfg.sparse and len(model.history) == 2
-    with pytest.raises(InputError, match="outside the label set"):
-        run(fit(img, scrib, train_cfg=cfg(sparse=False)))
+    with pytest.raises(InputError, match="outside the label set.*sparse mode"):
+        run(fit(img, scrib, train_cfg=cfg(sparse=False, classes=2)))
 
 
 def _spec(vol):
@@ -187,6 +187,9 @@ def test_mask_shape_mismatch(stack):
 def test_mask_values_outside_label_set(stack):
     img, mask = stack
     with pytest.raises(InputError, match=r"labels \[3\]"):
+        run(fit(img, mask * 3, train_cfg=cfg(classes=2)))
+    # auto: values 0 and 3 mean 4 classes, two of which have no pixel
+    with pytest.raises(InputError, match=r"'class 1', 'class 2' \(labels 1, 2\) have no"):
         run(fit(img, mask * 3, train_cfg=cfg()))
     run(fit(img, mask * 255, train_cfg=cfg()))  # 0/255 masks are read as 0/1 (documented)
 

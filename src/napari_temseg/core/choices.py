@@ -26,7 +26,8 @@ def check(cond: bool, msg: str) -> None:
 NATIVE_ARCHS = ("unet", "small-unet", "resunet")
 SMP_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus")  # offered in the dock
 ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")  # offered in the dock
-LOSSES = ("bce", "dice", "bce+dice")
+LOSSES = ("bce", "dice", "bce+dice")  # multi-class: cross-entropy and soft Dice
+CLASS_WEIGHTS = ("none", "balanced")
 OPTIMIZERS = ("adam", "adamw")
 AUGMENT_PRESETS = ("none", "flips", "default", "augmentor", "strong")
 BLENDS = ("gaussian", "constant")

@@ -23,6 +23,7 @@ from typing import Any
 from .choices import (
     AUGMENT_PRESETS,
     BLENDS,
+    CLASS_WEIGHTS,
     ENCODERS,
     INTENSITY_NORMS,
     LOSSES,
@@ -37,6 +38,7 @@ from .choices import (
     device_opt,
     opt,
 )
+from .classes import MAX_CLASSES, ClassTable, parse_names
 
 # ModelConfig(norm_layer="auto"): instance norm for the default small-unet (stable on folders of
 # heterogeneous micrographs, docs/benchmarks.md "Normalisation layers"); batch norm where the
@@ -81,7 +83,7 @@ class ModelConfig:
     classes: int = opt(
         1,
         "network output channels",
-        derived="1 (binary); multi-class models take it from the mask (issue 11)",
+        derived="1 (binary, sigmoid) or K (K >= 3 classes, softmax): from the class table",
     )
     base_width: int | None = opt(
         None,
@@ -207,8 +209,29 @@ class TrainConfig:
     )
     sparse: bool = opt(
         False,
-        "masks are scribbles: 1 foreground, 2 background, 0 unlabelled",
+        "masks are scribbles: 0 unlabelled, 1..K-1 the classes, K background "
+        "(binary: 1 foreground, 2 background)",
         label="sparse scribbles",
+    )
+    classes: int | None = opt(
+        None,
+        "number of classes including background (2 = binary; auto: from the mask values)",
+        none="auto",
+        lo=2,
+        hi=MAX_CLASSES,
+    )
+    class_names: str | None = opt(
+        None,
+        "class names separated by commas, background first (e.g. matrix,pores,grains)",
+        none="auto",
+        advanced=True,
+    )
+    class_weights: str = opt(
+        "none",
+        "multi-class: weigh the cross-entropy of rare classes up (balanced: by 1 / "
+        "sqrt(share of pixels))",
+        choices=CLASS_WEIGHTS,
+        advanced=True,
     )
     patch: int = opt(
         256,
@@ -306,6 +329,24 @@ class TrainConfig:
         check(0 < self.threshold < 1, f"threshold must be in (0, 1), got {self.threshold}")
         if self.early_stop is not None:
             check(self.early_stop >= 1, "early_stop must be >= 1 epoch")
+        if self.classes is not None:
+            check(
+                2 <= self.classes <= MAX_CLASSES,
+                f"classes must be 2..{MAX_CLASSES} (including background), got {self.classes}",
+            )
+        if self.class_names is not None and not isinstance(self.class_names, str):
+            object.__setattr__(self, "class_names", ",".join(map(str, self.class_names)))
+        if self.class_names is not None:
+            names = parse_names(self.class_names)
+            ClassTable(names)  # checks them
+            check(
+                self.classes in (None, len(names)),
+                f"classes={self.classes} but {len(names)} class names were given",
+            )
+        check(
+            self.class_weights in CLASS_WEIGHTS,
+            f"class_weights must be one of {CLASS_WEIGHTS}, got '{self.class_weights}'",
+        )
 
 
 @dataclass(frozen=True)
@@ -331,7 +372,21 @@ class PredictConfig:
     )
     device: str = device_opt("run")
     threshold: float | None = opt(
-        None, "labels = probability >= threshold", none="the model's", lo=0.01, hi=0.99, step=0.01
+        None,
+        "binary: labels = probability >= threshold",
+        none="the model's",
+        lo=0.01,
+        hi=0.99,
+        step=0.01,
+    )
+    min_confidence: float = opt(
+        0.0,
+        "multi-class: pixels whose most likely class has a lower probability get the "
+        "label K ('unsure'); 0 = off",
+        label="minimum confidence",
+        lo=0.0,
+        hi=0.99,
+        step=0.05,
     )
     uncertainty: bool = opt(
         False, "also output the variance of the 8 test-time views (needs tta)", advanced=True
@@ -375,6 +430,10 @@ class PredictConfig:
                 f"threshold must be between 0 and 1 (exclusive), got {self.threshold}",
             )
         check(self.min_size >= 0, f"min_size must be >= 0 px, got {self.min_size}")
+        check(
+            0 <= self.min_confidence < 1,
+            f"min_confidence must be in [0, 1), got {self.min_confidence}",
+        )
         check(
             self.prob_dtype in PROB_DTYPE_CHOICES,
             f"prob_dtype must be one of {PROB_DTYPE_CHOICES}, got '{self.prob_dtype}'",

@@ -165,28 +165,35 @@ class _FloatMask:
 
 
 def read_mask(
-    mask: Volume, z: int, sparse: bool, ys: slice = slice(None), xs: slice = slice(None)
+    mask: Volume,
+    z: int,
+    sparse: bool,
+    ys: slice = slice(None),
+    xs: slice = slice(None),
+    k: int = 2,
 ) -> np.ndarray:
-    """Mask pixels of slice ``z`` as uint8 (h, w), checked against the label set.
+    """Mask pixels of slice ``z`` as uint8 (h, w), checked against the K-class label set
+    (``core/classes.py``).
 
-    Dense: 0 background, 1 foreground (0/255 masks are read as 0/1).
-    Sparse: 0 unlabelled, 1 foreground, 2 background.
+    Dense: 0 background, 1..K-1 the other classes (binary 0/255 masks are read as 0/1).
+    Sparse: 0 unlabelled, 1..K-1 the other classes, K background (binary: 1 fg, 2 bg).
     """
+    from .classes import check_values
+
     m = mask.region(z, ys, xs)[0]
     vals = np.unique(m)
-    allowed = {0, 1, 2} if sparse else {0, 1}
-    if not sparse and set(vals.tolist()) <= {0, 255}:
+    if not sparse and k == 2 and set(vals.tolist()) <= {0, 255}:
         return (m > 0).astype(np.uint8)
-    bad = sorted(set(vals.tolist()) - allowed)
-    if bad:
-        hint = (
-            "sparse scribbles use 1 = foreground, 2 = background, 0 = unlabelled"
-            if sparse
-            else "dense masks use 0 = background, 1 = foreground; for scribbles with label 2 "
-            "as background turn on sparse mode (--sparse)"
-        )
-        raise InputError(f"mask slice {z} has labels {bad[:5]} outside the label set: {hint}")
+    check_values(vals.tolist(), k, sparse, f"mask slice {z}")
     return m.astype(np.uint8, copy=False)
+
+
+def mask_values(mask: Volume, slices: Sequence[int]) -> set[int]:
+    """The label values present in the given slices of a mask (read one slice at a time)."""
+    out: set[int] = set()
+    for z in slices:
+        out.update(np.unique(np.asarray(mask.region(z)[0])).tolist())
+    return out
 
 
 def annotated_slices(mask: Volume, explicit: Sequence[int] | None = None) -> list[int]:

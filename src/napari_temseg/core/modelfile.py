@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ..version import __version__
+from .classes import ClassTable
 from .config import InputSpec, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import ModelFileError, TemsegError
 
 META_KEY = "napari_temseg"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: K-class models (a 'classes' table; binary files are still 1)
 # limits of a plausible header (anything beyond is a damaged or hostile file)
 MAX_CHANNELS = 256  # image channels
 MAX_CONTEXT = 8  # as InputSpec / TrainConfig
@@ -46,6 +47,14 @@ class TrainedModel:
     train_cfg: TrainConfig | None = None
     history: list[dict] = field(default_factory=list)
     source: str | None = None  # path it was loaded from, if any
+    classes: ClassTable = field(default_factory=ClassTable)  # names and colours of the K classes
+
+    def __post_init__(self) -> None:
+        if self.classes.out_channels != self.model_cfg.classes:
+            raise ModelFileError(
+                f"the class table has {self.classes.k} classes but the network has "
+                f"{self.model_cfg.classes} output channel(s) (binary: 1, K classes: K)"
+            )
 
     @property
     def channels(self) -> int:
@@ -57,13 +66,15 @@ class TrainedModel:
 
     def metadata(self) -> dict:
         return {
-            "format": FORMAT_VERSION,
+            # binary files keep format 1 (older versions read them); K-class files are 2
+            "format": 1 if self.classes.binary else FORMAT_VERSION,
             "package_version": __version__,
             "model": to_dict(self.model_cfg),
             "input": to_dict(self.input_spec),
             "threshold": float(self.threshold),
             "train": to_dict(self.train_cfg) if self.train_cfg is not None else None,
             "history": self.history,
+            "classes": self.classes.to_dict(),
         }
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -76,7 +87,9 @@ class TrainedModel:
         )
         return (
             f"TrainedModel({arch}, channels={self.channels}, context={self.context}, "
-            f"threshold={self.threshold}, epochs={len(self.history)})"
+            f"threshold={self.threshold}, epochs={len(self.history)}"
+            + ("" if self.classes.binary else f", classes={list(self.classes.names)}")
+            + ")"
         )
 
 
@@ -232,6 +245,24 @@ def _check_input_section(i: Any, model: dict, name: str) -> None:
     )
 
 
+def _check_classes(c: Any, model: dict, name: str) -> None:
+    """The class table: absent (binary, files before format 2) or names + colours matching
+    the network's output channels."""
+    out = model.get("classes", 1)
+    if c is None:
+        _need(out == 1, name, f"a {out}-class network needs a 'classes' table")
+        return
+    try:
+        table = ClassTable.from_dict(c)
+    except TemsegError as e:
+        raise _damaged(name, f"classes: {e}") from None
+    _need(
+        table.out_channels == out,
+        name,
+        f"{table.k} classes but model.classes = {out} output channel(s)",
+    )
+
+
 def check_header(meta: Any, name: str = "model file") -> dict:
     """``meta`` (a parsed header) checked field by field; raises ModelFileError naming the fix."""
     _need(isinstance(meta, dict), name, "it is not a JSON object")
@@ -250,6 +281,7 @@ def check_header(meta: Any, name: str = "model file") -> dict:
     hist = meta.get("history", [])
     ok = isinstance(hist, list) and all(isinstance(h, dict) for h in hist)
     _need(ok, name, f"history must be a list of epoch records, got {_show(hist)}")
+    _check_classes(meta.get("classes"), meta["model"], name)
     train = meta.get("train")
     _need(
         train is None or isinstance(train, dict),
@@ -354,4 +386,5 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedModel:
         train_cfg=train_cfg,
         history=list(meta.get("history", [])),
         source=str(path),
+        classes=ClassTable.from_dict(meta["classes"]) if meta.get("classes") else ClassTable(),
     )

@@ -92,40 +92,90 @@ def postprocess(
     return out, first_label + n
 
 
+def class_labels(
+    prob: np.ndarray,
+    *,
+    min_confidence: float = 0.0,
+    min_size: int = 0,
+    fill_holes: bool = False,
+) -> np.ndarray:
+    """Class ids (uint8) of one slice from its (K, Y, X) class probabilities (any stored
+    dtype; uint8 = 0-255): the most likely class; 'unsure' = K where that class's
+    probability is below ``min_confidence``; objects of a class (>= 1) smaller than
+    ``min_size`` px become background; with ``fill_holes`` background or unsure pixels
+    enclosed by one class join it."""
+    from scipy import ndimage as ndi
+
+    k = prob.shape[0]
+    lab = np.argmax(prob, axis=0).astype(np.uint8)
+    if min_confidence > 0:
+        scale = 255.0 if prob.dtype == np.uint8 else 1.0
+        lab[np.max(prob, axis=0) < min_confidence * scale] = k
+    for c in range(1, k):
+        if not (min_size > 1 or fill_holes):
+            break
+        b = lab == c
+        if fill_holes:
+            lab[ndi.binary_fill_holes(b) & ~b & ((lab == 0) | (lab == k))] = c
+            b = lab == c
+        if min_size > 1:
+            lab[b & ~remove_small(b, int(min_size))] = 0
+    return lab
+
+
 class SliceWriter:
     """The destination arrays, checked, plus the per-slice writer (runs in a thread)."""
 
-    def __init__(self, vol: Any, prob: Any, labels: Any, unc: Any, cfg: Any, threshold: float):
-        """``cfg``: a PredictConfig (prob_dtype, tta, uncertainty, post-processing)."""
+    def __init__(
+        self, vol: Any, prob: Any, labels: Any, unc: Any, cfg: Any, threshold: float, k: int = 2
+    ):
+        """``cfg``: a PredictConfig (prob_dtype, tta, uncertainty, post-processing);
+        ``k``: the model's classes (probabilities are (Z, K, Y, X) for K >= 3)."""
         Z, _, Y, X = vol.shape
         want = (Z, Y, X)
+        want_prob = want if k == 2 else (Z, k, Y, X)
         if prob is None and labels is None and unc is None:  # nothing given: numpy arrays
-            prob = np.zeros(want, check_prob_dtype(cfg.prob_dtype))
+            prob = np.zeros(want_prob, check_prob_dtype(cfg.prob_dtype))
             labels = np.zeros(want, np.uint32 if cfg.instances else np.uint8)
             unc = np.zeros(want, np.float32) if cfg.uncertainty else None
         if unc is not None and not cfg.tta:
             raise InputError(
                 "an uncertainty output needs test-time augmentation: pass tta=True (--tta)"
             )
-        post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes, instances=cfg.instances)
+        post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes)
+        if k == 2:
+            post["instances"] = cfg.instances
+        else:
+            post["min_confidence"] = cfg.min_confidence
         self.arrays = [prob, labels, unc]
         self.targets = [
-            None if a is None else _target(a, want, n)
-            for a, n in zip(self.arrays, ("probability", "labels", "uncertainty"), strict=False)
+            None if a is None else _target(a, w, n)
+            for a, w, n in zip(
+                self.arrays,
+                (want_prob, want, want),
+                ("probability", "labels", "uncertainty"),
+                strict=True,
+            )
         ]
         for a, n in ((prob, "probability"), (unc, "uncertainty")):
             if a is not None:
                 check_prob_dtype(a.dtype, n)
-        self.threshold, self.post, self.next_label = threshold, post, 1
+        self.threshold, self.post, self.next_label, self.k = threshold, post, 1, k
 
     def write(self, z: int, prob: np.ndarray, var: np.ndarray | None) -> None:
         p, lab, u = self.targets
         if p is not None:
             p[z] = to_prob_dtype(prob, p.dtype)
         if lab is not None:
-            labels, self.next_label = postprocess(
-                prob >= self.threshold, first_label=self.next_label, dtype=lab.dtype, **self.post
-            )
+            if self.k == 2:
+                labels, self.next_label = postprocess(
+                    prob >= self.threshold,
+                    first_label=self.next_label,
+                    dtype=lab.dtype,
+                    **self.post,
+                )
+            else:
+                labels = class_labels(prob, **self.post)
             lab[z] = labels
         if u is not None:
             u[z] = (
@@ -151,7 +201,8 @@ def _target(a: Any, want: tuple, name: str) -> Any:
         return a
     if want[0] == 1 and shape == want[1:]:
         return _Flat(a)
-    raise InputError(f"the {name} output has shape {shape}; it must be (Z, Y, X) = {want}")
+    axes = "(Z, Y, X)" if len(want) == 3 else "(Z, K classes, Y, X)"
+    raise InputError(f"the {name} output has shape {shape}; it must be {axes} = {want}")
 
 
 __all__ = [
@@ -160,5 +211,6 @@ __all__ = [
     "to_prob_dtype",
     "remove_small",
     "postprocess",
+    "class_labels",
     "SliceWriter",
 ]

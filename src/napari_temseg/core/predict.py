@@ -102,40 +102,48 @@ def _batches(vol: Volume, spec: Any, plan: _Plan, slices: Sequence[int], batch: 
         yield buf[: len(meta)], meta
 
 
-def _forward(net: Any, x: Any, tta: bool, want_var: bool, device: Any, amp: Any) -> tuple[Any, Any]:
-    """Probabilities (N, H, W) of a batch, averaged over 8 flips/rotations with ``tta``.
+def _forward(
+    net: Any, x: Any, tta: bool, want_var: bool, device: Any, amp: Any, k: int = 2
+) -> tuple[Any, Any]:
+    """Probabilities of a batch - (N, H, W) binary, (N, K, H, W) for K classes - averaged
+    over 8 flips/rotations with ``tta``; the variance of the views (N, H, W; K classes: the
+    mean over the classes) with ``want_var``.
 
-    CPU: numpy results (``scipy.special.expit``; single-threaded elementwise work avoids
+    CPU: numpy results (``scipy.special``; single-threaded elementwise work avoids
     OpenMP start-up costs on a busy machine); other devices: tensors on the device.
     """
     import torch
 
     if device.type == "cpu":
-        from scipy.special import expit as sig
+        from scipy.special import expit, softmax
 
         def prob(lg):
-            return sig(lg.float().numpy())
+            a = lg.float().numpy()
+            return expit(a[:, 0]) if k == 2 else softmax(a, axis=1)
     else:
 
         def prob(lg):
-            return torch.sigmoid(lg.float())
+            lg = lg.float()
+            return torch.sigmoid(lg[:, 0]) if k == 2 else torch.softmax(lg, 1)
 
     with autocast(device, amp):
         if not tta:
-            return prob(net(x)[:, 0]), None
+            return prob(net(x)), None
         total, sq = 0.0, 0.0
-        for k in range(4):
+        for r in range(4):
             for flip in (False, True):
-                v = torch.rot90(x, k, (2, 3))
+                v = torch.rot90(x, r, (2, 3))
                 v = v.flip(3) if flip else v
-                lg = net(v)[:, 0]
-                lg = lg.flip(2) if flip else lg
-                p = prob(torch.rot90(lg, -k, (1, 2)))
+                lg = net(v)
+                lg = lg.flip(3) if flip else lg
+                p = prob(torch.rot90(lg, -r, (2, 3)))
                 total, sq = total + p, (sq + p * p) if want_var else sq
     mean = total / 8.0
     if not want_var:
         return mean, None
     var = sq / 8.0 - mean * mean
+    if k != 2:
+        var = var.mean(1)
     return mean, (var.clip(0.0) if isinstance(var, np.ndarray) else var.clamp_min(0.0))
 
 
@@ -150,11 +158,12 @@ class _Engine:
         import torch
 
         self.net, self.plan, self.device = net, plan, device
-        self.tta, self.want_var, self.amp, self.cl = (
+        self.tta, self.want_var, self.amp, self.cl, self.k = (
             opts["tta"],
             opts["var"],
             opts["amp"],
             opts["cl"],
+            opts["k"],
         )
         self.cpu = device.type == "cpu"
         self.w, self.wsum = plan.weights, plan.wsum
@@ -168,10 +177,12 @@ class _Engine:
         self.done: list[int] = []
         self.writer = Worker(consumer=outputs.write, depth=1)
 
-    def _zeros(self) -> Any:
+    def _zeros(self, classes: bool) -> Any:
         import torch
 
         shape = (self.plan.PY, self.plan.PX)
+        if classes and self.k != 2:
+            shape = (self.k, *shape)
         if self.cpu:
             return np.zeros(shape, np.float32)
         return torch.zeros(shape, dtype=torch.float32, device=self.device)
@@ -187,7 +198,9 @@ class _Engine:
             if self.cl:
                 x = x.contiguous(memory_format=torch.channels_last)
             try:
-                prob, var = _forward(self.net, x, self.tta, self.want_var, self.device, self.amp)
+                prob, var = _forward(
+                    self.net, x, self.tta, self.want_var, self.device, self.amp, self.k
+                )
             except RuntimeError as e:  # torch.OutOfMemoryError is one
                 if "out of memory" not in str(e):
                     raise
@@ -197,10 +210,10 @@ class _Engine:
                 ) from None
             for i, (z, y0, x0) in enumerate(meta):
                 if z not in self.acc:
-                    self.acc[z] = [self._zeros() for _ in range(2 if self.want_var else 1)]
+                    self.acc[z] = [self._zeros(i == 0) for i in range(2 if self.want_var else 1)]
                     self.count[z] = 0
                 acc = self.acc[z]
-                acc[0][y0 : y0 + ty, x0 : x0 + tx] += prob[i] * self.w
+                acc[0][..., y0 : y0 + ty, x0 : x0 + tx] += prob[i] * self.w
                 if var is not None:
                     acc[1][y0 : y0 + ty, x0 : x0 + tx] += var[i] * self.w
                 self.count[z] += 1
@@ -213,7 +226,7 @@ class _Engine:
         Y, X = self.plan.Y, self.plan.X
         for a in acc:
             a /= self.wsum  # in place: no second slice-sized buffer
-        out = [a[:Y, :X] for a in acc]
+        out = [a[..., :Y, :X] for a in acc]
         out = [o if self.cpu else o.cpu().numpy() for o in out]
         self.writer.submit(z, out[0], out[1] if len(out) > 1 else None)
         self.done.append(z)
@@ -227,15 +240,15 @@ def _check_args(model: Any, cfg: Any) -> tuple[Any, float]:
         raise InputError(
             "predict needs a TrainedModel (modelfile.load_model(path) or a train() result)"
         )
-    if model.model_cfg.classes != 1:
-        raise InputError(
-            f"this model has {model.model_cfg.classes} output classes; "
-            "predict supports binary models"
-        )
     cfg = PredictConfig() if cfg is None else cfg
     if not isinstance(cfg, PredictConfig):
         raise InputError(
             f"predict_stack takes a PredictConfig as its third argument, got {type(cfg).__name__}"
+        )
+    if cfg.instances and not model.classes.binary:
+        raise InputError(
+            f"instance labels are for binary models; this model segments {model.classes.k} "
+            "classes: turn instances off"
         )
     return cfg, model.threshold if cfg.threshold is None else float(cfg.threshold)
 
@@ -283,7 +296,11 @@ def predict_stack(
     array-likes written ``out[z] = (Y, X)``: probability (``prob_out``; float32 / float16
     as is, uint8 scaled 0-255), labels (``prob >= threshold``, post-processed by
     ``min_size``, ``fill_holes``, ``instances``) and, with ``tta``, the variance of the 8
-    views (``uncertainty_out``, 0..0.25; uint8 scaled so 255 = 0.25). When *all three* are
+    views (``uncertainty_out``, 0..0.25; uint8 scaled so 255 = 0.25). A model of K >= 3
+    classes writes ``prob_out[z] = (K, Y, X)`` (one probability per class, blended like the
+    binary one) into a ``(Z, K, Y, X)`` array, and class ids (argmax; ``min_confidence``:
+    'unsure' = K below it; ``min_size`` / ``fill_holes`` per class) as labels; its
+    uncertainty is the variance of the views averaged over the classes. When *all three* are
     None, numpy arrays ``(Z, Y, X)`` are allocated (probability in ``cfg.prob_dtype``,
     labels uint8, or uint32 for instances, uncertainty float32 with ``cfg.uncertainty``);
     otherwise only the given outputs are written. ``amp``: bf16/fp16 autocast on CUDA and
@@ -302,12 +319,16 @@ def predict_stack(
     plan = _Plan(
         vol.shape[2:], cfg.tile, cfg.overlap, required_multiple(mc), cfg.blend, min_input_size(mc)
     )
-    outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, cfg, thr)
+    outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, cfg, thr, model.classes.k)
     dev = resolve_device(cfg.device)
     was_training = model.net.training
     net, cl = _net_on(model, dev)
     opts = dict(
-        tta=cfg.tta, var=outs.arrays[2] is not None, amp="auto" if cfg.amp else False, cl=cl
+        tta=cfg.tta,
+        var=outs.arrays[2] is not None,
+        amp="auto" if cfg.amp else False,
+        cl=cl,
+        k=model.classes.k,
     )
     engine = _Engine(net.eval(), plan, dev, opts, outs)
     pin = dev.type == "cuda"
@@ -378,7 +399,8 @@ class _One:
 def predict_slice(
     model: TrainedModel, image: Any, z: int = 0, cfg: Any = None, *, channel_axis: int | None = None
 ) -> np.ndarray:
-    """Probability ``(Y, X)`` float32 of slice ``z`` (used by the training live preview).
+    """Probability ``(Y, X)`` float32 of slice ``z`` (``(K, Y, X)`` for K classes; used by the
+    training live preview).
 
     ``cfg.device`` "auto" runs where the network's weights are; the network's
     train/eval mode is restored afterwards.
@@ -392,7 +414,8 @@ def predict_slice(
         p = next(iter(model.net.parameters()), None)
         cfg = dataclasses.replace(cfg, device=str(p.device) if p is not None else "cpu")
     vol = as_volume(image, channel_axis=channel_axis)
-    sink = _One((vol.shape[0], vol.shape[2], vol.shape[3]))
+    k = model.classes.k
+    sink = _One((vol.shape[0], *(() if k == 2 else (k,)), vol.shape[2], vol.shape[3]))
     run(predict_stack(model, vol, cfg, prob_out=sink, slices=[z]))
     return sink.value
 

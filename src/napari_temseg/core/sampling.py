@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .classes import targets
 from .config import InputSpec
 from .data import Volume, network_input, read_mask
 from .errors import InputError
@@ -77,15 +78,19 @@ def split_regions(
     ]
 
 
-def target_and_weight(mask: np.ndarray, sparse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(target, weight) float32 from a validated mask slice."""
-    if sparse:
-        return (mask == 1).astype(np.float32), (mask > 0).astype(np.float32)
-    return (mask == 1).astype(np.float32), np.ones(mask.shape, np.float32)
+def target_and_weight(mask: np.ndarray, sparse: bool, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(target class id, weight) float32 from a validated mask slice (``classes.targets``)."""
+    return targets(mask, k, sparse)
 
 
 class PatchSampler:
-    """Draws (x, y, w) batches of ``patch`` x ``patch`` pixels from training regions."""
+    """Draws (x, y, w) batches of ``patch`` x ``patch`` pixels from training regions.
+
+    ``y`` holds class ids (binary: 0 / 1), ``w`` the loss weight (0 = unlabelled, padding).
+    With probability ``fg_oversample`` a patch is centred on a pixel of a class other than
+    background - the class drawn uniformly among those painted, so rare classes are seen
+    as often as common ones; otherwise on any (labelled) pixel.
+    """
 
     def __init__(
         self,
@@ -97,22 +102,27 @@ class PatchSampler:
         sparse: bool,
         fg_oversample: float,
         seed: int,
+        k: int = 2,
     ):
         if not regions:
             raise InputError(
                 "no training region left: annotate more slices or lower the validation fraction"
             )
         self.volumes, self.regions, self.spec = volumes, regions, spec
-        self.patch, self.sparse, self.fg = patch, sparse, fg_oversample
+        self.patch, self.sparse, self.fg, self.k = patch, sparse, fg_oversample, k
         self.rng = np.random.default_rng(seed)
         self.masks = [self._mask(masks, r) for r in regions]
-        self.fg_points = [self._points(m == 1) for m in self.masks]
+        # class_points[c][region] = sampled (y, x) of class c (c >= 1) in that region
+        self.class_points = {c: [self._points(m == c) for m in self.masks] for c in range(1, k)}
+        self.fg_classes = [c for c, pts in self.class_points.items() if any(len(p) for p in pts)]
         self.any_points = [self._points(m > 0) if sparse else None for m in self.masks]
         areas = np.array([r.shape[0] * r.shape[1] for r in regions], np.float64)
         self.p_region = areas / areas.sum()
 
     def _mask(self, masks: list[Volume], r: Region) -> np.ndarray:
-        return read_mask(masks[r.image], r.z, self.sparse, slice(r.y0, r.y1), slice(r.x0, r.x1))
+        return read_mask(
+            masks[r.image], r.z, self.sparse, slice(r.y0, r.y1), slice(r.x0, r.x1), k=self.k
+        )
 
     def _points(self, sel: np.ndarray, limit: int = 20000) -> np.ndarray:
         pts = np.argwhere(sel)
@@ -120,13 +130,22 @@ class PatchSampler:
             pts = pts[self.rng.choice(len(pts), limit, replace=False)]
         return pts
 
-    def _center(self, k: int) -> tuple[int, int]:
-        h, w = self.regions[k].shape
-        if len(self.fg_points[k]) and self.rng.random() < self.fg:
-            return tuple(self.fg_points[k][self.rng.integers(len(self.fg_points[k]))])
+    def _pick(self) -> tuple[int, tuple[int, int]]:
+        """(region, centre) of the next patch."""
+        if self.k > 2 and self.fg_classes and self.rng.random() < self.fg:
+            c = self.fg_classes[int(self.rng.integers(len(self.fg_classes)))]
+            pts = self.class_points[c]
+            sizes = np.array([len(p) for p in pts], np.float64)
+            k = int(self.rng.choice(len(pts), p=sizes / sizes.sum()))
+            return k, tuple(pts[k][self.rng.integers(len(pts[k]))])
+        k = int(self.rng.choice(len(self.regions), p=self.p_region))
+        fg = self.class_points[1][k]
+        if self.k == 2 and len(fg) and self.rng.random() < self.fg:  # binary: as in 0.x
+            return k, tuple(fg[self.rng.integers(len(fg))])
         if self.sparse and len(self.any_points[k]):  # unlabelled pixels teach nothing
-            return tuple(self.any_points[k][self.rng.integers(len(self.any_points[k]))])
-        return int(self.rng.integers(h)), int(self.rng.integers(w))
+            return k, tuple(self.any_points[k][self.rng.integers(len(self.any_points[k]))])
+        h, w = self.regions[k].shape
+        return k, (int(self.rng.integers(h)), int(self.rng.integers(w)))
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cin, p = self.spec.network_channels, self.patch
@@ -134,10 +153,17 @@ class PatchSampler:
         y = np.zeros((n, 1, p, p), np.float32)
         w = np.zeros((n, 1, p, p), np.float32)
         for i in range(n):
-            k = int(self.rng.choice(len(self.regions), p=self.p_region))
-            cy, cx = self._center(k)
+            k, (cy, cx) = self._pick()
             x[i], y[i, 0], w[i, 0] = self.crop(k, cy - p // 2, cx - p // 2)
         return x, y, w
+
+    def class_pixels(self) -> np.ndarray:
+        """Labelled pixels per class (K,) over the regions (for class weights and checks)."""
+        out = np.zeros(self.k, np.int64)
+        for m in self.masks:
+            tgt, wt = target_and_weight(m, self.sparse, self.k)
+            out += np.bincount(tgt[wt > 0].astype(np.int64).ravel(), minlength=self.k)[: self.k]
+        return out
 
     def crop(self, k: int, top: int, left: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Patch at (top, left) in region coordinates, shifted inside the region,
@@ -152,7 +178,9 @@ class PatchSampler:
             slice(r.x0 + left, r.x0 + min(w, left + p)),
         )
         img = network_input(self.volumes[r.image], r.z, self.spec, ys, xs)
-        tgt, wt = target_and_weight(self.masks[k][top : top + p, left : left + p], self.sparse)
+        tgt, wt = target_and_weight(
+            self.masks[k][top : top + p, left : left + p], self.sparse, self.k
+        )
         return pad_patch(img, tgt, wt, p)
 
 

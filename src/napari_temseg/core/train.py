@@ -22,58 +22,25 @@ from typing import Any
 
 import numpy as np
 
+from .classes import ClassTable
 from .config import InputSpec, ModelConfig, TrainConfig
-from .data import annotated_slices, as_mask, as_volume, compute_norm
 from .errors import InputError
 from .modelfile import TrainedModel
 from .progress import Progress, StopToken
-from .sampling import PatchSampler, split_regions, validation_patches
+from .sampling import PatchSampler, validation_patches
 from .threads import Worker
+from .trainset import check_labels, class_table, input_spec, training_regions
 
 FLAT_EPOCHS = 4  # epochs after which an unchanged loss is reported as "not learning"
 
 
-def _as_list(x: Any) -> list:
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-def _inputs(images: Any, masks: Any, channel_axis: int | None, sparse: bool):
-    vols = [as_volume(im, channel_axis=channel_axis) for im in _as_list(images)]
-    mvols_raw = _as_list(masks)
-    if len(vols) != len(mvols_raw):
-        raise InputError(
-            f"got {len(vols)} image(s) but {len(mvols_raw)} mask(s): give one mask per image"
-        )
-    return vols, [as_mask(m, v) for m, v in zip(mvols_raw, vols, strict=False)]
-
-
-def _annotated(mvols: list, annotated: Sequence[int] | None) -> list[tuple[int, int]]:
-    items = [(i, z) for i, m in enumerate(mvols) for z in annotated_slices(m, annotated)]
-    if not items:
-        raise InputError(
-            "no annotated slice: every mask slice is empty. Paint some foreground (label 1) "
-            "on at least one slice, or list the annotated slices explicitly (annotated=[...])"
-        )
-    return items
-
-
-def _check_labels(masks: list[np.ndarray], sparse: bool) -> None:
-    has_fg = any(np.any(m == 1) for m in masks)
-    has_bg = any(np.any(m == 2) for m in masks) if sparse else any(np.any(m == 0) for m in masks)
-    if not has_fg:
-        raise InputError("the masks have no foreground (label 1): paint the structures to segment")
-    if not has_bg:
-        what = (
-            "scribble some background with label 2"
-            if sparse
-            else "leave or paint some background (0)"
-        )
-        raise InputError(
-            f"the masks have no background: {what}, or the model can only learn 'all foreground'"
-        )
-
-
-def _make_net(model_cfg: ModelConfig | None, spec: InputSpec, resume: TrainedModel | None, device):
+def _make_net(
+    model_cfg: ModelConfig | None,
+    spec: InputSpec,
+    resume: TrainedModel | None,
+    device,
+    classes: int = 1,
+):
     from .models import DEFAULT_MODEL, build_model
 
     if resume is not None:
@@ -85,7 +52,7 @@ def _make_net(model_cfg: ModelConfig | None, spec: InputSpec, resume: TrainedMod
             )
         return copy.deepcopy(resume.net).to(device), resume.model_cfg
     base = model_cfg or DEFAULT_MODEL
-    fields = {**base.__dict__, "in_channels": spec.network_channels}
+    fields = {**base.__dict__, "in_channels": spec.network_channels, "classes": classes}
     cfg = ModelConfig(**fields)
     return build_model(cfg).to(device), cfg
 
@@ -101,51 +68,11 @@ def _check_patch(patch: int, model_cfg: ModelConfig) -> None:
         )
 
 
-def _loss_fn(name: str):
-    import torch
-    import torch.nn.functional as F
-
-    def bce(logits, y, w):
-        return (
-            F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w
-        ).sum() / w.sum().clamp_min(1)
-
-    def dice(logits, y, w):
-        p = torch.sigmoid(logits) * w
-        inter = (p * y).sum()
-        return 1 - (2 * inter + 1) / (p.sum() + (y * w).sum() + 1)
-
-    return {"bce": bce, "dice": dice, "bce+dice": lambda lo, y, w: bce(lo, y, w) + dice(lo, y, w)}[
-        name
-    ]
-
-
 def _lr_factor(t: float) -> float:
     """Warm-up over the first 3 %, then cosine decay to 5 % of the base rate."""
     if t < 0.03:
         return 0.1 + 0.9 * t / 0.03
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (t - 0.03) / 0.97)))
-
-
-def _evaluate(net, val, device, amp: bool | str) -> tuple[float, float, bool]:
-    """Dice, IoU over the weighted validation pixels, and whether the prediction is constant."""
-    import torch
-
-    from .device import autocast
-    from .metrics import counts
-
-    x, y, w = val
-    net.eval()
-    preds = []
-    with torch.inference_mode(), autocast(device, amp):
-        for i in range(0, len(x), 4):
-            preds.append((net(torch.from_numpy(x[i : i + 4]).to(device)).float() > 0).cpu().numpy())
-    net.train()
-    pred = np.concatenate(preds)
-    c = counts(pred, y, valid=w > 0)
-    valid_pred = pred[w > 0]
-    constant = valid_pred.size > 0 and (valid_pred.all() or not valid_pred.any())
-    return c.dice, c.iou, bool(constant)
 
 
 def _warning(history: list[dict], constant: bool) -> str | None:
@@ -172,7 +99,7 @@ class _Session:
         masks,
         cfg: TrainConfig,
         model_cfg,
-        context,
+        classes: ClassTable | None,
         channel_axis,
         val_images,
         val_masks,
@@ -182,25 +109,16 @@ class _Session:
         import torch
 
         from .augment import Augmenter
-        from .device import channels_last_pays, resolve_device
+        from .objectives import class_weights, loss_fn
 
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
-        self.device = resolve_device(cfg.device)
-        vols, mvols = _inputs(images, masks, channel_axis, cfg.sparse)
-        items = _annotated(mvols, annotated)
-        if val_images is not None:
-            vv, vm = _inputs(val_images, val_masks, channel_axis, cfg.sparse)
-            val_items = [(i + len(vols), z) for i, z in _annotated(vm, None)]
-            shapes = [v.shape[2:] for v in vols + vv]
-            train_r, _ = split_regions(items, shapes, 0.0, cfg.seed)
-            val_r, _ = split_regions(val_items, shapes, 0.0, cfg.seed)
-            vols, mvols = vols + vv, mvols + vm
-        else:
-            train_r, val_r = split_regions(
-                items, [v.shape[2:] for v in vols], cfg.val_fraction, cfg.seed
-            )
-        self.spec = self._spec(vols, items, context, resume, cfg.intensity_norm)
+        vols, mvols, items, train_r, val_r = training_regions(
+            cfg, images, masks, channel_axis, val_images, val_masks, annotated
+        )
+        self.classes = class_table(cfg, classes, mvols, items, resume)
+        self.spec = input_spec(vols, items, cfg.context, resume, cfg.intensity_norm)
+        k = self.classes.k
         self.sampler = PatchSampler(
             vols,
             mvols,
@@ -210,58 +128,46 @@ class _Session:
             cfg.sparse,
             cfg.foreground_oversample,
             cfg.seed,
+            k=k,
         )
         val_sampler = (
-            PatchSampler(vols, mvols, val_r, self.spec, cfg.patch, cfg.sparse, 0.0, cfg.seed)
+            PatchSampler(vols, mvols, val_r, self.spec, cfg.patch, cfg.sparse, 0.0, cfg.seed, k=k)
             if val_r
             else None
         )
-        _check_labels(self.sampler.masks + (val_sampler.masks if val_sampler else []), cfg.sparse)
+        pixels = self.sampler.class_pixels()
+        check_labels(
+            pixels + (val_sampler.class_pixels() if val_sampler else 0), cfg.sparse, self.classes
+        )
         self.val = validation_patches(val_sampler) if val_sampler else None
-        self.net, self.model_cfg = _make_net(model_cfg, self.spec, resume, self.device)
-        _check_patch(cfg.patch, self.model_cfg)
-        self.amp = "auto" if cfg.amp else False
+        self._model(model_cfg, resume)
+        opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        wd = cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
+        self.opt = opt(self.net.parameters(), lr=cfg.lr, weight_decay=wd)
+        self.augment = Augmenter(cfg.augment, seed=cfg.seed)
+        self.loss_fn = loss_fn(cfg.loss, k, class_weights(pixels, cfg.class_weights))
+        self.history = list(resume.history) if resume is not None else []
+        self.n_train, self.n_val = len(train_r), len(val_r)
+
+    def _model(self, model_cfg: ModelConfig | None, resume: TrainedModel | None) -> None:
+        """The network on the training device, in the memory format that pays there."""
+        import torch
+
+        from .device import channels_last_pays, resolve_device
+
+        self.device = resolve_device(self.cfg.device)
+        self.net, self.model_cfg = _make_net(
+            model_cfg, self.spec, resume, self.device, self.classes.out_channels
+        )
+        _check_patch(self.cfg.patch, self.model_cfg)
+        self.amp = "auto" if self.cfg.amp else False
         # memory format policy (and its measurements): device.channels_last_pays
-        self.channels_last = cfg.channels_last and channels_last_pays(
+        self.channels_last = self.cfg.channels_last and channels_last_pays(
             self.device, self.model_cfg.norm_layer, self.amp
         )
         # (a resumed network may still be in channels_last from predicting with it)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.net = self.net.to(memory_format=fmt)
-        opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        wd = cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
-        self.opt = opt(self.net.parameters(), lr=cfg.lr, weight_decay=wd)
-        self.augment = Augmenter(cfg.augment, seed=cfg.seed)
-        self.loss_fn = _loss_fn(cfg.loss)
-        self.history = list(resume.history) if resume is not None else []
-        self.n_train, self.n_val = len(train_r), len(val_r)
-
-    @staticmethod
-    def _spec(
-        vols, items, context: int, resume: TrainedModel | None, intensity_norm: str
-    ) -> InputSpec:
-        if resume is not None:
-            want, got = resume.input_spec.channels, vols[0].shape[1]
-            if want != got:
-                raise InputError(
-                    f"cannot continue training: the model takes {want} channel(s), "
-                    f"the image has {got}; use the image the model was trained on"
-                )
-            return resume.input_spec
-        if context > 0 and all(v.shape[0] == 1 for v in vols):
-            raise InputError(
-                f"context={context} needs neighbouring slices, but every image is a single slice: "
-                "use context=0 for 2D images"
-            )
-        per_image = [[z for i2, z in items if i2 == i] for i in range(len(vols))]
-        lo, hi = compute_norm(vols, per_image)
-        return InputSpec(
-            channels=vols[0].shape[1],
-            context=context,
-            norm_lo=lo,
-            norm_hi=hi,
-            intensity_norm=intensity_norm,
-        )
 
     def make_batch(self):
         """One training batch as device tensors; augmented here when training on the CPU."""
@@ -350,7 +256,10 @@ class _Loop:
         }
         constant = False
         if s.val is not None:
-            rec["val_dice"], rec["val_iou"], constant = _evaluate(s.net, s.val, s.device, s.amp)
+            from .objectives import validate
+
+            val, constant = validate(s.net, s.val, s.device, s.amp, s.classes.k)
+            rec.update(val)
         score = rec.get("val_dice", self.step)  # without validation the latest model is the best
         if score >= self.best_dice:
             self.best_dice, self.since_best = score, 0
@@ -405,6 +314,7 @@ class _Loop:
             model_cfg=s.model_cfg,
             input_spec=s.spec,
             threshold=s.cfg.threshold,
+            classes=s.classes,
             train_cfg=s.cfg,
             history=s.history,
         )
@@ -427,12 +337,17 @@ def fit(
     val_masks: Any = None,
     annotated: Sequence[int] | None = None,
     resume: TrainedModel | None = None,
+    classes: ClassTable | None = None,
     stop: StopToken | None = None,
     preview: Callable[[], tuple[Any, int] | None] | None = None,
     preview_every: float = 5.0,
 ) -> Generator[Progress, None, TrainedModel]:
     """Train a model on painted masks; see the module docstring.
     Yields Progress, returns the model.
+
+    ``classes``: the class table (names, colours) of the masks; by default it comes from
+    ``train_cfg.classes`` / ``class_names``, a resumed model, or the mask values
+    (``core/classes.py`` has the label conventions).
     """
     cfg = train_cfg or TrainConfig()
     s = _Session(
@@ -440,7 +355,7 @@ def fit(
         masks,
         cfg,
         model_cfg,
-        cfg.context,
+        classes,
         channel_axis,
         val_images,
         val_masks,

@@ -1,0 +1,141 @@
+"""The training set of fit(): images and masks, annotated slices, the class table, the
+training / validation regions and the input normalisation (numpy, CPU side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .classes import ClassTable
+from .config import InputSpec, TrainConfig
+from .data import annotated_slices, as_mask, as_volume, compute_norm, mask_values
+from .errors import InputError
+from .modelfile import TrainedModel
+from .sampling import split_regions
+
+
+def _as_list(x: Any) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def load_inputs(images: Any, masks: Any, channel_axis: int | None, sparse: bool):
+    vols = [as_volume(im, channel_axis=channel_axis) for im in _as_list(images)]
+    mvols_raw = _as_list(masks)
+    if len(vols) != len(mvols_raw):
+        raise InputError(
+            f"got {len(vols)} image(s) but {len(mvols_raw)} mask(s): give one mask per image"
+        )
+    return vols, [as_mask(m, v) for m, v in zip(mvols_raw, vols, strict=False)]
+
+
+def annotated_items(mvols: list, annotated: Sequence[int] | None) -> list[tuple[int, int]]:
+    items = [(i, z) for i, m in enumerate(mvols) for z in annotated_slices(m, annotated)]
+    if not items:
+        raise InputError(
+            "no annotated slice: every mask slice is empty. Paint some foreground (label 1) "
+            "on at least one slice, or list the annotated slices explicitly (annotated=[...])"
+        )
+    return items
+
+
+def check_labels(pixels: np.ndarray, sparse: bool, table: ClassTable) -> None:
+    """Every class must be painted somewhere (binary: the messages of earlier versions)."""
+    if table.binary:
+        if not pixels[1]:
+            raise InputError(
+                "the masks have no foreground (label 1): paint the structures to segment"
+            )
+        if not pixels[0]:
+            what = (
+                "scribble some background with label 2"
+                if sparse
+                else "leave or paint some background (0)"
+            )
+            raise InputError(
+                f"the masks have no background: {what}, or the model can only learn "
+                "'all foreground'"
+            )
+        return
+    missing = [c for c in range(table.k) if not pixels[c]]
+    if missing:
+        names = ", ".join(f"'{table.names[c]}'" for c in missing)
+        values = ", ".join(str(table.value(c, sparse)) for c in missing)
+        many = len(missing) > 1
+        what = (
+            f"classes {names} (labels {values}) have"
+            if many
+            else f"class {names} (label {values}) has"
+        )
+        hint = " (sparse scribbles need background strokes too)" if sparse and 0 in missing else ""
+        raise InputError(
+            f"{what} no painted pixel in the training data{hint}: paint some, or use fewer "
+            "classes (--classes; dense masks number the classes 0..K-1 without gaps)"
+        )
+
+
+def class_table(cfg: TrainConfig, given: ClassTable | None, mvols, items, resume):
+    """The class table of this training: given, from the options, resumed, or inferred."""
+    from .classes import infer_k, resolve
+
+    table = resolve(given, cfg.classes, cfg.class_names)
+    if resume is not None:
+        if table is not None and table.k != resume.classes.k:
+            raise InputError(
+                f"cannot continue training: the model has {resume.classes.k} classes, "
+                f"the data has {table.k}"
+            )
+        return table or resume.classes
+    if table is not None:
+        return table
+    values: set[int] = set()
+    for i, m in enumerate(mvols):
+        values |= mask_values(m, [z for i2, z in items if i2 == i])
+    return ClassTable.default(infer_k(values, cfg.sparse))
+
+
+def training_regions(
+    cfg: TrainConfig, images, masks, channel_axis, val_images, val_masks, annotated
+):
+    """Volumes, masks, annotated (image, z) and the training / validation regions."""
+    vols, mvols = load_inputs(images, masks, channel_axis, cfg.sparse)
+    items = annotated_items(mvols, annotated)
+    if val_images is None:
+        train_r, val_r = split_regions(
+            items, [v.shape[2:] for v in vols], cfg.val_fraction, cfg.seed
+        )
+        return vols, mvols, items, train_r, val_r
+    vv, vm = load_inputs(val_images, val_masks, channel_axis, cfg.sparse)
+    val_items = [(i + len(vols), z) for i, z in annotated_items(vm, None)]
+    shapes = [v.shape[2:] for v in vols + vv]
+    train_r, _ = split_regions(items, shapes, 0.0, cfg.seed)
+    val_r, _ = split_regions(val_items, shapes, 0.0, cfg.seed)
+    return vols + vv, mvols + vm, items, train_r, val_r
+
+
+def input_spec(
+    vols, items, context: int, resume: TrainedModel | None, intensity_norm: str
+) -> InputSpec:
+    if resume is not None:
+        want, got = resume.input_spec.channels, vols[0].shape[1]
+        if want != got:
+            raise InputError(
+                f"cannot continue training: the model takes {want} channel(s), "
+                f"the image has {got}; use the image the model was trained on"
+            )
+        return resume.input_spec
+    if context > 0 and all(v.shape[0] == 1 for v in vols):
+        raise InputError(
+            f"context={context} needs neighbouring slices, but every image is a single slice: "
+            "use context=0 for 2D images"
+        )
+    per_image = [[z for i2, z in items if i2 == i] for i in range(len(vols))]
+    lo, hi = compute_norm(vols, per_image)
+    return InputSpec(
+        channels=vols[0].shape[1],
+        context=context,
+        norm_lo=lo,
+        norm_hi=hi,
+        intensity_norm=intensity_norm,
+    )

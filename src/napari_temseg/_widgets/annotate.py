@@ -1,5 +1,5 @@
-"""Annotate dock: make a mask layer for an image, paint, switch to sparse scribbles,
-see progress.
+"""Annotate dock: make a mask layer for an image, edit its classes, paint, switch to sparse
+scribbles, see progress.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton
 
+from ..adapters import classes as C
 from ..adapters import layers as L
 from ..core.errors import InputError
 from .common import CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, guarded, layer_combo
@@ -16,12 +17,6 @@ from .common import CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, gua
 if TYPE_CHECKING:
     import napari
 
-DENSE_HINT = "Dense mask: paint label 1 = foreground; unpainted = background. Paint whole slices."
-SPARSE_HINT = (
-    "Sparse scribbles: label 1 = foreground, label 2 = background, "
-    "0 = unlabelled (ignored). Switch with the label box or the - / = keys."
-)
-SPARSE_COLORS = {0: "transparent", 1: "magenta", 2: "cyan", None: "transparent"}
 FULL_SCAN_VOXELS = 64_000_000  # above this, a paint stroke re-checks only the slices it touched
 
 
@@ -51,7 +46,7 @@ def summarize(zs: list[int], limit: int = 12) -> str:
 
 
 class AnnotateWidget(Container):
-    """Make ``<image> mask`` and keep track of which slices are annotated."""
+    """Make ``<image> mask``, edit its class table and keep track of annotated slices."""
 
     def __init__(self, viewer: napari.viewer.Viewer):  # napari passes the viewer (by annotation)
         super().__init__(labels=True)
@@ -60,22 +55,16 @@ class AnnotateWidget(Container):
         self.channel_axis = _channel_combo()
         self.new_mask = PushButton(text="New mask")
         self.mask = layer_combo(viewer, "labels", "mask", nullable=True)
-        self.sparse = CheckBox(text="Sparse scribbles (1 = foreground, 2 = background)")
-        self.hint = Label(value=DENSE_HINT)
+        self.classes, self.class_list, buttons = _class_editor()
+        self.add_class, self.rename_class, self.color_class, self.remove_class = buttons
+        self.sparse = CheckBox(text=C.SPARSE_LABEL)
+        self.hint = Label(value=C.DENSE_HINT)
         self.status = Label(value="No mask yet.")
         self.hint.native.setWordWrap(True)
         self.status.native.setWordWrap(True)
-        self.extend(
-            [
-                self.image,
-                self.channel_axis,
-                self.new_mask,
-                self.mask,
-                self.sparse,
-                self.hint,
-                self.status,
-            ]
-        )
+        self.extend([self.image, self.channel_axis, self.new_mask, self.mask, self.classes])
+        self.extend([self.sparse, self.hint, self.status])
+        self.table = C.table_of(None)  # the class table shown (the watched mask's)
         self._painted: dict[int, bool] = {}
         self._watched: Any = None
         self._pending: set[int] | None = set()  # slices to re-check; None = all
@@ -83,9 +72,14 @@ class AnnotateWidget(Container):
         self.new_mask.clicked.connect(self._on_new_mask)
         self.sparse.changed.connect(self._on_sparse)
         self.mask.changed.connect(self._watch)
+        self.class_list.currentRowChanged.connect(self._on_row)
+        slots = (self._on_add, self._on_rename, self._on_color, self._on_remove)
+        for button, slot in zip(buttons, slots, strict=True):
+            button.clicked.connect(slot)
         viewer.dims.events.current_step.connect(self._on_step)
         follow_layers(viewer, self)
         self._watch()
+        self._show_classes()
 
     # --- actions ------------------------------------------------------------------------------
     @guarded("New mask")
@@ -98,6 +92,8 @@ class AnnotateWidget(Container):
             )
         ca = channel_axis_value(self.channel_axis.value)
         layer = L.make_mask(self.viewer, image, ca)
+        if not C.has_table(layer):
+            C.store(layer, C.table_of(layer))  # the binary default
         shape_yx = L.layer_data(layer).shape[-2:]
         self.reset_choices()
         self.mask.value = layer
@@ -108,18 +104,93 @@ class AnnotateWidget(Container):
         self._on_sparse()
 
     def _on_sparse(self, *_: Any) -> None:
-        sparse = bool(self.sparse.value)
-        self.hint.value = SPARSE_HINT if sparse else DENSE_HINT
-        layer = self.mask.value
-        if layer is None:
-            return
-        if L.is_ours(layer):
-            layer.metadata[L.TAG]["sparse"] = sparse
-        if sparse:
-            from napari.utils.colormaps import DirectLabelColormap
+        sparse, layer = bool(self.sparse.value), self.mask.value
+        c = self.class_list.currentRow()
+        if layer is not None:
+            if L.is_ours(layer):
+                layer.metadata[L.TAG]["sparse"] = sparse
+            C.apply_colors(layer, self.table, sparse)
+            layer.selected_label = self.table.value(c if 0 <= c < self.table.k else 1, sparse)
+        self._show_classes()
 
-            layer.colormap = DirectLabelColormap(color_dict=SPARSE_COLORS)
-        layer.selected_label = 1
+    # --- the class table ----------------------------------------------------------------------
+    def _target(self, need_row: bool = True) -> tuple[Any, int]:
+        layer, c = self.mask.value, self.class_list.currentRow()
+        if layer is None:
+            raise InputError("no mask layer: pick one or click 'New mask' first")
+        if need_row and not 0 <= c < self.table.k:
+            raise InputError("select a class in the list first")
+        return layer, c
+
+    def _changed(self, layer: Any, select: int, msg: str = "", table: Any = None) -> None:
+        if table is not None:
+            C.store(layer, table)
+        self.table = C.table_of(layer)
+        sparse = bool(self.sparse.value)
+        C.apply_colors(layer, self.table, sparse)
+        layer.selected_label = self.table.value(select, sparse)
+        self._show_classes()
+        if msg:
+            from napari.utils.notifications import show_info
+
+            show_info(msg)
+
+    @guarded("Add class")
+    def _on_add(self, *_: Any) -> None:
+        layer, _c = self._target(need_row=False)
+        table, msg = C.add_class(layer, bool(self.sparse.value))
+        self._changed(layer, table.k - 1, msg)
+
+    @guarded("Rename class")
+    def _on_rename(self, *_: Any) -> None:
+        layer, c = self._target()
+        from qtpy.QtWidgets import QInputDialog
+
+        old = self.table.names[c]
+        name, ok = QInputDialog.getText(self.native, "Rename class", "Class name:", text=old)
+        if ok and name.strip():
+            self._changed(layer, c, table=C.renamed(self.table, c, name.strip()))
+
+    @guarded("Class colour")
+    def _on_color(self, *_: Any) -> None:
+        layer, c = self._target()
+        from qtpy.QtGui import QColor
+        from qtpy.QtWidgets import QColorDialog
+
+        color = QColorDialog.getColor(QColor(self.table.colors[c]), self.native, "Class colour")
+        if color.isValid():
+            self._changed(layer, c, table=C.recolored(self.table, c, color.name()))
+
+    @guarded("Remove class")
+    def _on_remove(self, *_: Any) -> None:
+        layer, c = self._target()
+        table, msg = C.remove_class(layer, c, bool(self.sparse.value))
+        self._changed(layer, min(c, table.k - 1), msg)
+
+    def _show_classes(self) -> None:
+        table, sparse = self.table, bool(self.sparse.value)
+        was = self.class_list.blockSignals(True)  # no label change while the rows are rebuilt
+        self.class_list.clear()
+        for c, color in enumerate(C.shown_colors(table, sparse)):
+            self.class_list.addItem(_class_item(color, C.item_text(table, c, sparse)))
+        self.class_list.blockSignals(was)
+        self.hint.value = C.hint(table, sparse)
+        self.sparse.text = C.sparse_label(table)
+        self._follow_label()
+
+    def _follow_label(self, *_: Any) -> None:
+        """Select the class that napari's label box paints (none: a value outside the table)."""
+        layer, row = self._watched, -1
+        if layer is not None:
+            c = self.table.class_of(int(layer.selected_label), bool(self.sparse.value))
+            row = c if c is not None and 0 <= c < self.table.k else -1
+        self.class_list.setCurrentRow(row)  # -> _on_row: the same label again, a no-op
+
+    def _on_row(self, row: int) -> None:
+        layer = self._watched
+        if layer is None or not 0 <= row < self.table.k:
+            return
+        layer.selected_label = self.table.value(row, bool(self.sparse.value))
 
     # --- annotated-slice bookkeeping ----------------------------------------------------------
     def _watch(self, *_: Any) -> None:
@@ -129,13 +200,18 @@ class AnnotateWidget(Container):
         if old is not None:
             old.events.paint.disconnect(self._on_paint)
             old.events.data.disconnect(self._recount)
+            old.events.selected_label.disconnect(self._follow_label)
         self._watched = new
+        self.table = C.table_of(new)
         if new is not None:
             new.events.paint.connect(self._on_paint)
             new.events.data.connect(self._recount)
+            new.events.selected_label.connect(self._follow_label)
             meta = new.metadata.get(L.TAG) if L.is_ours(new) else None
             if isinstance(meta, dict) and "sparse" in meta:
-                self.sparse.value = bool(meta["sparse"])
+                with self.sparse.changed.blocked():  # the mask's own colours and label stay
+                    self.sparse.value = bool(meta["sparse"])
+        self._show_classes()
         self._recount()
 
     def _recount(self, *_: Any) -> None:
@@ -201,6 +277,31 @@ def _single_shot(ms: int, slot: Any) -> Any:
     t.setInterval(ms)
     t.timeout.connect(slot)
     return t
+
+
+def _class_editor() -> tuple[Any, Any, list]:
+    """The class list (colour swatch, 'value: name') above a row of buttons."""
+    from qtpy.QtWidgets import QListWidget
+
+    buttons = [PushButton(text=t) for t in ("Add class", "Rename", "Colour…", "Remove")]
+    buttons[3].tooltip = "Remove the last class (only if nothing is painted with it)"
+    row = Container(layout="horizontal", labels=False, widgets=buttons)
+    box = Container(label="classes", labels=False, widgets=[row])
+    row.margins = box.margins = (0, 0, 0, 0)
+    rows = QListWidget()
+    rows.setMaximumHeight(110)
+    rows.setToolTip("Click a class to paint it (sets the label of the mask layer)")
+    box.native.layout().insertWidget(0, rows)
+    return box, rows, buttons
+
+
+def _class_item(color: str, text: str) -> Any:
+    from qtpy.QtGui import QColor, QIcon, QPixmap
+    from qtpy.QtWidgets import QListWidgetItem
+
+    swatch = QPixmap(14, 14)
+    swatch.fill(QColor(color))
+    return QListWidgetItem(QIcon(swatch), text)
 
 
 def _channel_combo():

@@ -317,3 +317,34 @@ def test_model_config_classes_is_derived_from_the_table():
         from napari_temseg.core.modelfile import TrainedModel
 
         TrainedModel(None, ModelConfig(), InputSpec(), classes=ClassTable(("a", "b", "c")))
+
+
+# --- console API ------------------------------------------------------------------------
+
+
+def test_api_k_classes_end_to_end(trained, capsys):
+    from napari_temseg import api
+
+    img, lab, model = trained
+    prob, labels = api.predict(model, img, tile=64, device="cpu", verbose=False)
+    assert prob.shape == (3, 3, 64, 64) and prob.dtype == np.float16
+    assert labels.shape == (3, 64, 64) and labels.max() <= 2
+    res = api.evaluate(labels, lab, classes=model)
+    out = capsys.readouterr().out
+    assert "mean IoU" in out and "disks" in out and "confusion matrix" in out
+    assert res["overall"]["mean_iou_fg"] > 0.5
+    rows = api.class_fractions(labels, classes=["m", "d", "s"])
+    assert rows[-1]["slice"] == "all" and sum(rows[-1][n] for n in "mds") == pytest.approx(1.0)
+    prob2d, lab2d = api.predict(model, img[0], tile=64, device="cpu", verbose=False)
+    assert prob2d.shape == (3, 64, 64) and lab2d.shape == (64, 64)
+
+
+def test_api_train_takes_class_names(capsys):
+    from napari_temseg import api
+
+    img, lab = three_classes(z=2, size=48)
+    opts = dict(epochs=1, seconds=None, steps_per_epoch=1, patch=48, device="cpu")
+    model = api.train(img, lab, class_names=["bg", "a", "b"], verbose=False, **opts)
+    assert model.classes.names == ("bg", "a", "b")
+    with pytest.raises(ConfigError, match="classes=4 but 3 class names"):
+        api.train(img, lab, classes=4, class_names="bg,a,b", verbose=False, **opts)

@@ -157,10 +157,13 @@ def test_docks_expose_every_option_with_the_same_default(make_napari_viewer):
         assert getattr(train, o.name, None) is train.form.widgets[o.name], o.name
         assert train.form.value(o.name) == o.default, o.name
     assert train.configs() == (TrainConfig(), ModelConfig())
+    slider = ("threshold", "min_confidence")  # one slider: binary threshold / K-class floor
     for o in O.all_options(*O.PREDICT_CLASSES):
-        assert hasattr(predict, o.name), o.name  # threshold: the slider
-        if o.name != "threshold":
-            assert predict.form.value(o.name) == o.default, o.name
+        if o.name in slider:
+            assert o.name not in predict.form.widgets
+            continue
+        assert getattr(predict, o.name) is predict.form.widgets[o.name], o.name
+        assert predict.form.value(o.name) == o.default, o.name
     # the slider starts at the model's threshold (what threshold=None means elsewhere)
     assert predict.config() == PredictConfig(threshold=predict.threshold.value)
 

@@ -233,7 +233,7 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
     predict.threshold.value = round(t, 2)
     _wait(qtbot, predict, 60_000)
     np.testing.assert_array_equal(np.asarray(labels[:]), (p >= round(t, 2)).astype(np.uint8))
-    assert predict.status.value == f"Labels re-thresholded at {round(t, 2):.2f}."
+    assert predict.status.value == f"Labels re-made at threshold {round(t, 2):.2f}."
 
 
 def test_threshold_moved_while_predicting_is_applied_at_the_end(docks, qtbot):

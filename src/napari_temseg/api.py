@@ -26,11 +26,21 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import numpy as np
+
 from .core.errors import InputError
 from .core.options import PREDICT_CLASSES, TRAIN_CLASSES, all_options, predict_config, train_configs
 from .core.progress import StopToken
 
-__all__ = ["train", "predict", "evaluate", "load_model", "new_mask"]
+__all__ = [
+    "train",
+    "predict",
+    "evaluate",
+    "class_fractions",
+    "load_model",
+    "new_mask",
+    "classes_of",
+]
 
 
 def _is_layer(x: Any) -> bool:
@@ -79,6 +89,13 @@ def _sparse_from_layer(mask: Any) -> bool:
     return bool(meta.get("sparse")) if isinstance(meta, dict) else False
 
 
+def classes_of(layer: Any) -> Any:
+    """The class table (ClassTable) recorded on a layer (Annotate dock), or None."""
+    from .adapters.layers import classes_of as read
+
+    return read(layer)
+
+
 def _drive(gen: Any, stop: StopToken, verbose: bool) -> Any:
     from .cli.progress import drive
 
@@ -100,7 +117,10 @@ def train(
 
     ``resume``: a TrainedModel to continue training ("Continue training"). ``annotated``:
     the slices to learn from, even empty ones (default: the slices with paint).
-    ``sparse`` defaults to what the Annotate dock recorded on the mask layer. Options:
+    ``sparse`` defaults to what the Annotate dock recorded on the mask layer, and the
+    classes (names, colours) to the mask layer's class table (Annotate dock); without one,
+    ``classes`` / ``class_names`` or the mask values decide (0..K-1; K = 2 is binary).
+    Options:
     """
     from .adapters.runtime import avoid_triton_llvm_clash
     from .core.train import fit
@@ -109,6 +129,7 @@ def train(
     if "sparse" not in options:
         options["sparse"] = _sparse_from_layer(mask)
     tcfg, mcfg = train_configs(options)
+    table = None if _is_class_option(options) else classes_of(mask)
     img, _, _ = _image(image, channel_axis)
     stop = stop if stop is not None else StopToken()
     gen = fit(
@@ -119,9 +140,14 @@ def train(
         channel_axis=None if _layers_in(image) else channel_axis,
         annotated=annotated,
         resume=resume,
+        classes=table,
         stop=stop,
     )
     return _drive(gen, stop, verbose)
+
+
+def _is_class_option(options: dict) -> bool:
+    return options.get("classes") is not None or options.get("class_names") is not None
 
 
 def predict(
@@ -137,6 +163,11 @@ def predict(
     **options: Any,
 ) -> tuple:
     """Segment ``image`` (the Predict dock); returns (probability, labels).
+
+    A K-class model returns probabilities with a class axis before Y ((Z, K, Y, X) or
+    (K, Y, X), float16 by default) and class ids as labels (0 = background; ``K`` =
+    'unsure' where the top class is below ``min_confidence``); in the viewer one
+    probability layer per class and a prediction coloured from the model's class table.
 
     With ``uncertainty=True`` (needs ``tta=True``) it returns (probability, labels,
     uncertainty). ``model``: a TrainedModel or a model file path. With ``viewer``, the
@@ -158,7 +189,8 @@ def predict(
     if isinstance(img, list):
         raise InputError("predict takes one image (or a list of layers used as its channels)")
     vol = as_volume(img, channel_axis=None if layer is not None else channel_axis)
-    prob, labels, unc, _ = O.output_arrays(L.spatial_shape(vol, two_d), cfg)
+    k = model.classes.k
+    prob, labels, unc, _ = O.output_arrays(L.spatial_shape(vol, two_d), cfg, k=k)
     stop = stop if stop is not None else StopToken()
     _drive(
         predict_stack(
@@ -177,7 +209,7 @@ def predict(
     if viewer is not None:
         src = name or (layer.name if layer is not None else "image")
         tr = L.transform(layer, channel_axis) if layer is not None else {}
-        O.show_outputs(viewer, src, prob, labels, unc, **tr)
+        O.show_outputs(viewer, src, prob, labels, unc, classes=model.classes, **tr)
     return (prob, labels) if unc is None else (prob, labels, unc)
 
 
@@ -204,18 +236,56 @@ _with_options(train, TRAIN_CLASSES)
 _with_options(predict, PREDICT_CLASSES)
 
 
-def evaluate(pred: Any, truth: Any, verbose: bool = True) -> dict:
-    """Dice / IoU / precision / recall overall and per slice (the Evaluate dock)."""
-    from .core.metrics import evaluate_stack
+def evaluate(pred: Any, truth: Any, classes: Any = None, verbose: bool = True) -> dict:
+    """Dice / IoU / precision / recall overall and per slice (the Evaluate dock).
 
-    res = evaluate_stack(_data(pred), _data(truth))
+    Multi-class (``classes``: a TrainedModel, a ClassTable, a list of names, or taken from
+    the prediction layer's class table): per-class scores, mean IoU with and without
+    background, the confusion matrix and per-slice class shares.
+    """
+    from .core.metrics import evaluate_classes, evaluate_stack
+
+    table = _table(classes, pred)
+    if table is None or table.binary:
+        res = evaluate_stack(_data(pred), _data(truth))
+        if verbose:
+            o = res["overall"]
+            print(
+                f"Dice {o['dice']:.3f}  IoU {o['iou']:.3f}  precision {o['precision']:.3f}  "
+                f"recall {o['recall']:.3f}"
+            )
+        return res
+    res = evaluate_classes(_data(pred), _data(truth), table.names)
     if verbose:
-        o = res["overall"]
-        print(
-            f"Dice {o['dice']:.3f}  IoU {o['iou']:.3f}  precision {o['precision']:.3f}  "
-            f"recall {o['recall']:.3f}"
-        )
+        from .core.report import class_table_text
+
+        print(class_table_text(res))
     return res
+
+
+def class_fractions(labels: Any, classes: Any = None) -> list[dict]:
+    """Area (2D) / volume share of every class per slice and overall ('all'), e.g. the phase
+    fractions of a FIB-SEM volume; ``classes`` as in :func:`evaluate`."""
+    from .core.classes import ClassTable
+    from .core.metrics import class_fractions as fractions
+
+    table = _table(classes, labels)
+    if table is None:
+        data = _data(labels)
+        table = ClassTable.default(max(2, int(np.max(data)) + 1))
+    return fractions(_data(labels), table.names)
+
+
+def _table(classes: Any, layer: Any) -> Any:
+    from .core.classes import ClassTable
+
+    if classes is None:
+        return classes_of(layer)
+    if isinstance(classes, ClassTable):
+        return classes
+    if hasattr(classes, "classes") and isinstance(classes.classes, ClassTable):
+        return classes.classes  # a TrainedModel
+    return ClassTable(tuple(classes))
 
 
 def load_model(path: Any, device: str = "cpu"):

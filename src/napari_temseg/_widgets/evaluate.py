@@ -1,10 +1,14 @@
-"""Evaluate dock: Dice / IoU / precision / recall of a segmentation against ground truth."""
+"""Evaluate dock: Dice / IoU / precision / recall of a segmentation against ground truth.
+
+K classes (a layer with a class table, e.g. a K-class prediction): per-class scores, mean
+IoU with and without background, the confusion matrix, per-slice IoU and class shares,
+one table at a time (the "show" box)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import Container, Label, PushButton
+from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from ..adapters import layers as L
 from ..core.errors import InputError
@@ -27,12 +31,34 @@ def _table():
     return t
 
 
-def _fill(table: Any, rows: list[dict]) -> None:
+VIEWS = ("per class", "confusion matrix", "per slice: IoU", "per slice: class shares")
+
+
+def class_rows(res: dict, view: str) -> tuple[list[str], list[dict]]:
+    """(headers, rows) of one view of a multi-class result (``metrics.evaluate_classes``)."""
+    names = res["names"]
+    if view == "per class":
+        keys = ["name", "dice", "iou", "precision", "recall", "true_share", "pred_share"]
+        return keys, [{k: c[k] for k in keys} for c in res["overall"]["classes"]]
+    if view == "confusion matrix":
+        heads = ["truth \\ prediction", *names, "unsure"]
+        return heads, [
+            dict(zip(heads, [n, *row], strict=True))
+            for n, row in zip(names, res["confusion"], strict=True)
+        ]
+    prefix = "iou " if view == "per slice: IoU" else "share "
+    heads = ["slice", "mean_iou", "mean_iou_fg"] if prefix == "iou " else ["slice"]
+    heads += [prefix + n for n in names]
+    return heads, [{k: r[k] for k in heads} for r in res["per_slice"]]
+
+
+def _fill(table: Any, rows: list[dict], columns: Any = COLUMNS) -> None:
     from qtpy.QtWidgets import QTableWidgetItem
 
+    table.setColumnCount(len(columns))
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
-        for c, key in enumerate(COLUMNS):
+        for c, key in enumerate(columns):
             v = row[key]
             table.setItem(
                 r, c, QTableWidgetItem(str(v) if isinstance(v, (int, str)) else f"{v:.3f}")
@@ -63,11 +89,13 @@ class EvaluateWidget(Container):
         self.run_btn = PushButton(text="Evaluate")
         self.summary = Label(value="Pick a segmentation and its ground truth, then Evaluate.")
         self.summary.native.setWordWrap(True)
-        self.extend([self.pred, self.truth, self.run_btn, self.summary])
+        self.view = ComboBox(label="show", choices=VIEWS, value=VIEWS[0], visible=False)
+        self.extend([self.pred, self.truth, self.run_btn, self.summary, self.view])
         self.table = _table()
         add_qwidget(self, self.table)
         self.result: dict | None = None
         self.run_btn.clicked.connect(self._on_run)
+        self.view.changed.connect(lambda *_: self._show_classes())
         follow_layers(viewer, self)
 
     @guarded("Evaluate")
@@ -85,6 +113,15 @@ class EvaluateWidget(Container):
                 f"'{pred.name}' {tuple(p.shape)} and '{truth.name}' {tuple(t.shape)} "
                 "differ in shape: compare layers made from the same image"
             )
+        table = L.classes_of(pred) or L.classes_of(truth)
+        multi = table is not None and not table.binary
+        self.view.visible = multi
+        if multi:
+            from ..core.metrics import evaluate_classes
+
+            self.result = evaluate_classes(p, t, table.names)
+            return self._show_classes()
+        self.table.setHorizontalHeaderLabels(["slice", "Dice", "IoU", "Precision", "Recall"])
         self.result = res = evaluate_stack(p, t)
         o = res["overall"]
         self.summary.value = (
@@ -92,3 +129,16 @@ class EvaluateWidget(Container):
             f"{o['precision']:.3f}, recall {o['recall']:.3f}"
         )
         _fill(self.table, [{"slice": "all", **o}] + res["per_slice"])
+
+    def _show_classes(self) -> None:
+        res = self.result
+        if not res or "names" not in res:
+            return
+        o = res["overall"]
+        self.summary.value = (
+            f"Overall ({len(res['names'])} classes): mean IoU {o['mean_iou']:.3f}, without "
+            f"background {o['mean_iou_fg']:.3f}, pixel accuracy {o['accuracy']:.3f}"
+        )
+        heads, rows = class_rows(res, self.view.value)
+        _fill(self.table, rows, heads)
+        self.table.setHorizontalHeaderLabels(heads)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 
 from ..core.options import Option, all_options
 
@@ -49,6 +49,9 @@ def make_widget(o: Option) -> Any:
         choices = ([o.none] if o.optional else []) + list(o.choices)
         value = o.none if o.default is None else o.default
         w = ComboBox(choices=choices, value=value)
+    elif o.kind is str:  # free text (class names); empty = the word for None
+        w = LineEdit(value=o.default or "")
+        w.native.setPlaceholderText(o.none or "")
     else:
         w = _number(o)
     w.tooltip = f"{o.help} (default: {o.text(o.default)})"
@@ -85,6 +88,8 @@ class OptionForm:
     def value(self, name: str) -> Any:
         o, w = self.options[name], self.widgets[name]
         v = w.value
+        if isinstance(w, LineEdit):
+            return v.strip() or None if o.optional else v
         if o.optional and (v == o.none or (o.kind is not str and v <= w.min)):
             return None
         return o.kind(v)
@@ -92,7 +97,7 @@ class OptionForm:
     def set_value(self, name: str, value: Any) -> None:
         o, w = self.options[name], self.widgets[name]
         if value is None:
-            w.value = o.none if o.choices else w.min
+            w.value = "" if isinstance(w, LineEdit) else (o.none if o.choices else w.min)
         else:
             w.value = value
 

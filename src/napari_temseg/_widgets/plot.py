@@ -1,4 +1,5 @@
-"""A tiny live plot (QPainter, no matplotlib): training loss and validation Dice vs step."""
+"""A tiny live plot (QPainter, no matplotlib): training loss and validation Dice vs step
+(K-class models: also each class's validation Dice, dashed, in the class colour)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,20 @@ class LivePlot(QWidget):
         self.max_points = max_points
         self.loss: list[tuple[float, float]] = []
         self.dice: list[tuple[float, float]] = []
+        # K-class models: validation Dice per class other than background, in its colour
+        self.classes: dict[str, list[tuple[float, float]]] = {}
+        self.class_colors: dict[str, QColor] = {}
 
     def clear(self) -> None:
-        self.loss, self.dice = [], []
+        self.loss, self.dice, self.classes = [], [], {}
+        self.update()
+
+    def add_classes(self, step: float, names, colors, dice) -> None:
+        """Per-class validation Dice (thin lines) of the classes other than background."""
+        for name, color, d in list(zip(names, colors, dice, strict=False))[1:]:
+            if d is not None and math.isfinite(d):
+                self.classes.setdefault(name, []).append((float(step), float(d)))
+                self.class_colors[name] = QColor(color)
         self.update()
 
     def last_x(self) -> float:
@@ -35,7 +47,7 @@ class LivePlot(QWidget):
             self.loss.append((float(step), float(loss)))
         if dice is not None and math.isfinite(dice):
             self.dice.append((float(step), float(dice)))
-        for series in (self.loss, self.dice):
+        for series in (self.loss, self.dice, *self.classes.values()):
             if len(series) > self.max_points:  # keep every other point: bounded cost per repaint
                 del series[1:-1:2]
         self.update()
@@ -66,9 +78,13 @@ class LivePlot(QWidget):
             p.drawPolyline(self._polyline(self.loss, x0, x1, lo, hi, rect))
             p.drawText(2, rect.top() + 10, f"{hi:.2g}")
             p.drawText(rect.left(), 12, f"loss {ys[-1]:.3f}")
+        for name, pts in self.classes.items():
+            p.setPen(QPen(self.class_colors[name], 1.0, Qt.PenStyle.DashLine))
+            p.drawPolyline(self._polyline(pts, x0, x1, 0.0, 1.0, rect))
         if self.dice:
             p.setPen(QPen(DICE_COLOR, 1.5))
             p.drawPolyline(self._polyline(self.dice, x0, x1, 0.0, 1.0, rect))
             p.drawText(rect.right() + 4, rect.top() + 10, "1.0")
-            p.drawText(rect.center().x(), 12, f"val Dice {self.dice[-1][1]:.3f}")
+            what = "mean val Dice" if self.classes else "val Dice"
+            p.drawText(rect.center().x(), 12, f"{what} {self.dice[-1][1]:.3f}")
         p.end()

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     import napari
 
 SESSION, FILE = "trained in this session", "model file"
+TIPS = {
+    False: "labels = probability >= threshold; starts at the model's threshold",
+    True: "pixels whose most likely class is less probable than this get the label "
+    "K ('unsure', white); 0 = off. Re-labels without predicting again",
+}
 REFRESH_S = 0.3  # layers are refreshed at most this often while slices stream in
 
 
@@ -49,16 +54,15 @@ class PredictWidget(Container):
         self.channel_axis = ComboBox(
             label="channel axis", choices=CHANNEL_AXIS_CHOICES, value="auto"
         )
-        self.form = OptionForm((PredictConfig,), skip=("threshold",))  # threshold: the slider
+        # the slider is the threshold (binary) or the minimum confidence (K classes)
+        self.form = OptionForm((PredictConfig,), skip=("threshold", "min_confidence"))
         self.form.attach(self)
         self.run_btn = PushButton(text="Predict")
         self.cancel_btn = PushButton(text="Cancel", enabled=False)
         self.threshold = FloatSlider(
             label="threshold 0.50", value=0.5, min=0.01, max=0.99, step=0.01, tracking=False
         )
-        self.threshold.tooltip = (
-            "labels = probability >= threshold; starts at the model's threshold"
-        )
+        self.threshold.tooltip = TIPS[False]
         self.status = Label(value="Train a model (Train dock) or choose a model file.")
         self.status.native.setWordWrap(True)
         self.extend(
@@ -133,7 +137,14 @@ class PredictWidget(Container):
             return
         self.model_info.value = repr(model)
         if self.job is None or not self.job.running:
-            self.threshold.value = float(model.threshold)
+            multi = not model.classes.binary
+            self.threshold.min = 0.0 if multi else 0.01
+            self.threshold.value = 0.0 if multi else float(model.threshold)
+            self.threshold.tooltip = TIPS[multi]
+            self._label_slider(self.threshold.value, multi)
+
+    def _label_slider(self, value: float, multi: bool) -> None:
+        self.threshold.label = f"{'minimum confidence' if multi else 'threshold'} {value:.2f}"
 
     # --- predict ------------------------------------------------------------------------------
     def _inputs(self, model: Any) -> tuple:
@@ -150,9 +161,12 @@ class PredictWidget(Container):
             )
         return layers, (ca if len(layers) == 1 else None), vol
 
-    def config(self) -> PredictConfig:
-        """The PredictConfig of the form and the threshold slider (as the CLI builds one)."""
-        return predict_config({**self.form.values(), "threshold": float(self.threshold.value)})
+    def config(self, model: Any = None) -> PredictConfig:
+        """The PredictConfig of the form and the slider (as the CLI builds one): the
+        threshold of a binary model, the minimum confidence of a K-class one."""
+        multi = model is not None and not model.classes.binary
+        key = "min_confidence" if multi else "threshold"
+        return predict_config({**self.form.values(), key: float(self.threshold.value)})
 
     @guarded("Predict")
     def _on_run(self, *_: Any) -> None:
@@ -161,18 +175,21 @@ class PredictWidget(Container):
         if self.job is not None and self.job.running:
             raise InputError("a prediction is running: Cancel it first")
         model = self.model()
-        cfg = self.config()
+        cfg = self.config(model)
         layers, ca, vol = self._inputs(model)
-        prob, labels, unc, folder = O.output_arrays(L.spatial_shape(vol, L.is_2d(layers, ca)), cfg)
+        shape = L.spatial_shape(vol, L.is_2d(layers, ca))
+        prob, labels, unc, folder = O.output_arrays(shape, cfg, k=model.classes.k)
+        tr = L.transform(layers[0], ca)
         out = O.show_outputs(
-            self.viewer, layers[0].name, prob, labels, unc, **L.transform(layers[0], ca)
+            self.viewer, layers[0].name, prob, labels, unc, classes=model.classes, **tr
         )
         self.result = {
             "prob": prob,
             "labels": labels,
             **out,
             "cfg": cfg,
-            "threshold": cfg.threshold,
+            "classes": model.classes,
+            "threshold": cfg.threshold if model.classes.binary else cfg.min_confidence,
             "folder": folder,
             "res": None,
         }
@@ -204,8 +221,9 @@ class PredictWidget(Container):
         self.cancel_btn.enabled = running
 
     def _refresh(self) -> None:
-        for key in ("prob_layer", "labels_layer", "unc_layer"):
-            layer = self.result.get(key)
+        r = self.result
+        layers = [r.get(k) for k in ("labels_layer", "unc_layer")] + (r.get("prob_layers") or [])
+        for layer in [r.get("prob_layer"), *layers]:
             if layer is not None and layer in self.viewer.layers:
                 layer.refresh()
 
@@ -217,7 +235,8 @@ class PredictWidget(Container):
     def _on_done(self, res: Any) -> None:
         self.result["res"] = res
         self._refresh()
-        z = self.result["prob"].shape[0] if self.result["prob"].ndim == 3 else 1
+        labels = self.result["labels"]
+        z = labels.shape[0] if labels.ndim == 3 else 1
         head = (
             f"Cancelled: {len(res.slices)} of {z} slice(s) done"
             if res.stopped
@@ -225,7 +244,8 @@ class PredictWidget(Container):
         )
         self.status.value = (
             f"{head} in {res.seconds:.1f} s ({res.mpix_per_s:.2f} Mpix/s on "
-            f"{res.device}). Move the threshold slider to re-threshold."
+            f"{res.device}). Move the {self.threshold.label.rsplit(' ', 1)[0]} slider to "
+            "re-label."
         )
 
     def _finished(self) -> None:
@@ -242,8 +262,9 @@ class PredictWidget(Container):
     # --- threshold ----------------------------------------------------------------------------
     @guarded("Threshold")
     def _on_threshold(self, value: float) -> None:
-        self.threshold.label = f"threshold {value:.2f}"
         r = self.result
+        multi = bool(r) and not r["classes"].binary
+        self._label_slider(value, multi)
         if not r or (self.job is not None and self.job.running):
             return  # applied when the running prediction finishes
         if r["prob_layer"] not in self.viewer.layers:
@@ -252,14 +273,15 @@ class PredictWidget(Container):
             self._new_labels_layer()  # the user's (edited or deleted) layer is left alone
         r["threshold"] = float(value)
         prob, labels, cfg = r["prob"], r["labels"], r["cfg"]
-        plain = not (cfg.min_size or cfg.fill_holes or cfg.instances)
+        plain = not (cfg.min_size or cfg.fill_holes or cfg.instances or multi)
         if plain and isinstance(prob, np.ndarray) and isinstance(labels, np.ndarray):
             scale = 255 if prob.dtype == np.uint8 else 1
             np.greater_equal(prob, value * scale, out=labels, casting="unsafe")  # instant, in place
             r["labels_layer"].refresh()
             return
+        relabel = O.relabel if multi else O.rethreshold
         self.job = start_worker(
-            O.rethreshold(prob, labels, float(value), cfg),
+            relabel(prob, labels, float(value), cfg),
             self._refresh_progress,
             lambda _: self._rethresholded(float(value)),
             desc="Re-threshold",
@@ -273,6 +295,8 @@ class PredictWidget(Container):
         source = r["prob_layer"].metadata[L.TAG]["source"]
         r["labels"] = O.zeros_like(r["labels"])
         tr = {k: tuple(getattr(r["prob_layer"], k)) for k in ("scale", "translate")}
+        if not r["classes"].binary:
+            tr["colormap"] = O.labels_colormap(r["classes"])
         r["labels_layer"] = L.put_layer(
             self.viewer,
             "labels",
@@ -286,7 +310,8 @@ class PredictWidget(Container):
 
     def _rethresholded(self, value: float) -> None:
         self._refresh()
-        self.status.value = f"Labels re-thresholded at {value:.2f}."
+        what = "threshold" if self.result["classes"].binary else "minimum confidence"
+        self.status.value = f"Labels re-made at {what} {value:.2f}."
 
     def _refresh_progress(self, p: Any) -> None:
         self.status.value = p.line()

@@ -6,6 +6,7 @@ import collections
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
 from ..adapters import layers as L
@@ -46,6 +47,7 @@ class TrainWidget(Container):
         self._preview_zs: collections.deque = collections.deque(maxlen=8)
         self._view_z = 0
         self._warned: set[str] = set()
+        self._classes: Any = None  # the class table of the run (None: binary or inferred)
         self._run_info: dict = {}
         self._step0 = 0
         self.start_btn.clicked.connect(lambda: self._start(resume=False))
@@ -142,6 +144,7 @@ class TrainWidget(Container):
             raise InputError("training is already running: Stop it first")
         layers, ca, vol, mask = self._inputs()
         cfg, mcfg = self.configs()
+        self._classes = self._class_table(resume)
         if resume and self.model is None:
             raise InputError("no model to continue: Start training first")
         self._run_info = {
@@ -158,6 +161,7 @@ class TrainWidget(Container):
             train_cfg=cfg,
             model_cfg=mcfg,
             resume=self.model if resume else None,
+            classes=self._classes,
             stop=stop,
             preview=self._preview_request if self.preview.value else None,
             preview_every=self.preview_every,
@@ -220,6 +224,12 @@ class TrainWidget(Container):
     # --- worker callbacks (GUI thread) ----------------------------------------------------------
     def _on_progress(self, p: Any) -> None:
         self.plot.add(self._step0 + p.step, p.loss, p.val_dice)
+        rec = (p.extra or {}).get("epoch_record") or {}
+        if "val_dice_classes" in rec:
+            from ..core.classes import ClassTable
+
+            t = self._classes or ClassTable.default(len(rec["val_dice_classes"]))
+            self.plot.add_classes(self._step0 + p.step, t.names, t.colors, rec["val_dice_classes"])
         show_fraction(self.bar, p)
         self.status.value = p.line()
         if p.warning and p.warning not in self._warned:
@@ -237,11 +247,15 @@ class TrainWidget(Container):
         session.set_model(self.viewer, model)
         last = model.history[-1] if model.history else {}
         dice = max((h.get("val_dice", -1) for h in model.history), default=-1)
+        best = max(model.history, key=lambda h: h.get("val_dice", -1), default={})
+        per = list(zip(model.classes.names, best.get("val_dice_classes", []), strict=False))[1:]
+        per_text = "; per class " + ", ".join(f"{n} {d:.2f}" for n, d in per) if per else ""
         stopped = self.job is not None and self.job.stopping
         what = "Stopped: kept the best model so far" if stopped else "Done"
         self.status.value = (
             f"{what} ({len(model.history)} epochs"
             + (f", best validation Dice {dice:.3f}" if dice >= 0 else "")
+            + per_text
             + f", {last.get('elapsed', 0):.0f} s). Predict it, Save it, or paint "
             "more and Continue."
         )
@@ -264,6 +278,8 @@ class TrainWidget(Container):
         layer, ca = info["layer"], info["ca"]
         if layer not in self.viewer.layers:  # the image was deleted: no orphan preview
             return
+        if prob.ndim == 3:  # K classes: the class map, in the class colours
+            return self._show_class_preview(prob, z)
         tr = L.transform(layer, ca)
         two_d = len(tr["scale"]) == 2
         data = prob if two_d else prob[None]
@@ -284,6 +300,38 @@ class TrainWidget(Container):
             contrast_limits=(0.0, 1.0),
             opacity=0.7,
         )
+
+    def _show_class_preview(self, prob: Any, z: int) -> None:
+        from ..adapters.outputs import labels_colormap
+        from ..core.classes import ClassTable
+
+        info = self._run_info
+        tr = L.transform(info["layer"], info["ca"])
+        data = np.argmax(prob, axis=0).astype(np.uint8)
+        translate = list(tr["translate"])
+        if len(tr["scale"]) == 3:
+            data, translate[0] = data[None], translate[0] + z * tr["scale"][0]
+        L.put_layer(
+            self.viewer,
+            "labels",
+            data,
+            role="preview",
+            source=info["name"],
+            name=f"{info['name']} preview",
+            scale=tr["scale"],
+            translate=tuple(translate),
+            colormap=labels_colormap(self._classes or ClassTable.default(prob.shape[0])),
+            opacity=0.6,
+        )
+
+    def _class_table(self, resume: bool) -> Any:
+        """The mask layer's class table (Annotate dock); None: binary or from the mask values."""
+        from ..adapters.layers import classes_of
+
+        table = classes_of(self.mask.value)
+        if table is None and resume and self.model is not None:
+            return self.model.classes
+        return table
 
     def _mask_changed(self, layer: Any) -> None:
         meta = layer.metadata.get(L.TAG) if layer is not None and L.is_ours(layer) else None

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..core.classes import PALETTE, ClassTable, default_colors, default_names
 from ..core.errors import InputError
+from .layers import CLASSES_KEY
 
-CLASSES_KEY = "temseg_classes"  # the same key as api.CLASSES_KEY
 SPARSE_COLORS = {0: "transparent", 1: "magenta", 2: "cyan", None: "transparent"}
 DENSE_HINT = "Dense mask: paint label 1 = foreground; unpainted = background. Paint whole slices."
 SPARSE_HINT = (

@@ -21,6 +21,7 @@ from ..core.data import Volume, as_volume
 from ..core.errors import InputError
 
 TAG = "napari_temseg"
+CLASSES_KEY = "temseg_classes"  # layer metadata: the class table {"names": [...], "colors": [...]}
 
 
 # --- reading layers ---------------------------------------------------------------------------
@@ -220,8 +221,9 @@ def put_layer(
         for key in ("scale", "translate"):
             if key in kwargs:
                 setattr(layer, key, kwargs[key])
-        if "contrast_limits" in kwargs:
-            layer.contrast_limits = kwargs["contrast_limits"]
+        for key in ("contrast_limits", "colormap"):
+            if key in kwargs:
+                setattr(layer, key, kwargs[key])
         return layer
     meta = {TAG: {"role": role, "source": source}}
     add = viewer.add_image if kind == "image" else viewer.add_labels
@@ -308,3 +310,12 @@ def guard_layer_removal(viewer: Any) -> None:
 def layers_of(viewer: Any, kind: str) -> list:
     """Layers of ``kind`` ("image" / "labels") in the viewer, in layer-list order."""
     return [la for la in viewer.layers if layer_kind(la) == kind]
+
+
+def classes_of(layer: Any) -> Any:
+    """The class table (``core.classes.ClassTable``) recorded on a layer, or None."""
+    from ..core.classes import ClassTable
+
+    meta = getattr(layer, "metadata", None) if is_layer(layer) else None
+    table = meta.get(CLASSES_KEY) if isinstance(meta, dict) else None
+    return ClassTable.from_dict(table) if table else None

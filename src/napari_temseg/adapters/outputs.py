@@ -7,28 +7,31 @@ from typing import Any
 
 import numpy as np
 
-from .layers import put_layer
+from .layers import TAG, put_layer
 
 IN_MEMORY_BYTES = 1 << 30  # outputs above this go to zarr stores in a temporary folder
 
 
-def output_arrays(shape: tuple[int, ...], cfg: Any, limit: int | None = None) -> tuple:
+def output_arrays(shape: tuple[int, ...], cfg: Any, limit: int | None = None, k: int = 2) -> tuple:
     """Preallocated (probability, labels, uncertainty or None, folder or None) of ``shape``.
 
     dtypes follow the PredictConfig ``cfg`` (probability ``prob_dtype``, labels uint8 or
-    uint32 for instances, uncertainty float32 with ``uncertainty``). Small outputs are numpy
-    arrays; larger ones zarr arrays (one chunk per slice) in a temporary folder, so a huge
-    stack never becomes one giant allocation.
+    uint32 for instances, uncertainty float32 with ``uncertainty``); a K-class model's
+    probability has a class axis before Y (``postprocess.prob_shape``). Small outputs are
+    numpy arrays; larger ones zarr arrays (one chunk per slice and class) in a temporary
+    folder, so a huge stack never becomes one giant allocation.
     """
+    from ..core.postprocess import prob_dtype, prob_shape
+
     specs = [
-        ("probability", np.dtype(cfg.prob_dtype)),
-        ("labels", np.dtype(np.uint32 if cfg.instances else np.uint8)),
+        ("probability", prob_shape(shape, k), prob_dtype(cfg.prob_dtype, k)),
+        ("labels", tuple(shape), np.dtype(np.uint32 if cfg.instances else np.uint8)),
     ]
     if cfg.uncertainty:
-        specs.append(("uncertainty", np.dtype(np.float32)))
-    n = int(np.prod(shape))
-    if n * sum(dt.itemsize for _, dt in specs) <= (IN_MEMORY_BYTES if limit is None else limit):
-        arrays = [np.zeros(shape, dt) for _, dt in specs]
+        specs.append(("uncertainty", tuple(shape), np.dtype(np.float32)))
+    nbytes = sum(int(np.prod(sh)) * dt.itemsize for _, sh, dt in specs)
+    if nbytes <= (IN_MEMORY_BYTES if limit is None else limit):
+        arrays = [np.zeros(sh, dt) for _, sh, dt in specs]
         folder = None
     else:
         import tempfile
@@ -36,20 +39,37 @@ def output_arrays(shape: tuple[int, ...], cfg: Any, limit: int | None = None) ->
         import zarr
 
         folder = tempfile.mkdtemp(prefix="napari-temseg-")
-        chunks = (1, *shape[1:]) if len(shape) == 3 else shape
         arrays = [
             zarr.open_array(
                 f"{folder}/{name}.zarr",
                 mode="w",
-                shape=shape,
-                chunks=chunks,
+                shape=sh,
+                chunks=(1,) * (len(sh) - 2) + sh[-2:] if len(sh) > 2 else sh,
                 dtype=dt,
                 fill_value=0,
             )
-            for name, dt in specs
+            for name, sh, dt in specs
         ]
     unc = arrays[2] if len(arrays) > 2 else None
     return arrays[0], arrays[1], unc, folder
+
+
+def class_view(prob: Any, c: int) -> Any:
+    """The probability of class ``c`` from a (Z, K, Y, X) / (K, Y, X) array, without a copy
+    (numpy view, or a lazy dask view of a zarr array)."""
+    index = (slice(None),) * (prob.ndim - 3) + (c,)
+    if isinstance(prob, np.ndarray):
+        return prob[index]
+    import dask.array as da
+
+    return da.from_array(prob, chunks=prob.chunks)[index]
+
+
+def labels_colormap(classes: Any) -> dict:
+    """{label value: colour} of predicted class ids: the class table's colours, background
+    transparent (the image shows through), 'unsure' (K) white."""
+    colors = classes.color_dict(unsure=True)
+    return {None: "transparent", **colors, 0: "transparent"}
 
 
 def prob_limits(prob: Any) -> tuple[float, float]:
@@ -58,11 +78,42 @@ def prob_limits(prob: Any) -> tuple[float, float]:
 
 
 def show_outputs(
-    viewer: Any, source: str, prob: Any, labels: Any, unc: Any = None, **tr: Any
+    viewer: Any,
+    source: str,
+    prob: Any,
+    labels: Any,
+    unc: Any = None,
+    classes: Any = None,
+    **tr: Any,
 ) -> dict:
-    """Add (or refill) ``<source> probability`` / ``prediction`` / ``uncertainty`` layers."""
-    out = {
-        "prob_layer": put_layer(
+    """Add (or refill) ``<source> probability`` / ``prediction`` / ``uncertainty`` layers.
+
+    A K-class model (``classes``, a ClassTable with K >= 3) gets one hidden probability
+    layer per class (``<source> P(<class>)``, views of the one (Z, K, Y, X) array) and a
+    prediction coloured from the class table."""
+    multi = classes is not None and not classes.binary
+    out: dict = {}
+    _drop_stale(viewer, source, multi)
+    if multi:
+        out["prob_layers"] = [
+            put_layer(
+                viewer,
+                "image",
+                class_view(prob, c),
+                role=f"probability {c}",
+                source=source,
+                name=f"{source} P({name})",
+                colormap="magma",
+                blending="additive",
+                contrast_limits=prob_limits(prob),
+                visible=False,
+                **tr,
+            )
+            for c, name in enumerate(classes.names)
+        ]
+        out["prob_layer"] = out["prob_layers"][0]
+    else:
+        out["prob_layer"] = put_layer(
             viewer,
             "image",
             prob,
@@ -75,7 +126,7 @@ def show_outputs(
             opacity=0.6,
             **tr,
         )
-    }
+    colors = {"colormap": labels_colormap(classes)} if multi else {}
     out["labels_layer"] = put_layer(
         viewer,
         "labels",
@@ -84,8 +135,11 @@ def show_outputs(
         source=source,
         name=f"{source} prediction",
         opacity=0.5,
+        **colors,
         **tr,
     )
+    if multi:
+        out["labels_layer"].metadata["temseg_classes"] = classes.to_dict()
     if unc is not None:
         out["unc_layer"] = put_layer(
             viewer,
@@ -101,6 +155,19 @@ def show_outputs(
             **tr,
         )
     return out
+
+
+def _drop_stale(viewer: Any, source: str, multi: bool) -> None:
+    """Remove our probability layers of the other kind (binary <-> per class) for ``source``."""
+    from .layers import is_ours
+
+    for layer in list(viewer.layers):
+        meta = layer.metadata.get(TAG) if is_ours(layer) else None
+        if not isinstance(meta, dict) or meta.get("source") != source:
+            continue
+        role = str(meta.get("role", ""))
+        if (multi and role == "probability") or (not multi and role.startswith("probability ")):
+            viewer.layers.remove(layer)
 
 
 def rethreshold(prob: Any, labels: Any, threshold: float, cfg: Any) -> Any:
@@ -124,6 +191,23 @@ def rethreshold(prob: Any, labels: Any, threshold: float, cfg: Any) -> Any:
         else:
             labels[...] = lab
         yield Progress("threshold", z + 1, n)
+
+
+def relabel(prob: Any, labels: Any, min_confidence: float, cfg: Any) -> Any:
+    """Generator: the class ids of a K-class prediction again from its stored (Z, K, Y, X)
+    probabilities with another minimum confidence (and ``cfg``'s min_size / fill_holes),
+    slice by slice; yields Progress. Nothing is predicted again."""
+    from ..core.postprocess import class_labels
+    from ..core.progress import Progress
+
+    post = dict(min_confidence=min_confidence, min_size=cfg.min_size, fill_holes=cfg.fill_holes)
+    n = prob.shape[0] if prob.ndim == 4 else 1
+    for z in range(n):
+        if prob.ndim == 4:
+            labels[z] = class_labels(np.asarray(prob[z]), **post)
+        else:
+            labels[...] = class_labels(np.asarray(prob), **post)
+        yield Progress("relabel", z + 1, n)
 
 
 def zeros_like(a: Any) -> Any:

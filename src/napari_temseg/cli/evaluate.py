@@ -24,6 +24,10 @@ def _add_evaluate(sub) -> None:
         "--threshold", type=float, default=None, help="for probability maps (default 0.5)"
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    m = p.add_argument_group("multi-class (per-class scores, mean IoU, confusion matrix)")
+    m.add_argument("--classes", type=int, default=None, help="number of classes (labels 0..K-1)")
+    m.add_argument("--class-names", default=None, help="class names, background first: a,b,c")
+    m.add_argument("--model", default=None, help="take the classes from this model file")
 
 
 class _Thresholded:
@@ -93,7 +97,59 @@ def _evaluate_pairs(args) -> dict:
     }
 
 
+def _class_names(args) -> list[str] | None:
+    """The classes of a multi-class evaluation, or None (binary)."""
+    from ..core.classes import ClassTable, resolve
+
+    table = None
+    if args.model:
+        from ..core.modelfile import read_metadata
+
+        meta = read_metadata(args.model)
+        table = ClassTable.from_dict(meta["classes"]) if meta.get("classes") else ClassTable()
+    table = resolve(table, args.classes, args.class_names)
+    return None if table is None or table.binary else list(table.names)
+
+
+def _evaluate_classes(args, names: list[str]) -> dict:
+    import numpy as np
+
+    from ..core.io import is_image_folder as is_folder
+    from ..core.io import list_pairs, read_image
+    from ..core.metrics import class_scores, evaluate_classes
+
+    pred, truth = Path(args.pred), Path(args.truth)
+    if is_folder(pred) != is_folder(truth):
+        raise InputError("give two label files or two folders of label images with matching names")
+    pairs = list_pairs(pred, truth) if is_folder(pred) else [(pred, truth)]
+    results = {}
+    for p, t in pairs:
+        a, b = read_image(p), read_image(t)
+        if np.dtype(a.dtype).kind == "f":
+            raise InputError(
+                f"'{p.name}' holds probabilities; multi-class evaluation compares class ids "
+                "(the labels output of temseg predict)"
+            )
+        results[p.stem] = evaluate_classes(a, b, names)
+    if len(results) == 1:
+        return next(iter(results.values()))
+    total = sum(np.asarray(r["confusion"]) for r in results.values())
+    return {
+        "overall": class_scores(total, names),
+        "confusion": total.tolist(),
+        "names": names,
+        "per_image": {n: r["overall"] for n, r in results.items()},
+    }
+
+
 def _cmd_evaluate(args) -> int:
+    names = _class_names(args)
+    if names is not None:
+        from ..core.report import class_table_text
+
+        res = _evaluate_classes(args, names)
+        print(json.dumps(res, indent=2) if args.json else class_table_text(res))
+        return 0
     res = _evaluate_pairs(args)
     if args.json:
         print(json.dumps(res, indent=2))

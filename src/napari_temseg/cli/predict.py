@@ -144,10 +144,10 @@ def _check_model(model, cfg) -> None:
     from ..core.models import required_multiple
     from ..core.tiling import check_tile
 
-    if model.model_cfg.classes != 1:
+    if cfg.instances and not model.classes.binary:
         raise InputError(
-            f"this model has {model.model_cfg.classes} output classes; "
-            "predict supports binary models"
+            f"--instances is for binary models; this model segments {model.classes.k} classes "
+            f"({', '.join(model.classes.names)}): leave --instances out"
         )
     check_tile(cfg.tile, required_multiple(model.model_cfg))
 
@@ -207,12 +207,14 @@ def _predict_one(model, job: dict, args, cfg, slices) -> Any:
 
     from ..core.data import as_volume
     from ..core.io import read_image
+    from ..core.postprocess import prob_dtype, prob_shape
     from ..core.predict import predict_stack
 
     vol = as_volume(read_image(job["image"], args.channel_axis), channel_axis=args.channel_axis)
     Z, _, Y, X = vol.shape
     shape = (Y, X) if Z == 1 else (Z, Y, X)
-    prob = _create(job["prob"], shape, cfg.prob_dtype)
+    k = model.classes.k
+    prob = _create(job["prob"], prob_shape(shape, k), prob_dtype(cfg.prob_dtype, k))
     labels = _create(job["labels"], shape, np.uint32 if cfg.instances else np.uint8)
     unc = _create(job["unc"], shape, np.float32)
     gen = predict_stack(
@@ -251,6 +253,13 @@ def _cmd_predict(args) -> int:
             f"{job['image'].name}: {len(res.slices)}/{Z} slice(s) of {Y} x {X} "
             f"in {res.seconds:.1f} s "
             f"({res.mpix_per_s:.2f} Mpix/s, {res.device}) -> {job['prob']}",
+            file=sys.stderr,
+        )
+    if not model.classes.binary:
+        print(
+            f"class ids: {model.classes.describe(sparse=False)}"
+            + (f", {model.classes.k} = unsure" if cfg.min_confidence > 0 else "")
+            + f"; probabilities are (Z, {model.classes.k} classes, Y, X)",
             file=sys.stderr,
         )
     return 0

@@ -33,7 +33,7 @@ AUGMENT_PRESETS = ("none", "flips", "default", "augmentor", "strong")
 BLENDS = ("gaussian", "constant")
 INTENSITY_NORMS = ("dataset", "image")
 NORM_LAYERS = ("batch", "instance", "group")
-PROB_DTYPE_CHOICES = ("float32", "float16", "uint8")
+PROB_DTYPE_CHOICES = ("auto", "float32", "float16", "uint8")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # also "cuda:N"
 
 

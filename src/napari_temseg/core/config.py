@@ -408,8 +408,9 @@ class PredictConfig:
         advanced=True,
     )
     prob_dtype: str = opt(
-        "float32",
-        "probability output type (uint8 stores 0-255, 4x smaller)",
+        "auto",
+        "probability output type (auto: float32 for binary models, float16 for K classes; "
+        "uint8 stores 0-255, 4x smaller than float32)",
         label="probability type",
         choices=PROB_DTYPE_CHOICES,
         advanced=True,

@@ -29,6 +29,21 @@ def check_prob_dtype(dtype: Any, name: str = "probability") -> np.dtype:
     return dt
 
 
+def prob_dtype(name: str, k: int = 2) -> np.dtype:
+    """The probability output dtype of the option ``prob_dtype`` for a K-class model
+    ('auto': float32 binary, float16 for K classes - K maps per pixel stay compact)."""
+    if name == "auto":
+        return np.dtype(np.float32 if k == 2 else np.float16)
+    return check_prob_dtype(name)
+
+
+def prob_shape(spatial: tuple, k: int = 2) -> tuple:
+    """Shape of the probability output: the image's (Z, Y, X) / (Y, X), with a class axis
+    before Y for K >= 3 classes ((Z, K, Y, X) / (K, Y, X))."""
+    spatial = tuple(int(n) for n in spatial)
+    return spatial if k == 2 else (*spatial[:-2], k, *spatial[-2:])
+
+
 def to_prob_dtype(p: np.ndarray, dtype: Any) -> np.ndarray:
     """Probabilities in [0, 1] as ``dtype`` (uint8: 0-255, rounded)."""
     dt = np.dtype(dtype)
@@ -135,7 +150,7 @@ class SliceWriter:
         want = (Z, Y, X)
         want_prob = want if k == 2 else (Z, k, Y, X)
         if prob is None and labels is None and unc is None:  # nothing given: numpy arrays
-            prob = np.zeros(want_prob, check_prob_dtype(cfg.prob_dtype))
+            prob = np.zeros(want_prob, prob_dtype(cfg.prob_dtype, k))
             labels = np.zeros(want, np.uint32 if cfg.instances else np.uint8)
             unc = np.zeros(want, np.float32) if cfg.uncertainty else None
         if unc is not None and not cfg.tta:
@@ -209,6 +224,8 @@ __all__ = [
     "PROB_DTYPES",
     "check_prob_dtype",
     "to_prob_dtype",
+    "prob_dtype",
+    "prob_shape",
     "remove_small",
     "postprocess",
     "class_labels",

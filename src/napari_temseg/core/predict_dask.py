@@ -123,7 +123,7 @@ def predict_dask(
 
     from .config import PredictConfig
     from .io import create_output
-    from .postprocess import check_prob_dtype, to_prob_dtype
+    from .postprocess import prob_dtype, to_prob_dtype
     from .predict import PredictResult
 
     cfg = PredictConfig() if cfg is None else cfg
@@ -134,10 +134,17 @@ def predict_dask(
         )
     if isinstance(model_or_path, TrainedModel):
         ref, k, thr0 = model_or_path, model_or_path.context, model_or_path.threshold
+        n_out = model_or_path.model_cfg.classes
     else:
         meta = read_metadata(model_or_path)
         ref, k = str(Path(model_or_path).resolve()), int(meta["input"].get("context", 0))
         thr0 = float(meta.get("threshold", 0.5))
+        n_out = int(meta["model"].get("classes", 1))
+    if n_out != 1:
+        raise InputError(
+            "distributed (dask) prediction supports binary models; predict this "
+            f"{n_out}-class model with predict_stack / temseg predict (streamed, bounded memory)"
+        )
     thr = thr0 if cfg.threshold is None else float(cfg.threshold)
     arr, rgb = _canonical(array, channel_axis)
     Z, _, Y, X = arr.shape
@@ -155,7 +162,7 @@ def predict_dask(
         rgb=rgb,
         cfg=dataclasses.replace(cfg, threshold=thr),
     )
-    pdt = check_prob_dtype(cfg.prob_dtype)
+    pdt = prob_dtype(cfg.prob_dtype)
     targets = [create_output(out_zarr_path, (Z, Y, X), pdt, overwrite=overwrite)]
     sources = [prob.map_blocks(to_prob_dtype, pdt, dtype=pdt)]
     if labels_zarr_path is not None:

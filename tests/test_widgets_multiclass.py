@@ -1,0 +1,97 @@
+"""Multi-class in the docks (issue 11): a mask with a class table is trained, predicted into
+per-class probability layers and a class-coloured prediction, re-labelled with a minimum
+confidence and evaluated per class, in a real napari window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _widget_helpers import errors_since, n_records, one_torch_thread, set_train_form
+
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
+]
+
+NAMES = ["matrix", "pores", "grains", "hydrates"]
+
+
+@pytest.fixture
+def docks(make_napari_viewer):
+    threads = one_torch_thread()
+    viewer = make_napari_viewer()
+    ws = [
+        viewer.window.add_plugin_dock_widget("napari-temseg", n)[1]
+        for n in ("Train", "Predict", "Evaluate")
+    ]
+    yield (viewer, *ws)
+    for w in ws[:2]:
+        if w.job is not None and w.job.running:
+            w.job.stop()
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _wait(qtbot, w, timeout=180_000):
+    qtbot.waitUntil(lambda: w.job is not None and not w.job.running, timeout=timeout)
+
+
+def test_train_predict_relabel_evaluate_k_classes(docks, qtbot):
+    from napari_temseg.core.synthetic_phases import PHASE_COLORS, make_phases
+
+    viewer, train, predict, evaluate = docks
+    img, truth = make_phases((3, 96, 96), seed=3)
+    image = viewer.add_image(img[:, 1], name="phases")  # one detector, (Z, Y, X)
+    table = {"names": NAMES, "colors": list(PHASE_COLORS)}
+    gt = viewer.add_labels(truth, name="phases ground truth", metadata={"temseg_classes": table})
+    painted = np.zeros_like(truth)
+    painted[[0, 2]] = truth[[0, 2]]  # two painted slices, slice 1 unseen
+    mask = viewer.add_labels(painted, name="phases mask", metadata={"temseg_classes": table})
+
+    set_train_form(train, image_layers=[image], mask_layer=mask, epochs=2, patch=64)
+    train.preview_every = 0.5
+    start = n_records()
+    train.start_btn.clicked()
+    _wait(qtbot, train)
+    assert errors_since(start) == []
+    model = train.model
+    assert model.classes.names == tuple(NAMES) and model.model_cfg.classes == 4
+    assert "per class pores" in train.status.value
+    assert set(train.plot.classes) == set(NAMES[1:])  # per-class Dice lines
+    preview = viewer.layers["phases preview"]
+    assert preview.data.dtype == np.uint8 and preview.data.max() <= 3  # a class map
+
+    predict.reset_choices()
+    predict.images.value = [image]
+    predict.tile.value, predict.device.value = 64, "cpu"
+    assert predict.threshold.label.startswith("minimum confidence")
+    predict.run_btn.clicked()
+    _wait(qtbot, predict)
+    assert errors_since(start) == []
+    probs = [viewer.layers[f"phases P({n})"] for n in NAMES]
+    labels_layer = viewer.layers["phases prediction"]
+    labels = labels_layer.data
+    stack = np.stack([np.asarray(p.data) for p in probs], axis=1)
+    assert stack.shape == (3, 4, 96, 96) and stack.dtype == np.float16
+    assert np.mean(labels == stack.astype(np.float32).argmax(1)) > 0.99  # float16 near-ties
+    np.testing.assert_allclose(stack.astype(np.float32).sum(1), 1.0, atol=5e-3)
+    assert labels_layer.colormap.map(np.array([1]))[0][:3] == pytest.approx(
+        [0x1F / 255, 0x77 / 255, 0xB4 / 255], abs=1e-2
+    )  # pores in the class colour
+
+    predict.threshold.value = 0.95  # minimum confidence: re-label, no new prediction
+    _wait(qtbot, predict)
+    unsure = stack.astype(np.float32).max(1) < 0.95
+    assert unsure.any() and np.all(labels[unsure] == 4) and np.all(labels[~unsure] < 4)
+    assert "minimum confidence 0.95" in predict.status.value
+
+    evaluate.reset_choices()
+    evaluate.pred.value, evaluate.truth.value = labels_layer, gt
+    evaluate.run_btn.clicked()
+    assert not evaluate.view.native.isHidden() and "mean IoU" in evaluate.summary.value
+    assert evaluate.table.rowCount() == 4  # one row per class
+    evaluate.view.value = "confusion matrix"
+    assert evaluate.table.columnCount() == 6  # truth, 4 classes, unsure
+    evaluate.view.value = "per slice: class shares"
+    assert evaluate.table.rowCount() == 3

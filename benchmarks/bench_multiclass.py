@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -46,7 +47,7 @@ def _variants(items: list[str]) -> list[tuple[str, dict]]:
 
 def cmd_synthetic(args) -> None:
     from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.config import PredictConfig, TrainConfig
+    from napari_temseg.core.config import ModelConfig, PredictConfig, TrainConfig
     from napari_temseg.core.metrics import evaluate_classes
     from napari_temseg.core.predict import predict_stack
     from napari_temseg.core.progress import run
@@ -64,9 +65,15 @@ def cmd_synthetic(args) -> None:
     table = ClassTable(PHASE_NAMES, PHASE_COLORS)
     print(f"stack {img.shape}, annotated slices {annotated}, unseen {len(unseen)} slices")
     for name, opts in _variants(args.variant):
-        cfg = TrainConfig(**{"seconds": args.seconds, **opts})
+        model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
+        mcfg = ModelConfig(**{k: v for k, v in opts.items() if k in model_keys})
+        cfg = TrainConfig(
+            **{"seconds": args.seconds, **{k: v for k, v in opts.items() if k not in model_keys}}
+        )
         t0 = time.monotonic()
-        model = run(fit(img, sparse, train_cfg=cfg, classes=table, annotated=annotated))
+        model = run(
+            fit(img, sparse, train_cfg=cfg, model_cfg=mcfg, classes=table, annotated=annotated)
+        )
         t_train = time.monotonic() - t0
         res = run(predict_stack(model, img, PredictConfig(**json.loads(args.predict))))
         ev = evaluate_classes(res.labels[unseen], lab[unseen], PHASE_NAMES)

@@ -235,14 +235,16 @@ def test_damaged_class_tables_are_refused(trained, tmp_path):
 
 def test_predict_writes_class_probabilities_and_ids(trained):
     img, lab, model = trained
-    res = run(predict_stack(model, img, PredictConfig(tile=64, device="cpu")))
+    auto = run(predict_stack(model, img, PredictConfig(tile=64, device="cpu")))
+    assert auto.prob.dtype == np.float16  # prob_dtype "auto": compact for K classes
+    f32 = dict(tile=64, device="cpu", prob_dtype="float32")
+    res = run(predict_stack(model, img, PredictConfig(**f32)))
     assert res.prob.shape == (3, 3, 64, 64) and res.labels.shape == (3, 64, 64)
+    np.testing.assert_allclose(auto.prob, res.prob, atol=1e-3)
     np.testing.assert_allclose(res.prob.sum(1), 1.0, atol=1e-4)
     assert np.array_equal(res.labels, res.prob.argmax(1))
     assert (res.labels == lab).mean() > 0.85
-    unsure = run(
-        predict_stack(model, img, PredictConfig(tile=64, device="cpu", min_confidence=0.9))
-    )
+    unsure = run(predict_stack(model, img, PredictConfig(**f32, min_confidence=0.9)))
     assert (unsure.labels == 3).any()
     assert np.all(unsure.prob.max(1)[unsure.labels == 3] < 0.9)
 

@@ -8,6 +8,10 @@ $DISPLAY as it is). Everything happens through the docks, as a user would do it:
 the synthetic FIB-SEM sample, "New mask" and paint three slices (copied from the ground
 truth), train, predict, evaluate. Writes overview.png (for the README), annotate.png,
 train.png, predict.png and evaluate.png.
+
+``--classes``: the same with the 4-phase sample (matrix, pores, grains, hydration products;
+the class table named in the Annotate dock's class list), writing classes-annotate.png,
+classes-train.png, classes-predict.png and classes-evaluate.png (docs/multiclass.md).
 """
 
 from __future__ import annotations
@@ -134,11 +138,62 @@ def predict(viewer, d, layers):
     return w
 
 
+def phases(viewer, out: Path, epochs: int) -> str:
+    """The multi-class pictures: 4-phase sample, class list, train, predict, evaluate."""
+    import numpy as np
+
+    from napari_temseg.adapters import classes as C
+
+    viewer.open_sample("napari-temseg", "phases")
+    d = docks(viewer)
+    ice, tld = viewer.layers["phases ICE"], viewer.layers["phases TLD"]
+    truth = viewer.layers["phases ground truth"]
+    w = d["Annotate"][1]
+    w.image.value = ice
+    w.new_mask.clicked()
+    mask = viewer.layers["phases ICE mask"]
+    table = C.table_of(truth)  # the sample's class table, as if typed into the class list
+    C.store(mask, table)
+    C.apply_colors(mask, table, False)
+    w.mask.value = None
+    w.mask.value = mask
+    painted = np.zeros_like(mask.data)
+    for z in PAINTED:
+        painted[z] = truth.data[z]
+    mask.data = painted
+    mask.selected_label = 2
+    viewer.dims.set_current_step(0, PAINTED[1])
+    raise_dock(d["Annotate"])
+    shot(viewer, out / "classes-annotate.png")
+    tw = train(viewer, d, [ice, tld], mask, epochs)
+    shot(viewer, out / "classes-train.png")
+    pw = d["Predict"][1]
+    pw.reset_choices()
+    pw.images.value = [ice, tld]
+    pw.tile.value = 384
+    raise_dock(d["Predict"])
+    pw.run_btn.clicked()
+    wait(pw.job)
+    mask.visible = False
+    for name in ("phases ICE preview",):
+        if name in viewer.layers:
+            viewer.layers[name].visible = False
+    shot(viewer, out / "classes-predict.png")
+    ev = d["Evaluate"][1]
+    ev.reset_choices()
+    ev.pred.value, ev.truth.value = viewer.layers["phases ICE prediction"], truth
+    raise_dock(d["Evaluate"])
+    ev.run_btn.clicked()
+    shot(viewer, out / "classes-evaluate.png")
+    return f"model: {tw.model!r}; prediction: {pw.status.value}; {ev.summary.value}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "images"))
     ap.add_argument("--epochs", type=int, default=4, help="training epochs (50 steps each)")
     ap.add_argument("--current-display", action="store_true", help="do not start an own Xvfb")
+    ap.add_argument("--classes", action="store_true", help="the multi-class pictures")
     a = ap.parse_args()
     xvfb = None if a.current_display else own_display()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -149,6 +204,12 @@ def main() -> int:
     viewer = napari.Viewer(show=True, title="napari-temseg")
     viewer.window._qt_window.resize(*SIZE)  # noqa: SLF001 - window size for the pictures
     viewer.window._qt_window.move(0, 0)  # noqa: SLF001
+    if a.classes:
+        print(phases(viewer, out, a.epochs))
+        viewer.close()
+        if xvfb is not None:
+            xvfb.terminate()
+        return 0
     viewer.open_sample("napari-temseg", "fibsem")
     d = docks(viewer)
     ice, tld, truth, mask = annotate(viewer, d)

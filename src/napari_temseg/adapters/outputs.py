@@ -92,40 +92,8 @@ def show_outputs(
     layer per class (``<source> P(<class>)``, views of the one (Z, K, Y, X) array) and a
     prediction coloured from the class table."""
     multi = classes is not None and not classes.binary
-    out: dict = {}
     _drop_stale(viewer, source, multi)
-    if multi:
-        out["prob_layers"] = [
-            put_layer(
-                viewer,
-                "image",
-                class_view(prob, c),
-                role=f"probability {c}",
-                source=source,
-                name=f"{source} P({name})",
-                colormap="magma",
-                blending="additive",
-                contrast_limits=prob_limits(prob),
-                visible=False,
-                **tr,
-            )
-            for c, name in enumerate(classes.names)
-        ]
-        out["prob_layer"] = out["prob_layers"][0]
-    else:
-        out["prob_layer"] = put_layer(
-            viewer,
-            "image",
-            prob,
-            role="probability",
-            source=source,
-            name=f"{source} probability",
-            colormap="magma",
-            blending="additive",
-            contrast_limits=prob_limits(prob),
-            opacity=0.6,
-            **tr,
-        )
+    out = _probability_layers(viewer, source, prob, classes if multi else None, tr)
     colors = {"colormap": labels_colormap(classes)} if multi else {}
     out["labels_layer"] = put_layer(
         viewer,
@@ -155,6 +123,37 @@ def show_outputs(
             **tr,
         )
     return out
+
+
+def _probability_layers(viewer: Any, source: str, prob: Any, classes: Any, tr: dict) -> dict:
+    """``<source> probability``, or one hidden ``<source> P(<class>)`` per class."""
+    style = dict(colormap="magma", blending="additive", contrast_limits=prob_limits(prob), **tr)
+    if classes is None:
+        layer = put_layer(
+            viewer,
+            "image",
+            prob,
+            role="probability",
+            source=source,
+            name=f"{source} probability",
+            opacity=0.6,
+            **style,
+        )
+        return {"prob_layer": layer}
+    layers = [
+        put_layer(
+            viewer,
+            "image",
+            class_view(prob, c),
+            role=f"probability {c}",
+            source=source,
+            name=f"{source} P({name})",
+            visible=False,
+            **style,
+        )
+        for c, name in enumerate(classes.names)
+    ]
+    return {"prob_layer": layers[0], "prob_layers": layers}
 
 
 def _drop_stale(viewer: Any, source: str, multi: bool) -> None:

@@ -3,8 +3,10 @@
 * :class:`ModelConfig`   - which network to build (``models.build_model``).
 * :class:`InputSpec`     - how raw pixels become network input (channels, 2.5D context,
   intensity normalisation); applied identically in training and inference.
-* :class:`TrainConfig`   - how the network is trained.
-* :class:`PredictConfig` - how a trained network segments an image.
+* :class:`TrainConfig`   - how the network is trained (declared in ``train_config.py``).
+* :class:`PredictConfig` - how a trained network segments an image (``predict_config.py``).
+
+All four are imported from here.
 
 Every option field carries its description (``choices.opt``: help, label, choices, range, whether
 it belongs to the "Advanced" section); ``core/options.py`` turns them into the CLI flags,
@@ -22,23 +24,17 @@ from typing import Any
 
 from .choices import (
     AUGMENT_PRESETS,
-    BLENDS,
-    CLASS_WEIGHTS,
     ENCODERS,
     INTENSITY_NORMS,
-    LOSSES,
     NATIVE_ARCHS,
     NORM_LAYERS,
-    OPTIMIZERS,
-    PROB_DTYPE_CHOICES,
     SMP_ARCHS,
     ConfigError,
-    amp_opt,
     check,
-    device_opt,
     opt,
 )
-from .classes import MAX_CLASSES, ClassTable, parse_names
+from .predict_config import PredictConfig
+from .train_config import TrainConfig
 
 # ModelConfig(norm_layer="auto"): instance norm for the default small-unet (stable on folders of
 # heterogeneous micrographs, docs/benchmarks.md "Normalisation layers"); batch norm where the
@@ -180,271 +176,6 @@ class InputSpec:
         return self.channels * (2 * self.context + 1)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training options. ``seconds`` (a time budget) and/or ``epochs`` bound the run."""
-
-    seconds: float | None = opt(
-        120.0,
-        "time budget in seconds (training stops then and keeps the best model)",
-        label="time budget (s)",
-        none="no limit",
-        lo=1,
-        hi=7 * 24 * 3600,
-        step=10,
-    )
-    epochs: int | None = opt(
-        None,
-        "number of epochs (validations); with a time budget, the first limit reached stops",
-        none="no limit",
-        lo=1,
-        hi=100000,
-    )
-    context: int = opt(
-        0,
-        "neighbouring slices on each side fed to the network (2.5D)",
-        label="context slices (2.5D)",
-        lo=0,
-        hi=8,
-    )
-    sparse: bool = opt(
-        False,
-        "masks are scribbles: 0 unlabelled, 1..K-1 the classes, K background "
-        "(binary: 1 foreground, 2 background)",
-        label="sparse scribbles",
-    )
-    classes: int | None = opt(
-        None,
-        "number of classes including background (2 = binary; auto: from the mask values)",
-        none="auto",
-        lo=2,
-        hi=MAX_CLASSES,
-    )
-    class_names: str | None = opt(
-        None,
-        "class names separated by commas, background first (e.g. matrix,pores,grains)",
-        none="auto",
-        advanced=True,
-    )
-    class_weights: str = opt(
-        "none",
-        "multi-class: weigh the cross-entropy of rare classes up (balanced: by 1 / "
-        "sqrt(share of pixels))",
-        choices=CLASS_WEIGHTS,
-        advanced=True,
-    )
-    patch: int = opt(
-        256,
-        "training patch size in pixels (multiple of 16)",
-        label="patch (px)",
-        lo=16,
-        hi=4096,
-        step=16,
-    )
-    batch: int = opt(4, "patches per training step", lo=1, hi=1024)
-    lr: float = opt(1e-3, "learning rate", label="learning rate", lo=1e-7, hi=0.5, step=1e-4)
-    augment: str = opt(
-        "default", "augmentation preset", label="augmentation", choices=AUGMENT_PRESETS
-    )
-    intensity_norm: str = opt(
-        "dataset",
-        "intensity range: one for the training data, or each "
-        "image by its own contrast (folders of micrographs)",
-        label="intensity normalisation",
-        choices=INTENSITY_NORMS,
-    )
-    device: str = device_opt("train")
-    val_fraction: float = opt(
-        0.2,
-        "share of the annotated regions held out for validation",
-        label="validation fraction",
-        lo=0.0,
-        hi=0.85,
-        step=0.05,
-        advanced=True,
-    )
-    steps_per_epoch: int = opt(
-        50, "training steps between validations", lo=1, hi=100000, advanced=True
-    )
-    early_stop: int | None = opt(
-        None,
-        "stop after this many epochs without a better validation Dice",
-        none="never",
-        lo=1,
-        hi=10000,
-        advanced=True,
-    )
-    optimizer: str = opt("adamw", "optimizer", choices=OPTIMIZERS, advanced=True)
-    weight_decay: float = opt(1e-4, "weight decay", lo=0.0, hi=1.0, step=1e-4, advanced=True)
-    loss: str = opt("bce+dice", "loss function", choices=LOSSES, advanced=True)
-    foreground_oversample: float = opt(
-        0.5, "share of patches centred on foreground", lo=0.0, hi=1.0, step=0.05, advanced=True
-    )
-    threshold: float = opt(
-        0.5,
-        "probability threshold saved with the model (the default for prediction)",
-        lo=0.01,
-        hi=0.99,
-        step=0.01,
-        advanced=True,
-    )
-    seed: int = opt(
-        0,
-        "random seed (sampling, augmentation, initial weights)",
-        lo=0,
-        hi=2**31 - 1,
-        advanced=True,
-    )
-    amp: bool = amp_opt()
-    channels_last: bool = opt(True, "channels-last memory format where it is faster", advanced=True)
-
-    def __post_init__(self) -> None:
-        check(16 <= self.patch <= 4096, f"patch must be 16..4096 px, got {self.patch}")
-        check(self.patch % 16 == 0, f"patch must be a multiple of 16, got {self.patch}")
-        check(1 <= self.batch <= 1024, f"batch must be 1..1024, got {self.batch}")
-        check(
-            self.epochs is not None or self.seconds is not None,
-            "give epochs or seconds (a time budget) so training knows when to stop",
-        )
-        if self.epochs is not None:
-            check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        if self.seconds is not None:
-            check(self.seconds > 0, f"seconds must be > 0, got {self.seconds}")
-        check(0 <= self.context <= 8, f"context slices must be 0..8, got {self.context}")
-        check(self.steps_per_epoch >= 1, "steps_per_epoch must be >= 1")
-        check(0 < self.lr < 1, f"learning rate must be in (0, 1), got {self.lr}")
-        check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
-        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        check(self.loss in LOSSES, f"loss must be one of {LOSSES}, got '{self.loss}'")
-        check(
-            self.augment in AUGMENT_PRESETS,
-            f"augment preset must be one of {AUGMENT_PRESETS}, got '{self.augment}'",
-        )
-        check(
-            self.intensity_norm in INTENSITY_NORMS,
-            f"intensity_norm must be one of {INTENSITY_NORMS}, got '{self.intensity_norm}'",
-        )
-        check(0 <= self.val_fraction < 0.9, "val_fraction must be in [0, 0.9)")
-        check(0 <= self.foreground_oversample <= 1, "foreground_oversample must be in [0, 1]")
-        check(0 < self.threshold < 1, f"threshold must be in (0, 1), got {self.threshold}")
-        if self.early_stop is not None:
-            check(self.early_stop >= 1, "early_stop must be >= 1 epoch")
-        if self.classes is not None:
-            check(
-                2 <= self.classes <= MAX_CLASSES,
-                f"classes must be 2..{MAX_CLASSES} (including background), got {self.classes}",
-            )
-        if self.class_names is not None and not isinstance(self.class_names, str):
-            object.__setattr__(self, "class_names", ",".join(map(str, self.class_names)))
-        if self.class_names is not None:
-            names = parse_names(self.class_names)
-            ClassTable(names)  # checks them
-            check(
-                self.classes in (None, len(names)),
-                f"classes={self.classes} but {len(names)} class names were given",
-            )
-        check(
-            self.class_weights in CLASS_WEIGHTS,
-            f"class_weights must be one of {CLASS_WEIGHTS}, got '{self.class_weights}'",
-        )
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    """Inference options: tiling, outputs and post-processing of the labels."""
-
-    tile: int = opt(
-        512,
-        "tile size in pixels (rounded down to the network's stride)",
-        label="tile (px)",
-        lo=16,
-        hi=8192,
-        step=16,
-    )
-    overlap: float = opt(
-        0.25, "overlap of neighbouring tiles (fraction)", lo=0.0, hi=0.75, step=0.05
-    )
-    batch: int = opt(4, "tiles per forward pass", label="batch (tiles)", lo=1, hi=1024)
-    tta: bool = opt(
-        False,
-        "test-time augmentation: average 8 flips/rotations (8x slower)",
-        label="test-time augmentation",
-    )
-    device: str = device_opt("run")
-    threshold: float | None = opt(
-        None,
-        "binary: labels = probability >= threshold",
-        none="the model's",
-        lo=0.01,
-        hi=0.99,
-        step=0.01,
-    )
-    min_confidence: float = opt(
-        0.0,
-        "multi-class: pixels whose most likely class has a lower probability get the "
-        "label K ('unsure'); 0 = off",
-        label="minimum confidence",
-        lo=0.0,
-        hi=0.99,
-        step=0.05,
-    )
-    uncertainty: bool = opt(
-        False, "also output the variance of the 8 test-time views (needs tta)", advanced=True
-    )
-    blend: str = opt("gaussian", "how overlapping tiles are blended", choices=BLENDS, advanced=True)
-    min_size: int = opt(
-        0,
-        "labels: remove objects smaller than this many pixels",
-        label="min object size (px)",
-        lo=0,
-        hi=10**9,
-        advanced=True,
-    )
-    fill_holes: bool = opt(False, "labels: fill holes inside objects", advanced=True)
-    instances: bool = opt(
-        False,
-        "labels: one id per connected object (uint32)",
-        label="instance labels",
-        advanced=True,
-    )
-    prob_dtype: str = opt(
-        "auto",
-        "probability output type (auto: float32 for binary models, float16 for K classes; "
-        "uint8 stores 0-255, 4x smaller than float32)",
-        label="probability type",
-        choices=PROB_DTYPE_CHOICES,
-        advanced=True,
-    )
-    amp: bool = amp_opt()
-
-    def __post_init__(self) -> None:
-        check(16 <= self.tile <= 8192, f"tile must be 16..8192 px, got {self.tile}")
-        check(
-            0 <= self.overlap < 0.95,
-            f"overlap must be in [0, 0.95), got {self.overlap} (0.25 is typical)",
-        )
-        check(1 <= self.batch <= 1024, f"batch must be 1..1024 tiles, got {self.batch}")
-        check(self.blend in BLENDS, f"blend must be one of {BLENDS}, got '{self.blend}'")
-        if self.threshold is not None:
-            check(
-                0 < self.threshold < 1,
-                f"threshold must be between 0 and 1 (exclusive), got {self.threshold}",
-            )
-        check(self.min_size >= 0, f"min_size must be >= 0 px, got {self.min_size}")
-        check(
-            0 <= self.min_confidence < 1,
-            f"min_confidence must be in [0, 1), got {self.min_confidence}",
-        )
-        check(
-            self.prob_dtype in PROB_DTYPE_CHOICES,
-            f"prob_dtype must be one of {PROB_DTYPE_CHOICES}, got '{self.prob_dtype}'",
-        )
-        check(
-            not self.uncertainty or self.tta,
-            "uncertainty is the spread of the 8 test-time views: turn on tta too",
-        )
-
-
 OPTION_CLASSES = (ModelConfig, TrainConfig, PredictConfig)
 
 
@@ -469,6 +200,8 @@ def dumps(**parts: Any) -> str:
 
 
 __all__ = [
+    "AUGMENT_PRESETS",
+    "NATIVE_ARCHS",
     "ModelConfig",
     "InputSpec",
     "TrainConfig",

@@ -38,8 +38,14 @@ def class_rows(res: dict, view: str) -> tuple[list[str], list[dict]]:
     """(headers, rows) of one view of a multi-class result (``metrics.evaluate_classes``)."""
     names = res["names"]
     if view == "per class":
+        heads = ["class", "Dice", "IoU", "precision", "recall", "true %", "predicted %"]
         keys = ["name", "dice", "iou", "precision", "recall", "true_share", "pred_share"]
-        return keys, [{k: c[k] for k in keys} for c in res["overall"]["classes"]]
+        scale = [1, 1, 1, 1, 1, 100, 100]
+        rows = [
+            {h: c[k] * f if f != 1 else c[k] for h, k, f in zip(heads, keys, scale, strict=True)}
+            for c in res["overall"]["classes"]
+        ]
+        return heads, rows
     if view == "confusion matrix":
         heads = ["truth \\ prediction", *names, "unsure"]
         return heads, [

@@ -6,7 +6,6 @@ import collections
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
 from ..adapters import layers as L
@@ -274,55 +273,13 @@ class TrainWidget(Container):
         return self._run_info["vol"], z
 
     def _show_preview(self, prob: Any, z: int) -> None:
-        info = self._run_info
-        layer, ca = info["layer"], info["ca"]
-        if layer not in self.viewer.layers:  # the image was deleted: no orphan preview
-            return
-        if prob.ndim == 3:  # K classes: the class map, in the class colours
-            return self._show_class_preview(prob, z)
-        tr = L.transform(layer, ca)
-        two_d = len(tr["scale"]) == 2
-        data = prob if two_d else prob[None]
-        translate = list(tr["translate"])
-        if not two_d:
-            translate[0] += z * tr["scale"][0]
-        L.put_layer(
-            self.viewer,
-            "image",
-            data,
-            role="preview",
-            source=info["name"],
-            name=f"{info['name']} preview",
-            scale=tr["scale"],
-            translate=tuple(translate),
-            colormap="magma",
-            blending="additive",
-            contrast_limits=(0.0, 1.0),
-            opacity=0.7,
-        )
-
-    def _show_class_preview(self, prob: Any, z: int) -> None:
-        from ..adapters.outputs import labels_colormap
-        from ..core.classes import ClassTable
+        from ..adapters.outputs import show_preview
 
         info = self._run_info
-        tr = L.transform(info["layer"], info["ca"])
-        data = np.argmax(prob, axis=0).astype(np.uint8)
-        translate = list(tr["translate"])
-        if len(tr["scale"]) == 3:
-            data, translate[0] = data[None], translate[0] + z * tr["scale"][0]
-        L.put_layer(
-            self.viewer,
-            "labels",
-            data,
-            role="preview",
-            source=info["name"],
-            name=f"{info['name']} preview",
-            scale=tr["scale"],
-            translate=tuple(translate),
-            colormap=labels_colormap(self._classes or ClassTable.default(prob.shape[0])),
-            opacity=0.6,
-        )
+        if info["layer"] in self.viewer.layers:  # the image was deleted: no orphan preview
+            show_preview(
+                self.viewer, info["layer"], info["ca"], info["name"], prob, z, self._classes
+            )
 
     def _class_table(self, resume: bool) -> Any:
         """The mask layer's class table (Annotate dock); None: binary or from the mask values."""

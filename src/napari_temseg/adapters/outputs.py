@@ -169,6 +169,39 @@ def _drop_stale(viewer: Any, source: str, multi: bool) -> None:
             viewer.layers.remove(layer)
 
 
+def show_preview(
+    viewer: Any, layer: Any, ca: Any, name: str, prob: Any, z: int, classes: Any = None
+) -> Any:
+    """The training live preview of slice ``z`` over ``layer``: the probability (binary,
+    magma) or the class map in the class colours ((K, Y, X) probabilities)."""
+    from .layers import transform
+
+    tr = transform(layer, ca)
+    multi = prob.ndim == 3
+    data = np.argmax(prob, axis=0).astype(np.uint8) if multi else prob
+    translate = list(tr["translate"])
+    if len(tr["scale"]) == 3:  # a one-slice layer placed at z
+        data, translate[0] = data[None], translate[0] + z * tr["scale"][0]
+    if multi:
+        from ..core.classes import ClassTable
+
+        table = classes if classes is not None else ClassTable.default(prob.shape[0])
+        style = dict(colormap=labels_colormap(table), opacity=0.6)
+    else:
+        style = dict(colormap="magma", blending="additive", contrast_limits=(0.0, 1.0), opacity=0.7)
+    return put_layer(
+        viewer,
+        "labels" if multi else "image",
+        data,
+        role="preview",
+        source=name,
+        name=f"{name} preview",
+        scale=tr["scale"],
+        translate=tuple(translate),
+        **style,
+    )
+
+
 def rethreshold(prob: Any, labels: Any, threshold: float, cfg: Any) -> Any:
     """Generator: ``labels[z]`` = post-processed ``prob[z] >= threshold``, slice by slice.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 
@@ -77,3 +79,22 @@ def tiny_model(channels=1, context=0):
         channels=channels, context=context, norm_lo=(0.0,) * channels, norm_hi=(1.0,) * channels
     )
     return TrainedModel(net=build_model(cfg).eval(), model_cfg=cfg, input_spec=spec)
+
+
+@contextlib.contextmanager
+def plugin_docks(make_viewer, names):
+    """(viewer, dock, ...) opened the way napari does (npe2), with ONE torch thread; running
+    jobs are stopped and the thread count restored afterwards."""
+    threads = one_torch_thread()
+    viewer = make_viewer()
+    ws = [viewer.window.add_plugin_dock_widget("napari-temseg", n)[1] for n in names]
+    try:
+        yield (viewer, *ws)
+    finally:
+        for w in ws:
+            job = getattr(w, "job", None)
+            if job is not None and job.running:
+                job.stop()
+        import torch
+
+        torch.set_num_threads(threads)

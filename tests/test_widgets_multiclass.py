@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _widget_helpers import errors_since, n_records, one_torch_thread, set_train_form
+from _widget_helpers import errors_since, n_records, plugin_docks, set_train_form
 
 pytestmark = [
     pytest.mark.gui,
@@ -18,19 +18,8 @@ NAMES = ["matrix", "pores", "grains", "hydrates"]
 
 @pytest.fixture
 def docks(make_napari_viewer):
-    threads = one_torch_thread()
-    viewer = make_napari_viewer()
-    ws = [
-        viewer.window.add_plugin_dock_widget("napari-temseg", n)[1]
-        for n in ("Train", "Predict", "Evaluate")
-    ]
-    yield (viewer, *ws)
-    for w in ws[:2]:
-        if w.job is not None and w.job.running:
-            w.job.stop()
-    import torch
-
-    torch.set_num_threads(threads)
+    with plugin_docks(make_napari_viewer, ("Train", "Predict", "Evaluate")) as opened:
+        yield opened
 
 
 def _wait(qtbot, w, timeout=180_000):

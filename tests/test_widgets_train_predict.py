@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _widget_helpers import errors_since, n_records, one_torch_thread, set_train_form, tiny_model
+from _widget_helpers import errors_since, n_records, plugin_docks, set_train_form, tiny_model
 
 # docks are opened the way napari does (npe2 + PublicOnlyProxy viewer); private API use fails
 pytestmark = [
@@ -22,19 +22,8 @@ MIN_DICE = 0.5
 
 @pytest.fixture
 def docks(make_napari_viewer):
-    threads = one_torch_thread()
-    viewer = make_napari_viewer()
-    ws = [
-        viewer.window.add_plugin_dock_widget("napari-temseg", n)[1]
-        for n in ("Annotate", "Train", "Predict")
-    ]
-    yield (viewer, *ws)
-    for w in ws[1:]:
-        if w.job is not None and w.job.running:
-            w.job.stop()
-    import torch
-
-    torch.set_num_threads(threads)
+    with plugin_docks(make_napari_viewer, ("Annotate", "Train", "Predict")) as opened:
+        yield opened
 
 
 def _particles(viewer, annotate):

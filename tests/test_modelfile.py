@@ -307,6 +307,19 @@ def test_non_finite_weights_are_refused(model, tmp_path):
         load_model(path)
 
 
+def test_a_diverged_model_is_not_saved(model, tmp_path):
+    import copy
+
+    import torch
+
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        next(p for p in broken.net.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(ModelFileError, match="not saved .*diverged; retrain with a lower"):
+        broken.save(tmp_path / "x.safetensors")
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary
+
+
 def test_a_killed_save_leaves_nothing_after_the_next_save(model, tmp_path):
     """A save killed mid-write (SIGKILL: no clean-up can run) leaves a hidden temporary
     file; the next save into that folder removes it, but never one of a live process."""

@@ -107,6 +107,7 @@ def save_model(model: TrainedModel, path: str | os.PathLike, overwrite: bool = F
     tensors = {
         k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()
     }
+    _check_finite(tensors, path.name, saving=True)  # a file that could never be loaded
     meta = {META_KEY: json.dumps(model.metadata())}
     remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(
@@ -341,10 +342,15 @@ def _check_shapes(cfg: ModelConfig, tensors: dict, name: str) -> None:
         raise _mismatch(name, cfg, "; ".join(p for p in parts if p))
 
 
-def _check_finite(tensors: dict, name: str) -> None:
+def _check_finite(tensors: dict, name: str, saving: bool = False) -> None:
     import torch
 
     bad = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad and saving:
+        raise ModelFileError(
+            f"not saved as '{name}': {len(bad)} weight tensor(s) hold NaN or infinite values "
+            f"(e.g. '{bad[0]}'), the training diverged; retrain with a lower learning rate"
+        )
     if bad:
         raise ModelFileError(
             f"'{name}': {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. '{bad[0]}'): "

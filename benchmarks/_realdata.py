@@ -9,6 +9,10 @@ clear message when the folder is absent, so tests can ``pytest.skip`` on it.
 * :func:`emps_split` -> deterministic train / held-out split of the EMPS train list
   (by name, so it does not depend on file-system order), each a list of
   ``(name, image (H, W) uint8, mask (H, W) uint8)``, mask 1 = particle.
+* :func:`metaldam` / :func:`stem` -> ``(names, images, masks)`` lists of the multi-class
+  folders (MetalDAM SEM, 5 phases; HAADF-STEM alumina + Pt, 3 classes), sorted by name,
+  masks uint8 class ids; :data:`METALDAM_CLASSES` / :data:`STEM_CLASSES` name them.
+  :func:`hash_split` holds out a deterministic share of the names (ranked by name hash).
 """
 
 from __future__ import annotations
@@ -72,10 +76,13 @@ def emps_item(name: str) -> tuple[str, np.ndarray, np.ndarray]:
     return name, np.ascontiguousarray(img), (mask > 0).astype(np.uint8)
 
 
+def _name_hash(name: str) -> int:
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
+
+
 def _held_out(name: str, fraction: float) -> bool:
     """Stable pseudo-random membership from the name's hash (independent of list order)."""
-    h = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
-    return h < fraction * 16**8
+    return _name_hash(name) < fraction * 16**8
 
 
 def emps_split(
@@ -92,12 +99,60 @@ def emps_split(
     return [emps_item(n) for n in train], [emps_item(n) for n in test]
 
 
+METALDAM_CLASSES = ("matrix", "austenite", "martensite-austenite", "precipitate", "defect")
+STEM_CLASSES = ("background", "alumina", "Pt")
+
+
+def _class_folder(sub: str) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """(names, images (H, W) uint8, masks (H, W) uint8 class ids) of ``<sub>/train``."""
+    from PIL import Image
+
+    d = _need(data_root() / sub / "train")
+    names = sorted(p.stem for p in _need(d / "images").glob("*.png"))
+    if not names:
+        raise DataMissing(f"no images in {d / 'images'}")
+    images, masks = [], []
+    for n in names:
+        image = Image.open(d / "images" / f"{n}.png").convert("L")
+        images.append(np.ascontiguousarray(np.asarray(image)))
+        mask = np.asarray(Image.open(_need(d / "masks" / f"{n}.png")))
+        masks.append(np.ascontiguousarray(mask[..., 0] if mask.ndim == 3 else mask))
+    return names, images, masks
+
+
+def metaldam() -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """MetalDAM SEM micrographs: labels 0 matrix, 1 austenite, 2 martensite/austenite,
+    3 precipitate, 4 defect (:data:`METALDAM_CLASSES`)."""
+    return _class_folder("metaldam")
+
+
+def stem() -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """HAADF-STEM alumina/Pt patches: labels 0 background/pores, 1 gamma-alumina,
+    2 Pt particles (:data:`STEM_CLASSES`)."""
+    return _class_folder("stem_alumina_pt")
+
+
+def hash_split(names: list[str], fraction: float = 0.25) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices into ``names``: the ``round(fraction * n)`` names (at least
+    one) with the lowest name hash are held out. The same hash as :func:`_held_out`, but
+    ranked, so small folders get the share asked for (a threshold on 30 hashes can miss it
+    by several names). Independent of list order."""
+    n_out = max(1, int(round(fraction * len(names))))
+    ranked = sorted(range(len(names)), key=lambda i: (_name_hash(names[i]), names[i]))
+    test = sorted(ranked[:n_out])
+    return [i for i in range(len(names)) if i not in set(test)], test
+
+
 def available(what: str = "all") -> bool:
     try:
         if what in ("isbi2012", "all"):
             _need(data_root() / "isbi2012" / "train-volume.tif")
         if what in ("emps", "all"):
             _need(data_root() / "emps" / "train.csv")
+        if what in ("metaldam", "all"):
+            _need(data_root() / "metaldam" / "train" / "images")
+        if what in ("stem", "all"):
+            _need(data_root() / "stem_alumina_pt" / "train" / "images")
     except DataMissing:
         return False
     return True

@@ -137,9 +137,21 @@ class _VClock:
 
 
 class Ours:
-    """fit() with a TrainConfig / ModelConfig / context, advanced slice by slice."""
+    """fit() with a TrainConfig / ModelConfig / context, advanced slice by slice.
 
-    def __init__(self, name: str, images, masks, seconds: float, context: int, overrides: dict):
+    ``classes``: a ClassTable for multi-class masks (None: binary, as before).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        images,
+        masks,
+        seconds: float,
+        context: int,
+        overrides: dict,
+        classes=None,
+    ):
         from napari_temseg.core.config import ModelConfig, TrainConfig
         from napari_temseg.core.models import DEFAULT_MODEL
         from napari_temseg.core.train import fit
@@ -158,7 +170,9 @@ class Ours:
                 base["encoder"] = None
         self.model_cfg = ModelConfig(**{**base, **mk})
         self.name, self.clock = name, _VClock()
-        self.gen = fit(images, masks, train_cfg=self.train_cfg, model_cfg=self.model_cfg)
+        self.gen = fit(
+            images, masks, train_cfg=self.train_cfg, model_cfg=self.model_cfg, classes=classes
+        )
         self.steps, self.elapsed, self.setup_s, self.model, self.last = 0, 0.0, None, None, None
 
     @property

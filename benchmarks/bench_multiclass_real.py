@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import _realdata
-from bench_train import Ours, Reference, _machine, _pad_to, _torch_threads, race
+from bench_train import Ours, Reference, _machine, _pad_to, _torch_threads, parse_variant, race
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -387,8 +387,21 @@ def bench(args, dataset: str) -> None:
     print(f"machine: {_machine()}", flush=True)
     print(f"git HEAD {_git_head()}", flush=True)
     overrides = {"seed": args.seed} if args.seed else {}
+    variants = [parse_variant(v) for v in args.variant]
     contestants = [
         Ours("ours", tr_im, tr_m, args.seconds, 0, overrides, classes=ClassTable(classes)),
+        *(
+            Ours(
+                name,
+                tr_im,
+                tr_m,
+                args.seconds,
+                0,
+                {**overrides, **extra},
+                classes=ClassTable(classes),
+            )
+            for name, extra in variants
+        ),
         Plain(tr_im, tr_m, k, args.seconds, seed=args.seed),
         Forest(
             tr_im,
@@ -453,6 +466,12 @@ def main(argv=None) -> None:
         s.add_argument("--seconds", type=float, default=300.0, help="training budget each")
         s.add_argument("--slice", type=float, default=30.0, help="round-robin time slice (s)")
         s.add_argument("--seed", type=int, default=0)
+        s.add_argument(
+            "--variant",
+            action="append",
+            default=[],
+            help="another fit() contestant: name:key=value,... (TrainConfig/ModelConfig keys)",
+        )
         s.add_argument("--held-out", type=float, default=0.25, help="share of images held out")
         s.add_argument("--rf-pixels", type=int, default=20000, help="rf: pixels drawn per image")
         s.add_argument("--rf-trees", type=int, default=100, help="rf: trees at most")

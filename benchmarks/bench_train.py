@@ -474,8 +474,10 @@ def bench_throughput(args) -> None:
     from napari_temseg.core.config import InputSpec, TrainConfig
     from napari_temseg.core.data import as_mask, as_volume, compute_norm
     from napari_temseg.core.models import DEFAULT_MODEL, build_model
+    from napari_temseg.core.objectives import loss_fn as make_loss
+    from napari_temseg.core.objectives import validate
     from napari_temseg.core.sampling import PatchSampler, split_regions, validation_patches
-    from napari_temseg.core.train import _evaluate, _loss_fn, fit
+    from napari_temseg.core.train import fit
 
     img, mask, what = _throughput_data(args)
     threads = args.thread_list or [torch.get_num_threads()]
@@ -509,7 +511,7 @@ def bench_throughput(args) -> None:
     if fast:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = _loss_fn(cfg.loss)
+    loss_fn = make_loss(cfg.loss)
     vol = as_volume(img)
     mvol = as_mask(mask, vol)
     regions, _ = split_regions([(0, z) for z in range(vol.shape[0])], [vol.shape[2:]], 0.0, 0)
@@ -545,7 +547,7 @@ def bench_throughput(args) -> None:
     t_aug = _timed(lambda: aug(*batches[0]), args.reps)
     t_step = _timed(bare_step, args.reps)
     val = validation_patches(sampler)
-    t_val = _timed(lambda: _evaluate(net, val, torch.device("cpu"), False), 1)
+    t_val = _timed(lambda: validate(net, val, torch.device("cpu"), False), 1)
     print(
         f"  breakdown at {threads[0]} thread(s), each alone, mean of {args.reps}: "
         f"sample {t_sample * 1e3:.0f} ms, "

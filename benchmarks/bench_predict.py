@@ -301,7 +301,7 @@ def _model(args) -> str:
     # one cached model per default network, so a changed default is retrained, not reused
     path = (
         Path(args.workdir)
-        / f"bench-model-{DEFAULT_MODEL.arch}-{DEFAULT_MODEL.norm_layer}.safetensors"
+        / f"bench-model-{DEFAULT_MODEL.arch}-{DEFAULT_MODEL.resolved().norm_layer}.safetensors"
     )
     if not path.exists():
         print(f"training the benchmark model for {args.train_seconds:.0f} s ...", flush=True)

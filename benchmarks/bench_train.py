@@ -500,10 +500,11 @@ def bench_throughput(args) -> None:
     from napari_temseg.core.device import amp_dtype, autocast, channels_last_pays
 
     dev, amp = torch.device("cpu"), (False if args.bare_fp32 else "auto")
-    fast = channels_last_pays(dev, DEFAULT_MODEL.norm_layer, amp)
+    fast = channels_last_pays(dev, DEFAULT_MODEL.resolved().norm_layer, amp)
     bf16 = amp_dtype(dev, amp) is not None
+    norm = DEFAULT_MODEL.resolved().norm_layer
     print(
-        f"  bare loop: {'bf16 autocast' if bf16 else 'fp32'}, {DEFAULT_MODEL.norm_layer} norm, "
+        f"  bare loop: {'bf16 autocast' if bf16 else 'fp32'}, {norm} norm, "
         f"{'channels_last' if fast else 'NCHW'}",
         flush=True,
     )

@@ -183,8 +183,11 @@ def test_norm_option_is_checked():
 
 
 def test_auto_norm_is_instance_for_the_default_and_batch_elsewhere():
-    assert models.DEFAULT_MODEL.norm_layer == ModelConfig().norm_layer == "instance"
-    assert ModelConfig(arch="small-unet", norm_layer="auto").norm_layer == "instance"
+    # small-unet's "auto" waits for the class count: instance binary, batch for K classes
+    assert models.DEFAULT_MODEL.norm_layer == ModelConfig().norm_layer == "auto"
+    assert ModelConfig(arch="small-unet").resolved().norm_layer == "instance"
+    assert ModelConfig(arch="small-unet", classes=4).resolved().norm_layer == "batch"
+    assert ModelConfig(norm_layer="instance", classes=4).resolved().norm_layer == "instance"
     assert ModelConfig(arch="unet").norm_layer == ModelConfig(arch="resunet").norm_layer == "batch"
     assert ModelConfig(arch="Unet").norm_layer == "batch"
     assert not _modules(models.build_model(), torch.nn.BatchNorm2d)

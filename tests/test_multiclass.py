@@ -131,6 +131,7 @@ def test_fit_trains_k_classes_with_per_class_validation(trained):
     img, lab, model = trained
     assert model.classes.names == ("matrix", "disks", "squares")
     assert model.model_cfg.classes == 3
+    assert model.model_cfg.norm_layer == "batch"  # "auto" for a K-class small-unet
     rec = model.history[-1]
     assert len(rec["val_dice_classes"]) == 3 and len(rec["val_iou_classes"]) == 3
     # val_dice is the mean over the classes other than background

@@ -415,7 +415,7 @@ def test_tiny_images_with_the_default_instance_norm_model(size):
     from napari_temseg.core.tiling import pad_to
 
     cfg = ModelConfig(arch=DEFAULT_MODEL.arch, in_channels=1)
-    assert cfg.norm_layer == "instance"
+    assert cfg.resolved().norm_layer == "instance"  # "auto" of a binary small-unet
     torch.manual_seed(0)
     m = TrainedModel(build_model(cfg).eval(), cfg, InputSpec())
     img = np.random.default_rng(20).random((size, size + 3)).astype(np.float32)

@@ -36,10 +36,12 @@ from .choices import (
 from .predict_config import PredictConfig
 from .train_config import TrainConfig
 
-# ModelConfig(norm_layer="auto"): instance norm for the default small-unet (stable on folders of
-# heterogeneous micrographs, docs/benchmarks.md "Normalisation layers"); batch norm where the
-# architecture's paper or the smp encoder uses it
-_AUTO_NORM = {"small-unet": "instance"}
+# ModelConfig(norm_layer="auto"): instance norm for the default binary small-unet (stable on
+# folders of heterogeneous micrographs, docs/benchmarks.md "Normalisation layers"), batch norm
+# for a K-class small-unet (faster and better per step: "Multi-class") and where the
+# architecture's paper or the smp encoder uses it. small-unet's "auto" is resolved when the
+# number of classes is known (ModelConfig.resolved(), called when a network is built).
+_AUTO_DEFERRED = "small-unet"
 # fields renamed since format 1 files were written: {class name: {old: new}}
 RENAMED = {
     "ModelConfig": {"norm": "norm_layer"},
@@ -92,8 +94,8 @@ class ModelConfig:
     )
     norm_layer: str = opt(
         "auto",
-        "normalisation layers of a native network (auto: instance for "
-        "small-unet, batch for unet and resunet)",
+        "normalisation layers of a native network (auto: instance for a binary "
+        "small-unet, batch for a K-class small-unet, unet and resunet)",
         label="normalisation layers",
         choices=("auto", *NORM_LAYERS),
         advanced=True,
@@ -105,10 +107,10 @@ class ModelConfig:
         check(self.classes >= 1, f"classes must be >= 1, got {self.classes}")
         if self.base_width is not None:
             check(self.base_width >= 4, f"base_width must be >= 4, got {self.base_width}")
-        if self.norm_layer == "auto":
-            object.__setattr__(self, "norm_layer", _AUTO_NORM.get(self.arch, "batch"))
+        if self.norm_layer == "auto" and self.arch != _AUTO_DEFERRED:
+            object.__setattr__(self, "norm_layer", "batch")
         check(
-            self.norm_layer in NORM_LAYERS,
+            self.norm_layer in NORM_LAYERS or self.norm_layer == "auto",
             f"norm_layer must be 'auto' or one of {NORM_LAYERS}, got '{self.norm_layer}'",
         )
         if self.arch in NATIVE_ARCHS:
@@ -133,6 +135,14 @@ class ModelConfig:
     @property
     def is_native(self) -> bool:
         return self.arch in NATIVE_ARCHS
+
+    def resolved(self) -> ModelConfig:
+        """This config with ``norm_layer="auto"`` made concrete for its number of output
+        channels (small-unet: instance norm binary, batch norm for K classes)."""
+        if self.norm_layer != "auto":
+            return self
+        norm = "instance" if self.classes == 1 else "batch"
+        return dataclasses.replace(self, norm_layer=norm)
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,7 @@ def build_model(cfg: ModelConfig | None = None):
     cfg = DEFAULT_MODEL if cfg is None else cfg
     if not isinstance(cfg, ModelConfig):
         raise ConfigError(f"build_model needs a ModelConfig, got {type(cfg).__name__}")
+    cfg = cfg.resolved()
     if not cfg.is_native:
         return _build_smp(cfg)
     base = cfg.base_width or _DEFAULT_WIDTH[cfg.arch]
@@ -248,7 +249,7 @@ def min_input_size(cfg: ModelConfig | None = None) -> int:
     normalises each channel over its pixels and needs more than one pixel at the
     1/16-resolution bottleneck.
     """
-    cfg = DEFAULT_MODEL if cfg is None else cfg
+    cfg = (DEFAULT_MODEL if cfg is None else cfg).resolved()
     m = required_multiple(cfg)
     return 2 * m if cfg.is_native and cfg.norm_layer == "instance" else m
 

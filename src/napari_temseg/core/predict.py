@@ -142,7 +142,7 @@ def _net_on(model: TrainedModel, device: Any) -> tuple[Any, bool]:
     from .device import channels_last_pays
 
     net = model.net.to(device)
-    cl = channels_last_pays(device, model.model_cfg.norm_layer) and not net.training
+    cl = channels_last_pays(device, model.model_cfg.resolved().norm_layer) and not net.training
     if cl:
         net = net.to(memory_format=torch.channels_last)
     return net, cl

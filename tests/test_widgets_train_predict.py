@@ -313,7 +313,9 @@ def test_intensity_normalisation_choice_reaches_the_config(docks):
 
 def test_norm_layer_choice_reaches_the_model_config(docks):
     _, _, train, _ = docks
-    assert train.model_config().norm_layer == "instance"  # auto, small-unet
+    # auto, small-unet: resolved when the class count is known (instance for binary models)
+    assert train.model_config().norm_layer == "auto"
+    assert train.model_config().resolved().norm_layer == "instance"
     train.norm_layer.value = "batch"
     assert train.model_config().norm_layer == "batch"
     train.arch.value = "Unet"  # smp: norm layer and base width mean nothing, the encoder does

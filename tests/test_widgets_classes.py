@@ -308,3 +308,43 @@ def test_class_buttons_without_mask_say_so(make_napari_viewer):
     msgs = errors_since(start)
     assert msgs and "no mask layer" in msgs[-1]
     assert rows(w) == ["0: background (background)", "1: foreground"]
+
+
+@pytest.mark.gui
+@pytest.mark.filterwarnings("error:Private attribute access:FutureWarning")
+def test_paint_two_classes_and_background_then_train(make_napari_viewer):
+    """The whole annotation path of issue 11 in a real window: sparse mode, a third class,
+    brush strokes of each class picked in the class list, then training on that layer."""
+    from napari_temseg import api
+    from napari_temseg.core.synthetic_phases import make_phases
+
+    viewer = make_napari_viewer()
+    _, w = viewer.window.add_plugin_dock_widget("napari-temseg", "Annotate")
+    img, truth = make_phases((1, 64, 64), channels=1, seed=5)
+    image = viewer.add_image(img[0, 0], name="em")
+    w.image.value = image
+    w.new_mask.clicked()
+    mask = viewer.layers["em mask"]
+    w.sparse.value = True
+    w.add_class.clicked()  # background, foreground, class 2: K = 3, background painted with 3
+    mask.brush_size = 3
+    for row, value in ((1, 1), (2, 2), (0, 3)):
+        w.class_list.setCurrentRow(row)
+        assert mask.selected_label == value
+        ys, xs = np.nonzero(truth[0] == row)
+        for i in np.linspace(0, len(ys) - 1, 6).astype(int):
+            mask.paint((ys[i], xs[i]), mask.selected_label)
+    painted = np.asarray(mask.data)
+    assert set(np.unique(painted)) == {0, 1, 2, 3} and (painted == 0).mean() > 0.5
+    model = api.train(
+        image,
+        mask,
+        epochs=1,
+        seconds=None,
+        steps_per_epoch=2,
+        patch=64,
+        device="cpu",
+        verbose=False,
+    )
+    assert model.train_cfg.sparse and model.classes.k == 3  # both from the mask layer
+    assert model.classes.names == C.table_of(mask).names

@@ -64,11 +64,7 @@ def color_dict(table: ClassTable, sparse: bool) -> dict | None:
     is transparent and sparse background (K) gets the background class colour."""
     if default_look(table):
         return dict(SPARSE_COLORS) if sparse else None
-    out: dict = {None: "transparent", 0: "transparent"}
-    out.update(table.color_dict(sparse))
-    if not sparse:
-        out[0] = "transparent"
-    return out
+    return {None: "transparent", **table.color_dict(sparse), 0: "transparent"}
 
 
 def apply_colors(layer: Any, table: ClassTable, sparse: bool) -> None:

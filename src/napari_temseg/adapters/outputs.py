@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .layers import TAG, put_layer
+from .layers import CLASSES_KEY, TAG, put_layer
 
 IN_MEMORY_BYTES = 1 << 30  # outputs above this go to zarr stores in a temporary folder
 
@@ -107,7 +107,7 @@ def show_outputs(
         **tr,
     )
     if multi:
-        out["labels_layer"].metadata["temseg_classes"] = classes.to_dict()
+        out["labels_layer"].metadata[CLASSES_KEY] = classes.to_dict()
     if unc is not None:
         out["unc_layer"] = put_layer(
             viewer,

@@ -100,11 +100,12 @@ def evaluate_stack(pred: Any, truth: Any) -> dict[str, Any]:
 
 
 def confusion(pred: Any, truth: Any, k: int, valid: Any = None) -> np.ndarray:
-    """(K, K) int64 confusion matrix, rows = true class, columns = predicted class.
+    """(K, K + 1) int64 confusion matrix, rows = true class, columns = predicted class
+    (the last column: predicted 'unsure' = K).
 
-    Pixels whose truth or prediction is outside 0..K-1 (e.g. 'unsure' = K) count nowhere
-    in the matrix, except that a true class predicted as 'unsure' is a miss (see
-    :func:`class_counts`: it lowers recall through the row total)."""
+    Pixels whose truth is outside 0..K-1 or whose prediction is outside 0..K are left out.
+    A true class predicted 'unsure' is a miss: it lowers that class's recall through the
+    row total (:func:`class_counts`)."""
     p = np.asarray(pred).astype(np.int64, copy=False)
     t = np.asarray(truth).astype(np.int64, copy=False)
     if p.shape != t.shape:

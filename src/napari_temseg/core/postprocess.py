@@ -126,9 +126,7 @@ def class_labels(
     if min_confidence > 0:
         scale = 255.0 if prob.dtype == np.uint8 else 1.0
         lab[np.max(prob, axis=0) < min_confidence * scale] = k
-    for c in range(1, k):
-        if not (min_size > 1 or fill_holes):
-            break
+    for c in range(1, k) if min_size > 1 or fill_holes else ():
         b = lab == c
         if fill_holes:
             lab[ndi.binary_fill_holes(b) & ~b & ((lab == 0) | (lab == k))] = c

@@ -222,7 +222,8 @@ def read_training_set(
 
 # Outputs carry a marker so that ``overwrite`` only ever replaces what this package wrote:
 # zarr: the attribute {OUTPUT_MARK: {"version": ...}}; TIFF: the Software tag TIFF_SOFTWARE.
-# A .npy header has no room for one: an existing .npy is replaced only if it is a .npy array.
+# A .npy header has room for nothing but its three keys (the format allows no other), so an
+# existing .npy can never be told apart from the user's own: overwrite refuses every one.
 OUTPUT_MARK = "napari_temseg"
 TIFF_SOFTWARE = "napari-temseg"
 
@@ -241,9 +242,6 @@ def is_own_output(path: str | os.PathLike) -> bool:
 
             with tifffile.TiffFile(str(path)) as tif:
                 return str(tif.pages[0].software or "").startswith(TIFF_SOFTWARE)
-        if _suffix(path) == ".npy":
-            with open(path, "rb") as f:
-                return f.read(6) == b"\x93NUMPY"
     except Exception:  # unreadable, not an array at all, ...: not ours
         return False
     return False
@@ -268,6 +266,11 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
             raise InputError(
                 f"'{path}' is a folder that is not a zarr store; refusing to delete it: "
                 "choose another output name"
+            )
+        if _suffix(path) == ".npy":
+            raise InputError(
+                f"'{path}' exists and a .npy file cannot carry napari-temseg's mark, so it is "
+                "never replaced: remove it yourself, choose another name, or write .zarr / .tif"
             )
         if not is_own_output(path):
             raise InputError(

@@ -1,4 +1,5 @@
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -373,6 +374,52 @@ def test_predict_dask_local_cluster_matches_predict_stack(tmp_path):
     np.testing.assert_array_equal(res.labels[:], ref.labels)
     with pytest.raises(InputError, match="--overwrite"):
         pdm.predict_dask(tmp_path / "m.safetensors", img, tmp_path / "p.zarr")
+
+
+class _FailFastSlowRest:
+    """A (Z, Y, X) array-like: reading slice 0 fails at once, every other slice takes 1 s."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+
+    def __getitem__(self, idx):
+        if idx[0].start == 0:
+            raise OSError("disk read failed")
+        time.sleep(1.0)
+        return self.data[idx]
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_predict_dask_failure_leaves_no_late_writes(tmp_path, cluster):
+    """When one chunk fails, predict_dask raises only after the chunks still running have
+    ended, so removing the outputs then (as `temseg predict` does) is final: no worker
+    writes a chunk into a store that was just removed (issue 10)."""
+    import contextlib
+
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from napari_temseg.core import predict_dask as pdm
+    from napari_temseg.core.io import remove_output
+
+    m = _model(Pick())
+    img = np.random.default_rng(16).random((2, 20, 20)).astype(np.float32)
+    arr = da.from_array(_FailFastSlowRest(img), chunks=(1, 20, 20))
+    with contextlib.ExitStack() as stack:
+        if cluster:
+            lc = stack.enter_context(
+                LocalCluster(
+                    n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+                )
+            )
+            stack.enter_context(Client(lc))
+        t0 = time.monotonic()
+        with pytest.raises(OSError, match="disk read failed"):
+            pdm.predict_dask(m, arr, tmp_path / "p.zarr", _cfg(tile=16))
+        assert time.monotonic() - t0 >= 0.9  # waited for the slow chunk
+        remove_output(tmp_path / "p.zarr")
+        time.sleep(1.5)  # a late write would land now
+    assert not (tmp_path / "p.zarr").exists()
 
 
 class _Broken:

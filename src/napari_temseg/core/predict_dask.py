@@ -100,6 +100,69 @@ def _postprocess_block(p: np.ndarray, thr: float, post: dict) -> np.ndarray:
     return np.stack([postprocess(s >= thr, **post)[0] for s in p]) if len(p) else p.astype(np.uint8)
 
 
+def _store(sources: list, targets: list) -> None:
+    """``dask.array.store`` that, when a chunk fails, raises only once no other chunk can
+    still write: the caller then removes the outputs, and a late write would bring them back
+    half-filled. On a ``distributed`` cluster the queued tasks are cancelled and the running
+    ones waited for; locally the chunks run on a thread pool that is shut down, waiting."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dask.array as da
+
+    client = _client()
+    if client is None:
+        pool = ThreadPoolExecutor(os.cpu_count() or 1)
+        try:
+            da.store(sources, targets, lock=False, scheduler="threads", pool=pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    stored = da.store(sources, targets, lock=False, compute=False)
+    stored = list(stored) if isinstance(stored, (tuple, list)) else [stored]
+    keys = {str(key) for d in stored for key in d.__dask_graph__()}
+    futures = client.compute(stored, optimize_graph=False)  # keep the keys: see below
+    try:
+        client.gather(futures)
+    except BaseException:
+        client.cancel(futures, force=True)
+        _wait_until_done(client, keys)
+        raise
+
+
+def _client() -> Any:
+    """The ``distributed`` client in scope, or None (local threads)."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no client
+        return None
+
+
+def _running_keys(dask_worker: Any) -> list[str]:
+    """Keys of the tasks whose thread still runs on a worker, cancelled ones included."""
+    state = dask_worker.state
+    return [str(ts.key) for ts in (*state.executing, *state.long_running)]
+
+
+def _wait_until_done(client: Any, keys: set[str], timeout: float = 300.0) -> None:
+    """Wait until no worker thread runs any of ``keys``: a cancelled task whose thread
+    already started cannot be stopped, and the scheduler forgets it at once."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            running = client.run(_running_keys)
+        except Exception:  # no workers / scheduler gone: nothing left that could write
+            return
+        if not {k for ks in running.values() for k in ks} & keys:
+            return
+        time.sleep(0.1)
+
+
 def predict_dask(
     model_or_path: Any,
     array: Any,
@@ -170,7 +233,7 @@ def predict_dask(
         targets.append(create_output(labels_zarr_path, (Z, Y, X), np.uint8, overwrite=overwrite))
         sources.append(prob.map_blocks(_postprocess_block, thr, post, dtype=np.uint8))
     t0 = time.monotonic()
-    da.store(sources, targets, lock=False)
+    _store(sources, targets)
     sec = time.monotonic() - t0
     return PredictResult(
         prob=targets[0],

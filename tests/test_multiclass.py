@@ -266,6 +266,33 @@ def test_predict_k_classes_is_tile_consistent_and_has_uncertainty(trained):
         run(predict_stack(model, img, PredictConfig(instances=True, device="cpu")))
 
 
+def test_predict_dask_k_classes_matches_predict_stack(trained, tmp_path):
+    """Distributed prediction of a K-class model: (Z, K, Y, X) probabilities and class ids
+    (with the confidence floor), equal to the streamed predictor's, from a model file."""
+    import dask.array as da
+
+    from napari_temseg.core.modelfile import save_model
+    from napari_temseg.core.predict_dask import predict_dask
+
+    img, _, model = trained
+    save_model(model, tmp_path / "k.safetensors")
+    pc = PredictConfig(tile=32, device="cpu", prob_dtype="float32", min_confidence=0.6)
+    ref = run(predict_stack(model, img, pc))
+    res = predict_dask(
+        tmp_path / "k.safetensors",
+        da.from_array(img, chunks=(2, 64, 64)),
+        tmp_path / "p.zarr",
+        pc,
+        labels_zarr_path=tmp_path / "l.zarr",
+    )
+    assert res.prob.shape == (3, 3, 64, 64) and res.labels.shape == (3, 64, 64)
+    np.testing.assert_allclose(res.prob[:], ref.prob, atol=1e-6)
+    np.testing.assert_array_equal(res.labels[:], ref.labels)
+    assert (ref.labels == 3).any()  # the floor marked some pixels unsure
+    auto = predict_dask(model, img, tmp_path / "a.zarr", PredictConfig(tile=32, device="cpu"))
+    assert auto.prob.dtype == np.float16  # compact by default, as predict_stack
+
+
 def test_class_labels_post_processing():
     from napari_temseg.core.postprocess import class_labels
 

@@ -24,6 +24,7 @@ input (``models.min_input_size``: two strides for instance norm); otherwise tile
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -141,11 +142,15 @@ def _net_on(model: TrainedModel, device: Any) -> tuple[Any, bool]:
 
     from .device import channels_last_pays
 
-    net = model.net.to(device)
-    cl = channels_last_pays(device, model.model_cfg.resolved().norm_layer) and not net.training
-    if cl:
-        net = net.to(memory_format=torch.channels_last)
+    with _MOVING:  # one model may serve several threads (dask chunks): convert it once,
+        net = model.net.to(device)  # never while another thread runs it half-converted
+        cl = channels_last_pays(device, model.model_cfg.resolved().norm_layer) and not net.training
+        if cl:
+            net = net.to(memory_format=torch.channels_last)
     return net, cl
+
+
+_MOVING = threading.Lock()
 
 
 def predict_stack(

@@ -64,7 +64,15 @@ class _Shift:
 
 
 def _block(
-    block: np.ndarray, block_info: Any = None, *, ref: Any, k: int, depth: int, rgb: bool, cfg: Any
+    block: np.ndarray,
+    block_info: Any = None,
+    *,
+    ref: Any,
+    k: int,
+    depth: int,
+    rgb: bool,
+    cfg: Any,
+    n_out: int = 1,
 ) -> np.ndarray:
     from .predict import predict_stack
     from .progress import run
@@ -72,7 +80,7 @@ def _block(
     s, e = block_info[None]["array-location"][0]
     lo = max(0, s - k)
     vol = Volume(_Window(np.asarray(block), lo, depth), "ZCYX", rgb_to_gray=rgb)
-    out = np.zeros((e - s,) + vol.shape[2:], np.float32)
+    out = np.zeros((e - s,) + ((n_out,) if n_out > 1 else ()) + vol.shape[2:], np.float32)
     model = _cached_model(ref, cfg.device)
     run(predict_stack(model, vol, cfg, prob_out=_Shift(out, s, depth), slices=range(s, e)))
     return out
@@ -95,8 +103,12 @@ def _canonical(arr: Any, channel_axis: int | None) -> tuple[Any, bool]:
 
 
 def _postprocess_block(p: np.ndarray, thr: float, post: dict) -> np.ndarray:
-    from .postprocess import postprocess
+    """Labels of a block of slices: (z, Y, X) binary probabilities at ``thr``, or (z, K, Y, X)
+    class probabilities (``post`` then carries ``min_confidence``)."""
+    from .postprocess import class_labels, postprocess
 
+    if p.ndim == 4:
+        return np.stack([class_labels(s, **post) for s in p]).reshape(p.shape[:1] + p.shape[2:])
     return np.stack([postprocess(s >= thr, **post)[0] for s in p]) if len(p) else p.astype(np.uint8)
 
 
@@ -163,6 +175,20 @@ def _wait_until_done(client: Any, keys: set[str], timeout: float = 300.0) -> Non
         time.sleep(0.1)
 
 
+def _model_ref(model_or_path: Any) -> tuple[Any, int, float, int]:
+    """(what workers load the model from, context, threshold, output channels)."""
+    if isinstance(model_or_path, TrainedModel):
+        m = model_or_path
+        return m, m.context, m.threshold, m.model_cfg.classes
+    meta = read_metadata(model_or_path)
+    return (
+        str(Path(model_or_path).resolve()),
+        int(meta["input"].get("context", 0)),
+        float(meta.get("threshold", 0.5)),
+        int(meta["model"].get("classes", 1)),
+    )
+
+
 def predict_dask(
     model_or_path: Any,
     array: Any,
@@ -176,7 +202,8 @@ def predict_dask(
     """Predict ``array`` (dask / zarr / numpy; chunked along Z) into ``out_zarr_path``.
 
     ``cfg``: a PredictConfig, as for :func:`predict.predict_stack`. Instance labels and
-    the uncertainty output are not available here (ids would clash across chunks).
+    the uncertainty output are not available here (ids would clash across chunks). A
+    K-class model writes (Z, K, Y, X) probabilities and class ids, as predict_stack does.
     Returns a :class:`predict.PredictResult` with the zarr arrays.
     """
     import dataclasses
@@ -195,43 +222,40 @@ def predict_dask(
             "distributed prediction writes probability and labels only: "
             "turn off instances and uncertainty"
         )
-    if isinstance(model_or_path, TrainedModel):
-        ref, k, thr0 = model_or_path, model_or_path.context, model_or_path.threshold
-        n_out = model_or_path.model_cfg.classes
-    else:
-        meta = read_metadata(model_or_path)
-        ref, k = str(Path(model_or_path).resolve()), int(meta["input"].get("context", 0))
-        thr0 = float(meta.get("threshold", 0.5))
-        n_out = int(meta["model"].get("classes", 1))
-    if n_out != 1:
-        raise InputError(
-            "distributed (dask) prediction supports binary models; predict this "
-            f"{n_out}-class model with predict_stack / temseg predict (streamed, bounded memory)"
-        )
+    ref, k, thr0, n_out = _model_ref(model_or_path)
     thr = thr0 if cfg.threshold is None else float(cfg.threshold)
     arr, rgb = _canonical(array, channel_axis)
     Z, _, Y, X = arr.shape
     if k and min(arr.chunks[0]) < k:
         arr = arr.rechunk({0: max(k, arr.chunks[0][0])})
     ghost = da.overlap.overlap(arr, depth={0: k, 1: 0, 2: 0, 3: 0}, boundary="none") if k else arr
+    per_class = ((n_out,),) if n_out > 1 else ()  # K classes: (Z, K, Y, X)
     prob = ghost.map_blocks(
         _block,
         dtype=np.float32,
-        chunks=(arr.chunks[0], (Y,), (X,)),
-        drop_axis=1,
+        chunks=(arr.chunks[0], *per_class, (Y,), (X,)),
+        drop_axis=() if per_class else 1,
         ref=ref,
         k=k,
         depth=Z,
         rgb=rgb,
         cfg=dataclasses.replace(cfg, threshold=thr),
+        n_out=n_out,
     )
-    pdt = prob_dtype(cfg.prob_dtype)
-    targets = [create_output(out_zarr_path, (Z, Y, X), pdt, overwrite=overwrite)]
+    pdt = prob_dtype(cfg.prob_dtype, max(n_out, 2))
+    shape = (Z, n_out, Y, X) if per_class else (Z, Y, X)
+    targets = [create_output(out_zarr_path, shape, pdt, overwrite=overwrite)]
     sources = [prob.map_blocks(to_prob_dtype, pdt, dtype=pdt)]
     if labels_zarr_path is not None:
         post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes)
+        if per_class:
+            post["min_confidence"] = cfg.min_confidence
         targets.append(create_output(labels_zarr_path, (Z, Y, X), np.uint8, overwrite=overwrite))
-        sources.append(prob.map_blocks(_postprocess_block, thr, post, dtype=np.uint8))
+        sources.append(
+            prob.map_blocks(
+                _postprocess_block, thr, post, dtype=np.uint8, drop_axis=1 if per_class else ()
+            )
+        )
     t0 = time.monotonic()
     _store(sources, targets)
     sec = time.monotonic() - t0

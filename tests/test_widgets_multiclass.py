@@ -84,3 +84,61 @@ def test_train_predict_relabel_evaluate_k_classes(docks, qtbot):
     assert evaluate.table.columnCount() == 6  # truth, 4 classes, unsure
     evaluate.view.value = "per slice: class shares"
     assert evaluate.table.rowCount() == 3
+
+
+def test_paint_train_predict_evaluate_in_one_session(make_napari_viewer, qtbot):
+    """Issue 11's whole loop in one real window, all four docks: sparse scribbles of two
+    classes and background picked in the Annotate class list, trained by the Train dock,
+    predicted by the Predict dock in the class colours and evaluated by the Evaluate dock."""
+    from napari_temseg.core.synthetic_phases import make_phases
+
+    with plugin_docks(make_napari_viewer, ("Annotate", "Train", "Predict", "Evaluate")) as d:
+        viewer, annotate, train, predict, evaluate = d
+        img, truth = make_phases((2, 64, 64), channels=1, seed=5)
+        truth = np.where(truth <= 2, truth, 0).astype(np.uint8)  # three classes
+        image = viewer.add_image(img[:, 0], name="em")
+        gt = viewer.add_labels(truth, name="em truth")
+        annotate.image.value = image
+        annotate.new_mask.clicked()
+        mask = viewer.layers["em mask"]
+        annotate.sparse.value = True
+        annotate.add_class.clicked()  # background, foreground, class 2
+        mask.brush_size = 3
+        for row, value in ((1, 1), (2, 2), (0, 3)):  # sparse: background is painted as 3
+            annotate.class_list.setCurrentRow(row)
+            assert mask.selected_label == value
+            zs, ys, xs = np.nonzero(truth == row)
+            for i in np.linspace(0, len(ys) - 1, 12).astype(int):
+                viewer.dims.set_point(0, zs[i])
+                mask.paint((zs[i], ys[i], xs[i]), mask.selected_label)
+        assert set(np.unique(mask.data)) == {0, 1, 2, 3}
+
+        set_train_form(train, image_layers=[image], mask_layer=mask, epochs=2, patch=64)
+        start = n_records()
+        train.start_btn.clicked()
+        _wait(qtbot, train)
+        assert errors_since(start) == []
+        assert train.model.classes.k == 3 and train.model.train_cfg.sparse
+
+        predict.reset_choices()
+        predict.images.value = [image]
+        predict.tile.value, predict.device.value = 64, "cpu"
+        predict.run_btn.clicked()
+        _wait(qtbot, predict)
+        assert errors_since(start) == []
+        labels_layer = viewer.layers["em prediction"]
+        assert labels_layer.data.shape == truth.shape and labels_layer.data.max() <= 2
+        from napari.utils.colormaps.standardize_color import transform_color
+
+        table = train.model.classes  # the mask's table, its colours on the prediction
+        assert table.names == tuple(mask.metadata["temseg_classes"]["names"])
+        for c in (1, 2):
+            assert labels_layer.colormap.map(np.array([c]))[0][:3] == pytest.approx(
+                transform_color(table.colors[c])[0][:3], abs=1e-2
+            )
+
+        evaluate.reset_choices()
+        evaluate.pred.value, evaluate.truth.value = labels_layer, gt
+        evaluate.run_btn.clicked()
+        assert errors_since(start) == []
+        assert evaluate.table.rowCount() == 3 and "mean IoU" in evaluate.summary.value

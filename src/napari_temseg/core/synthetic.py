@@ -13,6 +13,8 @@
   (log-normal radii, some touching) on a lighter carbon film with uneven
   illumination, faint particles, diffuse dark contamination, blur and noise.
   Mask: 1 = particle; ``instances=True`` also returns uint16 instance ids.
+  Defined in :mod:`.synthetic_particles` (with the building blocks both
+  generators share) and re-exported here.
 
 Both are deterministic for a given ``seed`` (one ``numpy.random.Generator``),
 need only numpy + scipy.ndimage, and take well under a second at default sizes.
@@ -29,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .synthetic_particles import (
+    add_noise,
+    check_shape,
+    detector_response,
+    make_particles,
+    smooth_noise,
+    to_dtype,
+)
 
 # Per-channel contrast of each component (added to ``base``), blur, photon
 # counts per unit intensity (Poisson) and Gaussian read noise. Channel 0 = ICE,
@@ -67,46 +76,6 @@ _CHANNELS = (
     ),
 )
 _COMPONENTS = ("cyto", "matrix", "membrane", "cristae", "granule", "ring", "lumen", "er")
-
-
-def _check_shape(shape: Any, nd: int, axes: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise InputError(f"shape must be a tuple of {nd} ints {axes}, got {shape!r}") from None
-    if len(shape) != nd or min(shape) < 1:
-        raise InputError(f"shape must be {nd} positive ints {axes}, got {shape}")
-    if min(shape[-2:]) < 16:
-        raise InputError(f"images must be at least 16 x 16 px, got {shape[-2:]}")
-    return shape
-
-
-def _to_dtype(img: np.ndarray, dtype: Any) -> np.ndarray:
-    np.clip(img, 0.0, 1.0, out=img)
-    dt = np.dtype(dtype)
-    if dt == np.float32:
-        return img
-    if dt in (np.uint8, np.uint16):
-        return np.round(img * np.iinfo(dt).max).astype(dt)
-    raise InputError(f"dtype must be 'float32', 'uint8' or 'uint16', got {dtype!r}")
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple, sigma: Any) -> np.ndarray:
-    """Gaussian-filtered white noise, zero mean, unit standard deviation.
-
-    Large in-plane sigmas are made at reduced resolution and zoomed up (fast).
-    """
-    from scipy import ndimage as ndi
-
-    sig = np.broadcast_to(np.asarray(sigma, np.float32), (len(shape),)).copy()
-    f = int(np.clip(sig[-2:].min() // 3, 1, 8))
-    small = tuple(shape[:-2]) + tuple(-(-n // f) for n in shape[-2:])
-    sig[-2:] /= f
-    n = ndi.gaussian_filter(rng.standard_normal(small).astype(np.float32), sig, mode="wrap")
-    if f > 1:  # nearest-neighbour upsampling, then a box filter = (bi)linear interpolation
-        n = np.repeat(np.repeat(n, f, axis=-2), f, axis=-1)[..., : shape[-2], : shape[-1]]
-        n = ndi.uniform_filter(n, [1] * (len(shape) - 2) + [f, f], mode="wrap")
-    return (n - n.mean()) / (n.std() + 1e-8)
 
 
 # --- FIB-SEM ---------------------------------------------------------------------------------
@@ -244,18 +213,6 @@ def _render_bodies(comps: dict, bodies: list[tuple], zi: int, h: int, w: int) ->
             comps["lumen"][bb] = np.maximum(comps["lumen"][bb], disk * (1 - ring))
 
 
-def _response(rng: np.random.Generator, h: int, w: int, strength: float) -> np.ndarray:
-    """Smooth multiplicative detector response: a tilted ramp and a vignette."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    yn, xn = yy / max(h - 1, 1) - 0.5, xx / max(w - 1, 1) - 0.5
-    ang = rng.uniform(0, 2 * np.pi)
-    ramp = np.cos(ang) * xn + np.sin(ang) * yn
-    cy, cx = rng.uniform(-0.2, 0.2, 2)
-    vignette = (yn - cy) ** 2 + (xn - cx) ** 2
-    g = 1.0 + strength * (rng.uniform(0.45, 0.7) * ramp - rng.uniform(0.5, 0.9) * vignette)
-    return g.astype(np.float32)
-
-
 def _curtains(rng: np.random.Generator, z: int, h: int, w: int) -> np.ndarray:
     """Vertical FIB curtaining: column offsets whose strength varies slowly along y and z."""
     from scipy import ndimage as ndi
@@ -266,7 +223,7 @@ def _curtains(rng: np.random.Generator, z: int, h: int, w: int) -> np.ndarray:
         cols[x : x + width] += rng.normal(0, 0.09)
     cols = ndi.gaussian_filter1d(cols, 0.6)
     fade = np.linspace(1.0, 0.3, h, dtype=np.float32) ** rng.uniform(0.5, 1.5)
-    mod = 0.6 + 0.4 * _smooth_noise(rng, (z, h), (1.5, h / 10))
+    mod = 0.6 + 0.4 * smooth_noise(rng, (z, h), (1.5, h / 10))
     return (mod * fade)[:, :, None] * cols[None, None, :]
 
 
@@ -289,18 +246,18 @@ def make_fibsem(
     short semi-axis in px; ``mito_density``, ``distractors``, ``noise``,
     ``curtaining`` and ``response`` scale those effects (0 turns one off).
     """
-    z, c, h, w = _check_shape(shape, 4, "(Z, C, Y, X)")
+    z, c, h, w = check_shape(shape, 4, "(Z, C, Y, X)")
     rng = np.random.default_rng(seed)
     mitos = _place_mitos(rng, z, h, w, tuple(mito_radius), mito_density)
     bodies = _place_bodies(rng, z, h, w, distractors)
-    cyto = 0.7 * _smooth_noise(rng, (z, h, w), (0.8, 1.5, 1.5)) + 0.5 * _smooth_noise(
+    cyto = 0.7 * smooth_noise(rng, (z, h, w), (0.8, 1.5, 1.5)) + 0.5 * smooth_noise(
         rng, (z, h, w), (2, 8, 8)
     )
-    er = np.exp(-((_smooth_noise(rng, (z, h, w), (1.5, 7, 7)) / 0.1) ** 2))
-    er *= np.clip(_smooth_noise(rng, (z, h, w), (3, 20, 20)) - 0.3, 0, 1) * distractors
+    er = np.exp(-((smooth_noise(rng, (z, h, w), (1.5, 7, 7)) / 0.1) ** 2))
+    er *= np.clip(smooth_noise(rng, (z, h, w), (3, 20, 20)) - 0.3, 0, 1) * distractors
     curtain = curtaining * _curtains(rng, z, h, w)
     chans = [dict(_CHANNELS[ch]) if ch < 2 else _jitter(rng, _CHANNELS[ch % 2]) for ch in range(c)]
-    gains = [_response(rng, h, w, response) for _ in range(c)]
+    gains = [detector_response(rng, h, w, response) for _ in range(c)]
     drift = 1.0 + rng.normal(0, 0.015, (z, c)) * response
     image = np.empty((z, c, h, w), np.float32)
     mask = np.zeros((z, h, w), np.uint8)
@@ -317,7 +274,7 @@ def make_fibsem(
             image[zi, ch] = _detect(
                 rng, comps, chans[ch], gains[ch] * drift[zi, ch], curtain[zi], noise
             )
-    return _to_dtype(image, dtype), mask
+    return to_dtype(image, dtype), mask
 
 
 def _jitter(rng: np.random.Generator, p: dict) -> dict:
@@ -340,113 +297,12 @@ def _detect(
         img += p[k] * comps[k]
     img = ndi.gaussian_filter(img, p["blur"]) + p["curtain"] * curtain
     img = np.clip(img * gain, 0, None)
-    return _add_noise(rng, img, p["counts"], p["read"], noise)
-
-
-def _add_noise(
-    rng: np.random.Generator, img: np.ndarray, counts: float, read: float, noise: float
-) -> np.ndarray:
-    """Shot noise (Gaussian approximation of Poisson with ``counts`` per unit) + read noise."""
-    if noise <= 0:
-        return img.astype(np.float32)
-    sd = noise * np.sqrt(img / counts + read**2)
-    return (img + sd * rng.standard_normal(img.shape, dtype=np.float32)).astype(np.float32)
-
-
-# --- TEM particles ---------------------------------------------------------------------------
-def _place_particles(
-    rng: np.random.Generator, h: int, w: int, n: int, median: float, sigma: float, touching: float
-) -> list[tuple[float, float, float]]:
-    """(y, x, r) circles that do not overlap; a fraction is placed touching a neighbour."""
-    out: list[tuple[float, float, float]] = []
-    for _ in range(n * 20):
-        if len(out) >= n:
-            break
-        r = float(np.clip(median * np.exp(sigma * rng.standard_normal()), 2.0, min(h, w) / 5))
-        if out and rng.random() < touching:
-            y0, x0, r0 = out[int(rng.integers(len(out)))]
-            ang = rng.uniform(0, 2 * np.pi)
-            y, x = y0 + (r0 + r) * np.sin(ang), x0 + (r0 + r) * np.cos(ang)
-        else:
-            y, x = rng.uniform(r, h - r), rng.uniform(r, w - r)
-        if not (r <= y <= h - r and r <= x <= w - r):
-            continue
-        if all((y - yo) ** 2 + (x - xo) ** 2 >= (r + ro - 0.5) ** 2 for yo, xo, ro in out):
-            out.append((y, x, r))
-    return out
-
-
-def _render_particles(
-    rng: np.random.Generator, h: int, w: int, circles: list, faint: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Instance labels and projected thickness (0..1 scaled by a per-particle density)."""
-    labels = np.zeros((h, w), np.uint16)
-    thick = np.zeros((h, w), np.float32)
-    for i, (yc, xc, r) in enumerate(circles, start=1):
-        y0, y1 = max(int(yc - r - 2), 0), min(int(yc + r + 3), h)
-        x0, x1 = max(int(xc - r - 2), 0), min(int(xc + r + 3), w)
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        ang = np.arctan2(yy - yc, xx - xc)
-        rr = r * (1 + 0.07 * np.sin(int(rng.integers(2, 5)) * ang + rng.uniform(0, 6.3)))
-        dist = np.sqrt((yy - yc) ** 2 + (xx - xc) ** 2)
-        inside = dist <= rr
-        bb = (slice(y0, y1), slice(x0, x1))
-        labels[bb][inside & (labels[bb] == 0)] = i
-        density = rng.uniform(0.35, 0.6) if rng.random() < faint else rng.uniform(0.8, 1.2)
-        profile = np.sqrt(np.clip(1 - (dist / rr) ** 2, 0, 1)) * 0.6 + 0.4 * inside
-        thick[bb] = np.maximum(thick[bb], density * profile * inside)
-    return labels, thick
-
-
-def make_particles(
-    shape: tuple[int, int] = (256, 256),
-    seed: int = 0,
-    *,
-    n: int | None = None,
-    radius_median: float = 7.0,
-    radius_sigma: float = 0.45,
-    touching: float = 0.3,
-    faint: float = 0.25,
-    blur: float = 1.0,
-    noise: float = 1.0,
-    illumination: float = 1.0,
-    instances: bool = False,
-    dtype: Any = "float32",
-) -> tuple[np.ndarray, ...]:
-    """A TEM-like image of dark particles and its mask.
-
-    Returns ``(image, mask)`` - image (Y, X) float32 in [0, 1] (or ``dtype``),
-    mask (Y, X) uint8, 1 = particle - or ``(image, mask, instances)`` with uint16
-    ids (0 = background) when ``instances=True``. Radii are log-normal
-    (``radius_median`` px, ``radius_sigma``); ``touching`` is the fraction placed
-    against a neighbour, ``faint`` the fraction of low-contrast particles.
-    """
-    from scipy import ndimage as ndi
-
-    h, w = _check_shape(shape, 2, "(Y, X)")
-    rng = np.random.default_rng(seed)
-    if n is None:
-        n = max(3, int(0.2 * h * w / (np.pi * radius_median**2 * np.exp(2 * radius_sigma**2))))
-    circles = _place_particles(rng, h, w, n, radius_median, radius_sigma, touching)
-    labels, thick = _render_particles(rng, h, w, circles, faint)
-    film = 0.04 * _smooth_noise(rng, (h, w), 1.0) + 0.03 * _smooth_noise(rng, (h, w), 6.0)
-    dirt = np.clip(_smooth_noise(rng, (h, w), min(h, w) / 12) - 1.0, 0, None) * 0.35
-    img = 0.8 * np.exp(-1.3 * thick) + film - dirt
-    img = ndi.gaussian_filter(img.astype(np.float32), blur) if blur > 0 else img.astype(np.float32)
-    img *= _response(rng, h, w, 1.2 * illumination)
-    img = _add_noise(rng, np.clip(img, 0, None), 150.0, 0.02, noise)
-    mask = (labels > 0).astype(np.uint8)
-    out = (_to_dtype(img, dtype), mask)
-    return out + (labels,) if instances else out
+    return add_noise(rng, img, p["counts"], p["read"], noise)
 
 
 # Building blocks shared with .synthetic_phases: public names, as no module imports
-# another's private ones (tests/test_structure.py).
-check_shape = _check_shape
-to_dtype = _to_dtype
-smooth_noise = _smooth_noise
-detector_response = _response
+# another's private ones (tests/test_structure.py). The others (check_shape, to_dtype,
+# smooth_noise, detector_response, add_noise) come from .synthetic_particles.
 curtains = _curtains
-add_noise = _add_noise
 
 __all__ = ["make_fibsem", "make_particles"]

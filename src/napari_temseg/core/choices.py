@@ -23,7 +23,7 @@ def check(cond: bool, msg: str) -> None:
 
 # Names of the models implemented in this package (``models.py``); anything else
 # is looked up in segmentation-models-pytorch (e.g. "Unet", "UnetPlusPlus").
-NATIVE_ARCHS = ("unet", "small-unet", "resunet")
+NATIVE_ARCHS = ("unet", "small-unet", "resunet", "sensor3d")
 SMP_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus")  # offered in the dock
 ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")  # offered in the dock
 LOSSES = ("bce", "dice", "bce+dice")  # multi-class: cross-entropy and soft Dice

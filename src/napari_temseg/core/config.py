@@ -78,6 +78,11 @@ class ModelConfig:
     in_channels: int = opt(
         1, "network input channels", derived="the image's channels x (2 x context + 1)"
     )
+    slices: int = opt(
+        1,
+        "slices per input window",
+        derived="2 x context + 1: the window a sequence model (sensor3d) reads",
+    )
     classes: int = opt(
         1,
         "network output channels",
@@ -105,6 +110,10 @@ class ModelConfig:
         check(bool(self.arch), "ModelConfig.arch is empty: use e.g. 'small-unet' or 'Unet'")
         check(self.in_channels >= 1, f"in_channels must be >= 1, got {self.in_channels}")
         check(self.classes >= 1, f"classes must be >= 1, got {self.classes}")
+        check(
+            self.slices >= 1 and self.in_channels % self.slices == 0,
+            f"slices must be >= 1 and divide in_channels ({self.in_channels}), got {self.slices}",
+        )
         if self.base_width is not None:
             check(self.base_width >= 4, f"base_width must be >= 4, got {self.base_width}")
         if self.norm_layer == "auto" and self.arch != _AUTO_DEFERRED:

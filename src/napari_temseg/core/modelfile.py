@@ -221,7 +221,12 @@ def _check_model_section(m: Any, name: str) -> None:
         v = m.get(key)
         _need(v is None or isinstance(v, str), name, f"model.{key} must be text, got {_show(v)}")
     in_max = MAX_CHANNELS * (2 * MAX_CONTEXT + 1)
-    _check_ints(m, {"in_channels": (1, 1, in_max), "classes": (1, 1, MAX_CLASSES)}, "model", name)
+    limits = {
+        "in_channels": (1, 1, in_max),
+        "slices": (1, 1, 2 * MAX_CONTEXT + 1),
+        "classes": (1, 1, MAX_CLASSES),
+    }
+    _check_ints(m, limits, "model", name)
     if m.get("base_width") is not None:
         _check_ints(m, {"base_width": (None, 4, MAX_BASE_WIDTH)}, "model", name)
 
@@ -244,6 +249,13 @@ def _check_input_section(i: Any, model: dict, name: str) -> None:
         name,
         f"input channels x (2 x context + 1) = {c * (2 * k + 1)} but model.in_channels = {n_in}",
     )
+    if model.get("arch") == "sensor3d":  # files of other archs may lack slices (default 1)
+        _need(
+            model.get("slices") == 2 * k + 1,
+            name,
+            f"a sensor3d model reads 2 x context + 1 = {2 * k + 1} slices, "
+            f"but model.slices = {_show(model.get('slices'))}",
+        )
 
 
 def _check_classes(c: Any, model: dict, name: str) -> None:

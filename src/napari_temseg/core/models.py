@@ -9,6 +9,10 @@ Native architectures (implemented here, no downloads ever):
 * ``small-unet`` - the compact U-Net of the Keras/Kaggle recipe: 16-32-64-128 encoder,
   256 bottleneck, 3x3 stride-2 transposed convolutions, ~2.16 M parameters for one input
   channel (``cfg.base_width`` scales it; default 16).
+* ``sensor3d`` - Sensor3D (Novikov et al. 2019; :mod:`.sensor3d`): a U-Net encoder and
+  decoder shared by the slices of a (2k+1)-slice window, bidirectional ConvLSTMs along the
+  slice axis at the bottleneck and at full resolution, the centre slice segmented
+  (default width 16).
 * ``resunet`` - Deep Residual U-Net (Zhang, Liu & Wang 2018): pre-activation residual
   blocks (BN-ReLU-Conv x2, 1x1 conv shortcut), 64/128/256 encoder with strided first
   convolutions, 512 bridge, up-sampling + concatenation decoder, 1x1 head.
@@ -35,7 +39,7 @@ DEFAULT_ARCH = "small-unet"
 DEFAULT_ENCODER: str | None = None
 DEFAULT_MODEL = ModelConfig(arch=DEFAULT_ARCH, encoder=DEFAULT_ENCODER)
 
-_DEFAULT_WIDTH = {"unet": 32, "small-unet": 16, "resunet": 64}
+_DEFAULT_WIDTH = {"unet": 32, "small-unet": 16, "resunet": 64, "sensor3d": 16}
 _OFFLINE_HINT = (
     "no internet: use encoder_weights=None (random init), "
     "or run once online so the weights are cached"
@@ -233,6 +237,13 @@ def build_model(cfg: ModelConfig | None = None):
         return _plain_unet(cfg.in_channels, cfg.classes, base, 2, cfg.norm_layer)
     if cfg.arch == "small-unet":
         return _plain_unet(cfg.in_channels, cfg.classes, base, 3, cfg.norm_layer)
+    if cfg.arch == "sensor3d":
+        from functools import partial
+
+        from .sensor3d import build_sensor3d
+
+        block = partial(_double_conv, norm=cfg.norm_layer)
+        return build_sensor3d(cfg.in_channels, cfg.slices, cfg.classes, base, block)
     return _resunet(cfg.in_channels, cfg.classes, base, cfg.norm_layer)
 
 

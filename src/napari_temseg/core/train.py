@@ -52,7 +52,12 @@ def _make_net(
             )
         return copy.deepcopy(resume.net).to(device), resume.model_cfg
     base = model_cfg or DEFAULT_MODEL
-    fields = {**base.__dict__, "in_channels": spec.network_channels, "classes": classes}
+    fields = {
+        **base.__dict__,
+        "in_channels": spec.network_channels,
+        "slices": 2 * spec.context + 1,
+        "classes": classes,
+    }
     cfg = ModelConfig(**fields).resolved()
     return build_model(cfg).to(device), cfg
 

@@ -107,6 +107,23 @@ class OptionForm:
         self.widgets[name].visible = applicable
         (self.inapplicable.discard if applicable else self.inapplicable.add)(name)
 
+    def follow(self, name: str, presets: dict[str, dict]) -> None:
+        """When option ``name`` picks a key of ``presets`` (a recipe), show that preset's
+        values in the widgets - the user then changes what they like; the values of the
+        preset picked before go back to their defaults."""
+        shown: list[str] = []
+
+        def picked(*_: Any) -> None:
+            for k in shown:
+                self.set_value(k, self.options[k].default)
+            preset = presets.get(self.value(name), {})
+            values = {k: v for k, v in preset.items() if k in self.widgets}
+            for k, v in values.items():
+                self.set_value(k, v)
+            shown[:] = list(values)
+
+        self.widgets[name].changed.connect(picked)
+
     def values(self) -> dict:
         """{name: value} of every applicable option (None where the widget shows 'auto' etc.)."""
         return {n: self.value(n) for n in self.widgets if n not in self.inapplicable}

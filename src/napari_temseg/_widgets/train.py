@@ -14,6 +14,7 @@ from ..core.config import NATIVE_ARCHS, ModelConfig, TrainConfig
 from ..core.errors import InputError
 from ..core.options import train_configs
 from ..core.progress import StopToken
+from ..core.recipes import RECIPES
 from . import session
 from .common import (
     CHANNEL_AXIS_CHOICES,
@@ -73,6 +74,7 @@ class TrainWidget(Container):
         self.mask = layer_combo(viewer, "labels", "mask")
         self.form = OptionForm((ModelConfig, TrainConfig))
         self.form.attach(self)
+        self.form.follow("recipe", {n: r.values for n, r in RECIPES.items()})
         self.preview = CheckBox(text="live preview of the slice in view", value=True)
         self.start_btn = PushButton(text="Start training")
         self.stop_btn = PushButton(text="Stop (keep best)", enabled=False)

@@ -24,9 +24,15 @@ from ..core.errors import TemsegError
 
 def _registry() -> list[tuple[Callable, Callable]]:
     """(add-parser, run) pairs for every subcommand, in help order."""
-    from . import doctor, evaluate, predict, train
+    from . import doctor, evaluate, predict, recipes, train
 
-    return [*doctor.COMMANDS, *train.COMMANDS, *predict.COMMANDS, *evaluate.COMMANDS]
+    return [
+        *doctor.COMMANDS,
+        *train.COMMANDS,
+        *predict.COMMANDS,
+        *evaluate.COMMANDS,
+        *recipes.COMMANDS,
+    ]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

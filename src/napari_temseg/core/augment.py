@@ -68,6 +68,23 @@ PRESETS: dict[str, AugmentOps] = {
         p_zoom=0.3,
         zoom=(1.1, 1.6),
     ),
+    # Seed 002: each image rotated, scaled and translated by a random amount (OpenCV).
+    "rotate-scale-translate": AugmentOps(
+        p_rotate=1.0,
+        rotate_deg=180.0,
+        p_zoom=1.0,
+        zoom=(0.8, 1.25),
+        p_translate=1.0,
+        translate=0.1,
+    ),
+    # Seed 004: random crops (every patch is one), flips, random brightness / contrast.
+    "flip-brightness": AugmentOps(
+        **_FLIPS,
+        p_brightness=0.5,
+        brightness=0.2,
+        p_contrast=0.5,
+        contrast=(0.8, 1.2),
+    ),
     "strong": AugmentOps(
         **_FLIPS,
         p_rotate=0.8,

@@ -29,7 +29,15 @@ ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")  # offere
 LOSSES = ("bce", "dice", "bce+dice")  # multi-class: cross-entropy and soft Dice
 CLASS_WEIGHTS = ("none", "balanced")
 OPTIMIZERS = ("adam", "adamw")
-AUGMENT_PRESETS = ("none", "flips", "default", "augmentor", "strong")
+AUGMENT_PRESETS = (
+    "none",
+    "flips",
+    "default",
+    "augmentor",  # seed 000 (Augmentor rotate / distort / zoom)
+    "rotate-scale-translate",  # seed 002 (OpenCV rotate / scale / translate)
+    "flip-brightness",  # seed 004 (albumentations flips + random brightness/contrast)
+    "strong",
+)
 BLENDS = ("gaussian", "constant")
 INTENSITY_NORMS = ("dataset", "image")
 NORM_LAYERS = ("batch", "instance", "group")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import ConfigError, ModelConfig, PredictConfig, TrainConfig
+from .recipes import with_recipe
 
 TRAIN_CLASSES = (TrainConfig, ModelConfig)
 PREDICT_CLASSES = (PredictConfig,)
@@ -147,7 +148,7 @@ def build(cls: type, values: dict) -> Any:
 def train_configs(values: dict) -> tuple[TrainConfig, ModelConfig]:
     """(TrainConfig, ModelConfig) from option values given by a front end (missing = default)."""
     check_names(values, TRAIN_CLASSES, "training")
-    values = time_limits(values)
+    values = time_limits(with_recipe(values))
     return build(TrainConfig, values), build(ModelConfig, values)
 
 

@@ -16,12 +16,19 @@ from .choices import (
     opt,
 )
 from .classes import MAX_CLASSES, ClassTable, parse_names
+from .recipes import RECIPE_NAMES
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Training options. ``seconds`` (a time budget) and/or ``epochs`` bound the run."""
 
+    recipe: str | None = opt(
+        None,
+        "a seed paper's setting in one word (`temseg recipes`); options you give override it",
+        choices=RECIPE_NAMES,
+        none="none",
+    )
     seconds: float | None = opt(
         120.0,
         "time budget in seconds (training stops then and keeps the best model)",

@@ -37,6 +37,7 @@ __all__ = [
     "predict",
     "evaluate",
     "class_fractions",
+    "learning_curve",
     "load_model",
     "new_mask",
     "classes_of",
@@ -286,6 +287,62 @@ def _table(classes: Any, layer: Any) -> Any:
     if hasattr(classes, "classes") and isinstance(classes.classes, ClassTable):
         return classes.classes  # a TrainedModel
     return ClassTable(tuple(classes))
+
+
+def learning_curve(
+    images: Any,
+    masks: Any,
+    *,
+    sizes: list[int] | None = None,
+    seeds: int = 1,
+    test_fraction: float = 0.2,
+    compare_augment: bool = False,
+    flat_within: float = 0.02,
+    test_images: Any = None,
+    test_masks: Any = None,
+    output: Any = None,
+    verbose: bool = True,
+    stop: StopToken | None = None,
+    **options: Any,
+) -> Any:
+    """How much to annotate: train on nested random subsets of ``sizes`` images (default: 5,
+    10, 25, ... up to all), the same budget each (``seconds`` / ``epochs``), and score on
+    held-out images (``test_images`` / ``test_masks``, else a ``test_fraction`` of the
+    images). ``images`` / ``masks``: lists of arrays, or two folders. ``output``: a folder
+    that receives curve.csv and curve.png. Prints the table with the point where the curve
+    flattens; returns the CurveResult (``.rows``: one per trained model). Other keywords:
+    the options of :func:`train`."""
+    import os
+    from pathlib import Path
+
+    from .core import io
+    from .core import learning_curve as lc
+
+    def folder_or_list(a: Any, b: Any) -> tuple[Any, Any]:
+        if isinstance(a, (str, os.PathLike)):
+            return tuple(io.read_training_set(a, b)[:2])
+        return [_data(x) for x in a], [_data(x) for x in b]
+
+    cfg = lc.CurveConfig(sizes, seeds, test_fraction, compare_augment, flat_within)
+    tcfg, mcfg = train_configs(options)
+    images, masks = folder_or_list(images, masks)
+    if test_images is not None:
+        test_images, test_masks = folder_or_list(test_images, test_masks)
+    stop = stop if stop is not None else StopToken()
+    gen = lc.learning_curve(
+        images, masks, cfg, tcfg, mcfg, test_images=test_images, test_masks=test_masks, stop=stop
+    )
+    result = _drive(gen, stop, verbose)
+    if output is not None:
+        Path(output).mkdir(parents=True, exist_ok=True)
+        lc.write_csv(result, Path(output) / "curve.csv")
+        lc.plot(result, Path(output) / "curve.png", flat_within)
+    if verbose:
+        print(lc.table(result, flat_within))
+    return result
+
+
+_with_options(learning_curve, TRAIN_CLASSES)
 
 
 def load_model(path: Any, device: str = "cpu"):

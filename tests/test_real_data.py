@@ -78,3 +78,27 @@ def test_isbi_train_short_then_predict_unseen_sections(isbi):
         f"membrane Dice {total.dice:.3f} on unseen sections {UNSEEN} is not clearly above the "
         f"all-membrane baseline {all_membrane:.3f} (+{MARGIN}); history {model.history}"
     )
+
+
+def test_emps_learning_curve_end_to_end(tmp_path, capsys):
+    """`temseg learning-curve` on the EMPS micrographs (issue 12): a small study (sizes 3
+    and 12, a few fixed steps each) reads the folders, trains, scores every model on the
+    held-out micrographs and writes its CSV and PNG; the recorded study (with the
+    numbers that matter) is in docs/benchmarks.md."""
+    from napari_temseg.cli import main
+
+    rd = _realdata()
+    if not rd.available("emps"):
+        pytest.skip(f"real data not found in {rd.data_root()} (../shared/data/emps)")
+    root = rd.data_root() / "emps" / "train"
+    out = tmp_path / "curve"
+    args = ["learning-curve", str(root / "images"), str(root / "masks"), "-o", str(out)]
+    args += ["--sizes", "3", "12", "--test-fraction", "0.05", "--epochs", "2"]
+    args += ["--steps-per-epoch", "10", "--patch", "128", "--device", "cpu", "-q"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert (out / "curve.png").stat().st_size > 1000 and "<- flat" in text
+    with open(out / "curve.csv") as f:
+        rows = list(__import__("csv").DictReader(f))
+    assert [int(r["size"]) for r in rows] == [3, 12]
+    assert all(0 < float(r["dice"]) <= 1 for r in rows)

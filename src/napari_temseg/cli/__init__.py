@@ -24,13 +24,14 @@ from ..core.errors import TemsegError
 
 def _registry() -> list[tuple[Callable, Callable]]:
     """(add-parser, run) pairs for every subcommand, in help order."""
-    from . import doctor, evaluate, learning_curve, predict, recipes, train
+    from . import doctor, evaluate, learning_curve, measure, predict, recipes, train
 
     return [
         *doctor.COMMANDS,
         *train.COMMANDS,
         *predict.COMMANDS,
         *evaluate.COMMANDS,
+        *measure.COMMANDS,
         *learning_curve.COMMANDS,
         *recipes.COMMANDS,
     ]

@@ -212,7 +212,13 @@ def rethreshold(prob: Any, labels: Any, threshold: float, cfg: Any) -> Any:
     from ..core.progress import Progress
 
     thr = threshold * 255 if np.dtype(prob.dtype) == np.uint8 else threshold
-    post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes, instances=cfg.instances)
+    post = dict(
+        min_size=cfg.min_size,
+        fill_holes=cfg.fill_holes,
+        instances=cfg.instances,
+        split_touching=cfg.split_touching,
+        exclude_border=cfg.exclude_border,
+    )
     n = prob.shape[0] if prob.ndim == 3 else 1
     next_label = 1
     for z in range(n):

@@ -79,6 +79,8 @@ def postprocess(
     min_size: int = 0,
     fill_holes: bool = False,
     instances: bool = False,
+    split_touching: bool = False,
+    exclude_border: bool = False,
     first_label: int = 1,
     dtype: Any = np.uint8,
 ) -> tuple[np.ndarray, int]:
@@ -87,6 +89,8 @@ def postprocess(
     Holes are filled first, then objects smaller than ``min_size`` px removed. With
     ``instances`` every object gets its own id starting at ``first_label`` (so ids
     stay unique across the slices of a stack); otherwise labels are 0 / 1.
+    ``split_touching`` cuts touching objects apart (:func:`split_objects`) and
+    ``exclude_border`` drops objects touching the slice's border (instances only).
     """
     from scipy import ndimage as ndi
 
@@ -97,7 +101,9 @@ def postprocess(
     dt = np.dtype(dtype)
     if not instances:
         return b.astype(dt), first_label
-    lab, n = ndi.label(b, structure=_structure())
+    lab, n = split_objects(b) if split_touching else ndi.label(b, structure=_structure())
+    if exclude_border or (split_touching and min_size > 1):
+        lab, n = _relabel(lab, int(min_size) if split_touching else 0, exclude_border)
     last = first_label + n - 1
     if dt.kind not in "iu" or last > np.iinfo(dt).max:
         raise InputError(
@@ -105,6 +111,39 @@ def postprocess(
         )
     out = np.where(lab > 0, lab + (first_label - 1), 0).astype(dt)
     return out, first_label + n
+
+
+def split_objects(binary: np.ndarray, h: float = 2.0) -> tuple[np.ndarray, int]:
+    """Instance ids of a binary slice with touching objects cut apart: a watershed of the
+    negated distance to the background from one seed per regional maximum of that distance
+    higher than ``h`` px above its surroundings (h-maxima: a neck thinner than the bodies
+    on both sides by ``h`` px or more becomes a cut; bumps of an irregular outline do not)."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    b = np.asarray(binary, bool)
+    if not b.any():
+        return np.zeros(b.shape, np.int32), 0
+    dist = ndi.distance_transform_edt(b)
+    seeds, n = ndi.label(h_maxima(dist, h), structure=_structure())
+    lab = watershed(-dist, seeds, mask=b, connectivity=2)
+    rest, m = ndi.label(b & (lab == 0), structure=_structure())  # objects without a seed
+    lab = np.where(rest > 0, rest + n, lab)
+    return lab.astype(np.int32), n + m
+
+
+def _relabel(lab: np.ndarray, min_size: int, exclude_border: bool) -> tuple[np.ndarray, int]:
+    """Drop objects smaller than ``min_size`` px or touching the border; ids 1..n again."""
+    sizes = np.bincount(lab.ravel())
+    keep = sizes >= max(min_size, 1)
+    if exclude_border:
+        edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+        keep[edge] = False
+    keep[0] = False
+    new = np.zeros(len(keep), np.int64)
+    new[keep] = np.arange(1, int(keep.sum()) + 1)
+    return new[lab], int(keep.sum())
 
 
 def class_labels(
@@ -157,7 +196,11 @@ class SliceWriter:
             )
         post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes)
         if k == 2:
-            post["instances"] = cfg.instances
+            post.update(
+                instances=cfg.instances,
+                split_touching=cfg.split_touching,
+                exclude_border=cfg.exclude_border,
+            )
         else:
             post["min_confidence"] = cfg.min_confidence
         self.arrays = [prob, labels, unc]

@@ -73,6 +73,19 @@ class PredictConfig:
         label="instance labels",
         advanced=True,
     )
+    split_touching: bool = opt(
+        False,
+        "instance labels: split touching objects (watershed on the distance to the background,"
+        " one seed per thick part)",
+        label="split touching objects",
+        advanced=True,
+    )
+    exclude_border: bool = opt(
+        False,
+        "instance labels: drop objects that touch the image border (cut off, unmeasurable)",
+        label="exclude border objects",
+        advanced=True,
+    )
     prob_dtype: str = opt(
         "auto",
         "probability output type (auto: float32 for binary models, float16 for K classes; "
@@ -97,6 +110,11 @@ class PredictConfig:
                 f"threshold must be between 0 and 1 (exclusive), got {self.threshold}",
             )
         check(self.min_size >= 0, f"min_size must be >= 0 px, got {self.min_size}")
+        check(
+            self.instances or not (self.split_touching or self.exclude_border),
+            "split_touching and exclude_border work on instance labels: turn instances on "
+            "(--instances)",
+        )
         check(
             0 <= self.min_confidence < 1,
             f"min_confidence must be in [0, 1), got {self.min_confidence}",

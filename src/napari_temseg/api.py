@@ -39,6 +39,7 @@ __all__ = [
     "class_fractions",
     "learning_curve",
     "measure",
+    "export",
     "load_model",
     "new_mask",
     "classes_of",
@@ -398,6 +399,14 @@ def measure(
     if verbose:
         print(f"{len(df)} object(s); sizes in {unit or 'px'}")
     return df
+
+
+def export(model: Any, path: Any, format: str | None = None, overwrite: bool = False) -> Any:
+    """Write ``model`` as TorchScript (.pt) or ONNX (.onnx) for other tools; the file takes
+    raw intensities and returns probabilities, checked against the model (core/export.py)."""
+    from .core.export import export as export_
+
+    return export_(model, path, format, overwrite=overwrite)
 
 
 def load_model(path: Any, device: str = "cpu"):

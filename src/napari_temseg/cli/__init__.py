@@ -24,7 +24,7 @@ from ..core.errors import TemsegError
 
 def _registry() -> list[tuple[Callable, Callable]]:
     """(add-parser, run) pairs for every subcommand, in help order."""
-    from . import doctor, evaluate, learning_curve, measure, predict, recipes, train
+    from . import doctor, evaluate, export, learning_curve, measure, predict, recipes, train
 
     return [
         *doctor.COMMANDS,
@@ -32,6 +32,7 @@ def _registry() -> list[tuple[Callable, Callable]]:
         *predict.COMMANDS,
         *evaluate.COMMANDS,
         *measure.COMMANDS,
+        *export.COMMANDS,
         *learning_curve.COMMANDS,
         *recipes.COMMANDS,
     ]

@@ -281,12 +281,17 @@ _GUARDED: weakref.WeakSet = weakref.WeakSet()  # viewers whose layer removal is 
 
 
 def guard_layer_removal(viewer: Any) -> None:
-    """Before napari removes a Labels layer, leave its paint / fill / erase mode.
+    """Before napari removes a layer: make the canvas' OpenGL context current, and take a
+    Labels layer out of its paint / fill / erase mode.
 
     Removing a Labels layer while its brush overlay is on crashed napari (segfault in
     Mesa's software OpenGL, the first canvas redraw after the removal) while training ran:
     5 of 6 runs; 0 of 5 with the layer switched to pan_zoom first (docs/architecture.md,
-    "Reliability rules"). Installed once per viewer by the docks.
+    "Reliability rules"). A rarer crash (same place) remained under CPU load. Its suspected
+    cause: napari 0.9 deletes the layer's GL objects and calls glFinish during the removal
+    (``_clean_and_update_scenegraph``), outside paintGL, without making its canvas current,
+    so these GL calls ran in Qt's window-compositing context (checked) instead of the
+    canvas'. Installed once per viewer by the docks.
     """
     real = getattr(viewer, "__wrapped__", viewer)
     try:
@@ -297,6 +302,7 @@ def guard_layer_removal(viewer: Any) -> None:
         pass
 
     def to_pan_zoom(event: Any) -> None:
+        make_canvas_current(real)
         try:
             layer = viewer.layers[event.index]
         except (IndexError, AttributeError, TypeError):
@@ -305,6 +311,16 @@ def guard_layer_removal(viewer: Any) -> None:
             layer.mode = "pan_zoom"
 
     viewer.layers.events.removing.connect(to_pan_zoom)
+
+
+def make_canvas_current(viewer: Any) -> None:
+    """Make the viewer canvas' OpenGL context current (what paintGL does), so GL work napari
+    does outside a paint (layer removal) reaches the canvas' context. No Qt canvas: nothing."""
+    try:
+        canvas = viewer.window._qt_viewer.canvas._scene_canvas
+        canvas.set_current()
+    except (AttributeError, RuntimeError):  # headless, another napari, or being closed
+        pass
 
 
 def layers_of(viewer: Any, kind: str) -> list:

@@ -60,7 +60,7 @@ def test_study_rows_nested_budget_report_and_eta(tmp_path):
     ]  # fmt: skip
     assert all(0 <= r["dice"] <= 1 and 0 <= r["iou"] <= r["dice"] + 1e-9 for r in result.rows)
     assert all(r["steps"] == 2 for r in result.rows)  # the same budget for every size
-    assert any("study ETA" in p.message for p in progress)
+    assert any(p.eta is not None and "ETA" in p.line() for p in progress)  # over the study
     fractions = [p.fraction for p in progress if p.fraction is not None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     lc.write_csv(result, tmp_path / "c.csv")

@@ -160,3 +160,22 @@ def test_training_in_a_software_gl_viewer_does_not_crash():
     if "ok True" in guarded.stdout:  # libLLVM was loaded: show that the guard is what saves us
         bare = run("bare")
         assert bare.returncode != 0, "expected the unguarded process to crash (LLVM clash)"
+
+
+def test_every_progress_display_shows_an_eta(qtbot, capsys):
+    """Issue 13: the CLI bar and napari's bar (both print Progress.line()) and the docks'
+    bars show the time left, estimated from the done fraction and the time so far."""
+    from napari_temseg._widgets.common import progress_widget, show_fraction
+    from napari_temseg.cli.progress import TextBar
+    from napari_temseg.core.progress import Progress, hms
+
+    p = Progress("predict", 25, 100, elapsed=30.0)
+    assert p.eta == pytest.approx(90.0) and "ETA 1m30s" in p.line()
+    assert Progress("predict", 1, 100, elapsed=30.0).eta is None  # too early to say
+    assert (hms(5), hms(185), hms(7800)) == ("5s", "3m05s", "2h10m")
+    TextBar()(p)
+    assert "ETA 1m30s" in capsys.readouterr().err
+    bar = progress_widget()
+    qtbot.addWidget(bar)
+    show_fraction(bar, p)
+    assert bar.value() == 250 and bar.text().endswith("ETA 1m30s")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..adapters.layers import TAG, is_ours, layers_of
 from ..core.errors import TemsegError
+from ..core.progress import hms
 
 OUTPUT_ROLES = (
     "probability",
@@ -136,3 +137,5 @@ def show_fraction(bar: Any, p: Any) -> None:
     f = fraction(p)
     if f is not None:
         bar.setValue(int(1000 * f))
+        eta = getattr(p, "eta", None)
+        bar.setFormat("%p%" + (f"  ETA {hms(eta)}" if eta is not None else ""))

@@ -261,9 +261,7 @@ def _outer(p: Progress, where: tuple[int, int], t0: float, what: str) -> Progres
     i, total = where
     done = (i + (p.fraction or 0.0)) / total
     elapsed = time.monotonic() - t0
-    eta = elapsed / done - elapsed if done > 0.01 else None
-    msg = f"run {i + 1}/{total} ({what}): {p.line()}"
-    msg += f" | study ETA {eta:.0f} s" if eta is not None else ""
+    msg = f"run {i + 1}/{total} ({what}): {p.line(eta=False)} | whole study:"
     return Progress("curve", i, None, msg, elapsed=elapsed, extra={"fraction": done})
 
 

@@ -48,8 +48,17 @@ class Progress:
         f = self.extra.get("fraction")
         return None if f is None else min(1.0, float(f))
 
-    def line(self) -> str:
-        """A compact one-line summary for logs and the CLI."""
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, from the done fraction and the time so far (None until it means
+        something: under 2 % done or in the first second)."""
+        f = self.fraction
+        if f is None or f < 0.02 or f >= 1 or self.elapsed < 1:
+            return None
+        return self.elapsed * (1 - f) / f
+
+    def line(self, eta: bool = True) -> str:
+        """A compact one-line summary for logs, the CLI and napari's progress bar."""
         parts = [f"{self.stage} {self.step}" + (f"/{self.total}" if self.total else "")]
         if self.epoch is not None:
             parts.append(f"epoch {self.epoch}")
@@ -60,11 +69,23 @@ class Progress:
         if self.rate is not None:
             parts.append(f"{self.rate:.1f}/s")
         parts.append(f"{self.elapsed:.0f}s")
+        if eta and self.eta is not None:
+            parts.append(f"ETA {hms(self.eta)}")
         if self.message:
             parts.append(self.message)
         if self.warning:
             parts.append(f"WARNING: {self.warning}")
         return " | ".join(parts)
+
+
+def hms(seconds: float) -> str:
+    """45s, 3m05s, 2h10m."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 class StopToken:

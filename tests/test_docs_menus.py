@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "docs/user-guide.md", "docs/api.md"]
 PLUGIN = "napari-temseg"
 SEP = "▸"
-DOCK_COMMANDS = [f"{PLUGIN}.make_{w}_widget" for w in ("annotate", "train", "predict", "evaluate")]
+DOCK_COMMANDS = [
+    f"{PLUGIN}.make_{w}_widget" for w in ("annotate", "train", "predict", "evaluate", "measure")
+]
 SAMPLE_COMMANDS = [f"{PLUGIN}.fibsem", f"{PLUGIN}.particles"]
 
 

@@ -52,6 +52,7 @@ def test_contributions_reference_declared_commands():
         "Train",
         "Predict",
         "Evaluate",
+        "Measure",
     }
     assert {s.key for s in pm.contributions.sample_data} == {"fibsem", "particles", "phases"}
 

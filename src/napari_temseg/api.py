@@ -364,40 +364,16 @@ def measure(
     0/1 mask / class map (split into connected components per class; ``classes=`` decides).
     A layer's scale (and units) give the pixel size unless ``pixel_size`` / ``unit`` are
     given; without either the sizes are in pixels. ``output``: also write a CSV file."""
-    import pandas as pd
+    from .adapters.measure import measure_layers
 
-    from .core.measure import measure as measure_
-
-    if _is_layer(labels):
-        if pixel_size is None and tuple(labels.scale[-2:]) != (1.0, 1.0):
-            pixel_size = tuple(float(s) for s in labels.scale[-2:])
-        units = getattr(labels, "units", None)
-        if unit is None and units is not None and str(units[-1]) not in ("pixel", "px"):
-            try:  # a pint unit (napari >= 0.6): its short form, "nm"
-                unit = f"{units[-1]:~}"
-            except (TypeError, ValueError):
-                unit = str(units[-1])
-        if class_names is None and classes is not False:
-            table = _table(None, labels)
-            class_names = None if table is None else table.names
-    img = None
-    if image is not None:  # one layer/array, or several same-shape layers = channels
-        layers = _layers_in(image)
-        arrays = [np.asarray(_data(x)) for x in layers] if layers else [np.asarray(image)]
-        img = arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=-3)
-    t = measure_(
-        np.asarray(_data(labels)),
-        img,
-        pixel_size=pixel_size,
-        unit=unit,
-        classes=classes,
-        class_names=class_names,
+    df = measure_layers(
+        labels, image, pixel_size=pixel_size, unit=unit, classes=classes, class_names=class_names
     )
-    df = pd.DataFrame(t)
     if output is not None:
         df.to_csv(output, index=False)
     if verbose:
-        print(f"{len(df)} object(s); sizes in {unit or 'px'}")
+        area = next(c for c in df.columns if c.startswith("area_"))
+        print(f"{len(df)} object(s); sizes in {area[5:-1]}")
     return df
 
 

@@ -59,7 +59,7 @@ def _cmd(args) -> int:
 
     from ..core.classes import parse_names
     from ..core.io import read_image
-    from ..core.measure import measure
+    from ..core.measure import measure, write_csv
 
     out = Path(args.output)
     if out.suffix.lower() != ".csv":
@@ -83,24 +83,6 @@ def _cmd(args) -> int:
     return 0
 
 
-def write_csv(table: dict, path: Path) -> None:
-    """Columns -> CSV, written to a temporary file first (no half-written table)."""
-    import csv
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(list(table))
-            w.writerows(zip(*(v.tolist() for v in table.values()), strict=True))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 COMMANDS: list = [(_add, _cmd)]
 
-__all__ = ["COMMANDS", "write_csv"]
+__all__ = ["COMMANDS"]

@@ -160,6 +160,26 @@ def _columns(parts: list[dict], unit: str, class_names: Sequence[str] | None) ->
     return out
 
 
+def write_csv(table: dict, path: Any) -> None:
+    """Columns -> CSV, written to a temporary file first (no half-written table)."""
+    import csv
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(list(table))
+            w.writerows(zip(*(v.tolist() for v in table.values()), strict=True))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 _UNITS = {"micron": "um", "\\u00B5m": "um", "µm": "um", "um": "um", "nm": "nm", "mm": "mm"}
 
 
@@ -200,4 +220,4 @@ def _ome_size(xml: str) -> tuple[float, float, str] | None:
     return float(y or x), float(x), _UNITS.get(unit, unit)
 
 
-__all__ = ["measure", "pixel_size_from_file", "PROPS"]
+__all__ = ["measure", "pixel_size_from_file", "write_csv", "PROPS"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +58,8 @@ class PredictWidget(Container):
         self.form.attach(self)
         self.run_btn = PushButton(text="Predict")
         self.cancel_btn = PushButton(text="Cancel", enabled=False)
+        self.export_btn = PushButton(text="Export model...")
+        self.export_btn.tooltip = "ONNX (.onnx) or TorchScript (.pt) for Fiji, onnxruntime..."
         self.threshold = FloatSlider(
             label="threshold 0.50", value=0.5, min=0.01, max=0.99, step=0.01, tracking=False
         )
@@ -79,17 +80,18 @@ class PredictWidget(Container):
                 self.cancel_btn,
                 self.threshold,
                 self.status,
+                self.export_btn,
             ]
         )
         self.bar = progress_widget()
         add_qwidget(self, self.bar)
         self.job: Any = None
         self.result: dict = {}
-        self._file_cache: tuple | None = None
         self.source.changed.connect(self._source_changed)
         self.path.changed.connect(lambda *_: self._show_model())
         self.run_btn.clicked.connect(self._on_run)
         self.cancel_btn.clicked.connect(self._on_cancel)
+        self.export_btn.clicked.connect(self._on_export)
         self.threshold.changed.connect(self._on_threshold)
         unsubscribe = session.on_model(viewer, lambda m: self._show_model())
         self.native.destroyed.connect(lambda *_: unsubscribe())
@@ -106,27 +108,22 @@ class PredictWidget(Container):
 
     def model(self) -> Any:
         """The chosen TrainedModel; a clear InputError when there is none."""
-        if self.source.value == SESSION:
-            model = session.get_model(self.viewer)
-            if model is None:
-                raise InputError(
-                    "no model trained in this session yet: train one in the Train dock, "
-                    "or choose 'model file' and pick a .safetensors file"
-                )
-            return model
         path = str(self.path.value or "")
-        if not path or not os.path.isfile(path):
-            raise InputError(
-                f"choose an existing model file (.safetensors) or switch the model to '{SESSION}'"
-            )
-        key = (path, os.path.getmtime(path))
-        if self._file_cache is None or self._file_cache[0] != key:
-            from ..adapters.runtime import avoid_triton_llvm_clash
-            from ..core.modelfile import load_model
+        return session.chosen_model(self.viewer, self.source.value == SESSION, path, SESSION)
 
-            avoid_triton_llvm_clash()
-            self._file_cache = (key, load_model(path))
-        return self._file_cache[1]
+    @guarded("Export")
+    def _on_export(self, *_: Any) -> None:
+        """The chosen model as ONNX / TorchScript for other tools (checked, then written)."""
+        from qtpy.QtWidgets import QFileDialog
+
+        from ..core.export import export
+
+        model = self.model()
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Export the model", "model.onnx", "ONNX (*.onnx);;TorchScript (*.pt)"
+        )
+        if path:  # the dialog has asked before replacing a file
+            self.status.value = f"Exported to {export(model, path, overwrite=True)}."
 
     def _show_model(self) -> None:
         """Describe the chosen model (or why there is none) without a notification."""
@@ -270,7 +267,7 @@ class PredictWidget(Container):
         if r["prob_layer"] not in self.viewer.layers:
             return
         if r["labels_layer"] not in self.viewer.layers or L.is_released(r["labels_layer"]):
-            self._new_labels_layer()  # the user's (edited or deleted) layer is left alone
+            O.new_labels_layer(self.viewer, r)  # the user's (edited/deleted) layer stays theirs
         r["threshold"] = float(value)
         prob, labels, cfg = r["prob"], r["labels"], r["cfg"]
         plain = not (cfg.min_size or cfg.fill_holes or cfg.instances or multi)
@@ -289,24 +286,6 @@ class PredictWidget(Container):
             on_finished=self._finished,
         )
         self._set_running(True)
-
-    def _new_labels_layer(self) -> None:
-        r = self.result
-        source = r["prob_layer"].metadata[L.TAG]["source"]
-        r["labels"] = O.zeros_like(r["labels"])
-        tr = {k: tuple(getattr(r["prob_layer"], k)) for k in ("scale", "translate")}
-        if not r["classes"].binary:
-            tr["colormap"] = O.labels_colormap(r["classes"])
-        r["labels_layer"] = L.put_layer(
-            self.viewer,
-            "labels",
-            r["labels"],
-            role="prediction",
-            source=source,
-            name=f"{source} prediction",
-            opacity=0.5,
-            **tr,
-        )
 
     def _rethresholded(self, value: float) -> None:
         self._refresh()

@@ -68,3 +68,36 @@ def forget(key: int) -> None:
     _MODELS.pop(key, None)
     _LISTENERS.pop(key, None)
     _WATCHED.discard(key)
+
+
+_FILE_CACHE: dict[str, tuple[float, Any]] = {}
+
+
+def chosen_model(viewer: Any, from_session: bool, path: str, session_label: str) -> Any:
+    """The session's model, or the model file at ``path`` (loaded once per file version);
+    a clear InputError when there is none."""
+    import os
+
+    from ..core.errors import InputError
+
+    if from_session:
+        model = get_model(viewer)
+        if model is None:
+            raise InputError(
+                "no model trained in this session yet: train one in the Train dock, "
+                "or choose 'model file' and pick a .safetensors file"
+            )
+        return model
+    if not path or not os.path.isfile(path):
+        raise InputError(
+            f"choose an existing model file (.safetensors) or switch the model to '{session_label}'"
+        )
+    mtime = os.path.getmtime(path)
+    if _FILE_CACHE.get(path, (None,))[0] != mtime:
+        from ..adapters.runtime import avoid_triton_llvm_clash
+        from ..core.modelfile import load_model
+
+        avoid_triton_llvm_clash()
+        _FILE_CACHE.clear()  # one model file at a time in memory
+        _FILE_CACHE[path] = (mtime, load_model(path))
+    return _FILE_CACHE[path][1]

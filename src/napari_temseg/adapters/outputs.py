@@ -202,6 +202,26 @@ def show_preview(
     )
 
 
+def new_labels_layer(viewer: Any, r: dict) -> None:
+    """A fresh prediction labels layer for the Predict dock's result ``r`` (its
+    ``labels`` / ``labels_layer`` entries are replaced; the old layer is left as it is)."""
+    source = r["prob_layer"].metadata[TAG]["source"]
+    r["labels"] = zeros_like(r["labels"])
+    tr = {k: tuple(getattr(r["prob_layer"], k)) for k in ("scale", "translate")}
+    if not r["classes"].binary:
+        tr["colormap"] = labels_colormap(r["classes"])
+    r["labels_layer"] = put_layer(
+        viewer,
+        "labels",
+        r["labels"],
+        role="prediction",
+        source=source,
+        name=f"{source} prediction",
+        opacity=0.5,
+        **tr,
+    )
+
+
 def rethreshold(prob: Any, labels: Any, threshold: float, cfg: Any) -> Any:
     """Generator: ``labels[z]`` = post-processed ``prob[z] >= threshold``, slice by slice.
 

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from ..core.progress import StopToken, run
+from ..core.progress import StopToken, hms, run
 
 
 class TextBar:
@@ -33,8 +33,10 @@ class TextBar:
         if frac is not None:
             n = int(frac * 24)
             bar = "[" + "#" * n + "." * (24 - n) + f"] {100 * frac:5.1f}% "
+        if getattr(p, "eta", None) is not None:  # first, so a long line never hides it
+            bar += f"ETA {hms(p.eta)} | "
         end = "\n" if not sys.stderr.isatty() else "\r"
-        line = f"{bar}{p.line()}"[:160].ljust(100 if end == "\r" else 0)
+        line = f"{bar}{p.line(eta=False)}"[:160].ljust(100 if end == "\r" else 0)
         print(line, end=end, file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -152,7 +152,7 @@ class Ours:
         overrides: dict,
         classes=None,
     ):
-        from napari_temseg.core.config import ModelConfig, TrainConfig
+        from napari_temseg.core.config import NATIVE_ARCHS, ModelConfig, TrainConfig
         from napari_temseg.core.models import DEFAULT_MODEL
         from napari_temseg.core.train import fit
 
@@ -166,7 +166,7 @@ class Ours:
         base = {f.name: getattr(DEFAULT_MODEL, f.name) for f in dataclasses.fields(ModelConfig)}
         if "arch" in mk:  # the new arch's own defaults
             base["norm_layer"] = "auto"
-            if mk["arch"] not in ("unet", "small-unet", "resunet"):
+            if mk["arch"] not in NATIVE_ARCHS:
                 base["encoder"] = None
         self.model_cfg = ModelConfig(**{**base, **mk})
         self.name, self.clock = name, _VClock()

@@ -154,8 +154,10 @@ class Ours:
     ):
         from napari_temseg.core.config import NATIVE_ARCHS, ModelConfig, TrainConfig
         from napari_temseg.core.models import DEFAULT_MODEL
+        from napari_temseg.core.recipes import with_recipe
         from napari_temseg.core.train import fit
 
+        overrides = with_recipe(overrides)  # "recipe=tem-unet": the paper's whole setting
         model_keys = {"arch", "encoder", "base_width", "norm_layer"}
         mk = {k: v for k, v in overrides.items() if k in model_keys}
         tk = {k: v for k, v in overrides.items() if k not in model_keys}

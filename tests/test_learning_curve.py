@@ -70,7 +70,8 @@ def test_study_rows_nested_budget_report_and_eta(tmp_path):
     lc.plot(result, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
     text = lc.table(result)
-    assert text.count("<- flat") == 2 and "image(s) reach within 0.02 Dice" in text
+    assert text.count("<- flat") == 2
+    assert text.count("reach within 0.02 Dice") + text.count("still rising at 4") == 2
 
 
 def test_summary_flat_point_and_error_bars():
@@ -80,6 +81,9 @@ def test_summary_flat_point_and_error_bars():
             r.rows.append({"setting": "a", "seed": seed, "size": n, "dice": d, "iou": d / 2})
     s = lc.summary(r, flat_within=0.02)
     assert [x["size"] for x in s if x["flat"]] == [10]  # 0.82 vs best 0.825
+    assert "a: 10 image(s) reach within 0.02 Dice" in lc.table(r)
+    r.rows = [x for x in r.rows if x["size"] != 10]
+    assert "a: still rising at 25 image(s)" in lc.table(r)
     assert s[0]["dice"] == pytest.approx(0.55) and s[0]["dice_std"] == pytest.approx(0.05)
 
 

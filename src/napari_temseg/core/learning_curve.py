@@ -306,7 +306,12 @@ def table(result: CurveResult, flat_within: float = 0.02) -> str:
         )
     for name in result.settings:
         flat = [r["size"] for r in rows if r["setting"] == name and r["flat"]]
-        if flat:
+        if flat and flat[0] == max(r["size"] for r in rows if r["setting"] == name):
+            lines.append(
+                f"{name}: still rising at {flat[0]} image(s) (no smaller size is within "
+                f"{flat_within:.2f} {result.metric}): annotating more may help"
+            )
+        elif flat:
             lines.append(
                 f"{name}: {flat[0]} image(s) reach within {flat_within:.2f} "
                 f"{result.metric} of the best size"

@@ -53,8 +53,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -66,43 +64,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import _realdata
+from bench_multiclass_real import _git_head
+from bench_train import _machine
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------- helpers
-def _machine() -> str:
-    import torch
-
-    try:
-        load = "load avg {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
-    except OSError:
-        load = "load n/a"
-    return (
-        f"{platform.node()} | {os.cpu_count()} CPU cores | torch {torch.__version__} "
-        f"{torch.get_num_threads()} threads | {load} | {time.strftime('%Y-%m-%d %H:%M')}"
-    )
-
-
-def _git_head() -> str:
-    """HEAD, and whether the package comes from this checkout's src/ (and is it clean)."""
-    import napari_temseg
-
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True
-        ).stdout.splitlines()
-    except OSError:
-        head, dirty = "n/a", []
-    pkg = Path(napari_temseg.__file__).resolve().parent
-    if pkg != REPO / "src" / "napari_temseg":
-        return f"{head}; package imported from {pkg}"
-    return head + (f" (+ {len(dirty)} uncommitted files in src/)" if dirty else "")
-
-
 def emps_instances(name: str) -> np.ndarray:
     """The EMPS instance ids (uint16, 0 = background) of one image."""
     from PIL import Image

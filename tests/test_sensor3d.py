@@ -127,14 +127,16 @@ def test_cli_and_api_train_sensor3d(tmp_path, capsys):
     from napari_temseg.cli import main
 
     img, lab = next_slice_stack(z=4, seed=4)
-    tifffile.imwrite(tmp_path / "img.tif", img)
-    tifffile.imwrite(tmp_path / "mask.tif", lab)
+    tifffile.imwrite(tmp_path / "img.tif", img, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "mask.tif", lab, photometric="minisblack")
     out = tmp_path / "m.safetensors"
     args = ["train", str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(out)]
     args += ["--arch", "sensor3d", "--context", "1", "--epochs", "1", "--steps-per-epoch", "1"]
     args += ["--patch", "64", "--base-width", "8", "--device", "cpu", "-q"]
     assert main(args) == 0
-    assert read_metadata(out)["model"]["arch"] == "sensor3d"
+    meta = read_metadata(out)  # a 4-slice stack of one channel, windows of 3 slices
+    assert meta["model"]["arch"] == "sensor3d" and meta["model"]["slices"] == 3
+    assert meta["input"]["channels"] == 1
     model = api.train(
         img,
         lab,

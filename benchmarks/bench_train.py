@@ -480,6 +480,7 @@ def bench_throughput(args) -> None:
     from napari_temseg.core.objectives import validate
     from napari_temseg.core.sampling import PatchSampler, split_regions, validation_patches
     from napari_temseg.core.train import fit
+    from napari_temseg.core.train_config import learning_rate
 
     img, mask, what = _throughput_data(args)
     threads = args.thread_list or [torch.get_num_threads()]
@@ -513,7 +514,8 @@ def bench_throughput(args) -> None:
     net = build_model(dataclasses.replace(DEFAULT_MODEL, in_channels=1))
     if fast:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lr = learning_rate(cfg, binary=True)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     loss_fn = make_loss(cfg.loss)
     vol = as_volume(img)
     mvol = as_mask(mask, vol)

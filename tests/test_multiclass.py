@@ -378,3 +378,27 @@ def test_api_train_takes_class_names(capsys):
     assert model.classes.names == ("bg", "a", "b")
     with pytest.raises(ConfigError, match="classes=4 but 3 class names"):
         api.train(img, lab, classes=4, class_names="bg,a,b", verbose=False, **opts)
+
+
+def test_auto_learning_rate_by_kind_of_model(monkeypatch):
+    """lr 'auto': 1e-3 for binary models (as before), 3e-3 for K classes (faster in every
+    multi-class race, docs/benchmarks.md); a given lr always wins."""
+    import torch
+
+    from napari_temseg.core.train_config import learning_rate
+
+    seen = []
+    real = torch.optim.AdamW
+
+    def recording(params, lr, **kw):
+        seen.append(lr)
+        return real(params, lr=lr, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", recording)
+    img, lab = three_classes(z=2)
+    tiny = dict(epochs=1, steps_per_epoch=1, lr=None)
+    run(fit(img, lab, train_cfg=cfg(**tiny)))
+    run(fit(img, (lab == 1).astype(np.uint8), train_cfg=cfg(**tiny)))
+    run(fit(img, lab, train_cfg=cfg(epochs=1, steps_per_epoch=1, lr=5e-4)))
+    assert seen == [3e-3, 1e-3, 5e-4]
+    assert TrainConfig().lr is None and learning_rate(TrainConfig(), binary=True) == 1e-3

@@ -29,6 +29,7 @@ from .modelfile import TrainedModel
 from .progress import Progress, StopToken
 from .sampling import PatchSampler, validation_patches
 from .threads import Worker
+from .train_config import learning_rate
 from .trainset import check_labels, class_table, input_spec, training_regions
 
 FLAT_EPOCHS = 4  # epochs after which an unchanged loss is reported as "not learning"
@@ -148,7 +149,8 @@ class _Session:
         self._model(model_cfg, resume)
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         wd = cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
-        self.opt = opt(self.net.parameters(), lr=cfg.lr, weight_decay=wd)
+        self.lr = learning_rate(cfg, self.classes.binary)
+        self.opt = opt(self.net.parameters(), lr=self.lr, weight_decay=wd)
         self.augment = Augmenter(cfg.augment, seed=cfg.seed)
         self.loss_fn = loss_fn(cfg.loss, k, class_weights(pixels, cfg.class_weights))
         self.history = list(resume.history) if resume is not None else []
@@ -194,7 +196,7 @@ class _Session:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         for g in self.opt.param_groups:
-            g["lr"] = self.cfg.lr * _lr_factor(frac)
+            g["lr"] = self.lr * _lr_factor(frac)
         with autocast(self.device, self.amp):
             logits = self.net(x)
         loss = self.loss_fn(logits.float(), y, w)

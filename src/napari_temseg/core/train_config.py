@@ -87,7 +87,15 @@ class TrainConfig:
         step=16,
     )
     batch: int = opt(4, "patches per training step", lo=1, hi=1024)
-    lr: float = opt(1e-3, "learning rate", label="learning rate", lo=1e-7, hi=0.5, step=1e-4)
+    lr: float | None = opt(
+        None,
+        "learning rate (auto: 1e-3 for binary models, 3e-3 for K classes)",
+        label="learning rate",
+        none="auto",
+        lo=1e-7,
+        hi=0.5,
+        step=1e-4,
+    )
     augment: str = opt(
         "default", "augmentation preset", label="augmentation", choices=AUGMENT_PRESETS
     )
@@ -157,7 +165,7 @@ class TrainConfig:
             check(self.seconds > 0, f"seconds must be > 0, got {self.seconds}")
         check(0 <= self.context <= 8, f"context slices must be 0..8, got {self.context}")
         check(self.steps_per_epoch >= 1, "steps_per_epoch must be >= 1")
-        check(0 < self.lr < 1, f"learning rate must be in (0, 1), got {self.lr}")
+        check(self.lr is None or 0 < self.lr < 1, f"learning rate must be in (0, 1), got {self.lr}")
         check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(self.loss in LOSSES, f"loss must be one of {LOSSES}, got '{self.loss}'")
@@ -192,3 +200,12 @@ class TrainConfig:
             self.class_weights in CLASS_WEIGHTS,
             f"class_weights must be one of {CLASS_WEIGHTS}, got '{self.class_weights}'",
         )
+
+
+AUTO_LR = {True: 1e-3, False: 3e-3}  # binary / K classes: docs/benchmarks.md, session 5
+
+
+def learning_rate(cfg: TrainConfig, binary: bool) -> float:
+    """The learning rate a run uses: the given one, or 'auto' by the kind of model (K-class
+    models learnt faster at 3e-3 in every race on MetalDAM, STEM and the synthetic phases)."""
+    return cfg.lr if cfg.lr is not None else AUTO_LR[binary]

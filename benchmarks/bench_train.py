@@ -152,25 +152,12 @@ class Ours:
         overrides: dict,
         classes=None,
     ):
-        from napari_temseg.core.config import NATIVE_ARCHS, ModelConfig, TrainConfig
-        from napari_temseg.core.models import DEFAULT_MODEL
-        from napari_temseg.core.recipes import with_recipe
+        from napari_temseg.core.options import train_configs
         from napari_temseg.core.train import fit
 
-        overrides = with_recipe(overrides)  # "recipe=tem-unet": the paper's whole setting
-        model_keys = {"arch", "encoder", "base_width", "norm_layer"}
-        mk = {k: v for k, v in overrides.items() if k in model_keys}
-        tk = {k: v for k, v in overrides.items() if k not in model_keys}
         self.context = int(overrides.get("context", context))
-        self.train_cfg = TrainConfig(
-            **{"seconds": seconds, "device": "cpu", "context": self.context, **tk}
-        )
-        base = {f.name: getattr(DEFAULT_MODEL, f.name) for f in dataclasses.fields(ModelConfig)}
-        if "arch" in mk:  # the new arch's own defaults
-            base["norm_layer"] = "auto"
-            if mk["arch"] not in NATIVE_ARCHS:
-                base["encoder"] = None
-        self.model_cfg = ModelConfig(**{**base, **mk})
+        values = {"seconds": seconds, "device": "cpu", **overrides, "context": self.context}
+        self.train_cfg, self.model_cfg = train_configs(values)  # as every front end (recipes)
         self.name, self.clock = name, _VClock()
         self.gen = fit(
             images, masks, train_cfg=self.train_cfg, model_cfg=self.model_cfg, classes=classes

@@ -93,7 +93,7 @@ class MeasureWidget(Container):
         self.save_btn.enabled = len(self.df) > 0
 
     def _columns(self) -> list[str]:
-        return [c for c in self.df.columns if c.split("_")[0] in SHOWN or c.startswith(SHOWN)]
+        return [c for c in self.df.columns if c.startswith(SHOWN)]
 
     def _fill(self) -> None:
         from qtpy.QtCore import Qt

@@ -225,20 +225,14 @@ def new_labels_layer(viewer: Any, r: dict) -> None:
 def rethreshold(prob: Any, labels: Any, threshold: float, cfg: Any) -> Any:
     """Generator: ``labels[z]`` = post-processed ``prob[z] >= threshold``, slice by slice.
 
-    The same post-processing (``cfg``: min_size, fill_holes, instances) as the prediction;
+    The same post-processing (``cfg``: ``postprocess.post_options``) as the prediction;
     yields Progress.
     """
-    from ..core.postprocess import postprocess
+    from ..core.postprocess import post_options, postprocess
     from ..core.progress import Progress
 
     thr = threshold * 255 if np.dtype(prob.dtype) == np.uint8 else threshold
-    post = dict(
-        min_size=cfg.min_size,
-        fill_holes=cfg.fill_holes,
-        instances=cfg.instances,
-        split_touching=cfg.split_touching,
-        exclude_border=cfg.exclude_border,
-    )
+    post = post_options(cfg)
     n = prob.shape[0] if prob.ndim == 3 else 1
     next_label = 1
     for z in range(n):
@@ -255,10 +249,10 @@ def relabel(prob: Any, labels: Any, min_confidence: float, cfg: Any) -> Any:
     """Generator: the class ids of a K-class prediction again from its stored (Z, K, Y, X)
     probabilities with another minimum confidence (and ``cfg``'s min_size / fill_holes),
     slice by slice; yields Progress. Nothing is predicted again."""
-    from ..core.postprocess import class_labels
+    from ..core.postprocess import class_labels, post_options
     from ..core.progress import Progress
 
-    post = dict(min_confidence=min_confidence, min_size=cfg.min_size, fill_holes=cfg.fill_holes)
+    post = {**post_options(cfg, prob.shape[-3]), "min_confidence": min_confidence}
     n = prob.shape[0] if prob.ndim == 4 else 1
     for z in range(n):
         if prob.ndim == 4:

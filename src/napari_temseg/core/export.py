@@ -29,19 +29,26 @@ SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
 TOLERANCE = 1e-4
 
 
+def _ranges(spec: Any) -> tuple[Any, Any]:
+    """(lo, hi) per network input channel, (1, n, 1, 1): the training data's range repeated
+    for each slice of the window ('dataset'), or 0..1 ('image': scaled before)."""
+    import torch
+
+    n = spec.network_channels
+    if spec.intensity_norm != "dataset":
+        return torch.zeros(1, n, 1, 1), torch.ones(1, n, 1, 1)
+    reps = n // spec.channels
+    lo = torch.tensor(list(spec.norm_lo) * reps, dtype=torch.float32).view(1, n, 1, 1)
+    hi = torch.tensor(list(spec.norm_hi) * reps, dtype=torch.float32).view(1, n, 1, 1)
+    return lo, hi
+
+
 def _wrapped(model: Any) -> Any:
     """The network with the input normalisation in front and the activation behind."""
     import torch
     from torch import nn
 
-    spec = model.input_spec
-    n = spec.network_channels
-    if spec.intensity_norm == "dataset":
-        reps = n // spec.channels
-        lo = torch.tensor(list(spec.norm_lo) * reps, dtype=torch.float32).view(1, n, 1, 1)
-        hi = torch.tensor(list(spec.norm_hi) * reps, dtype=torch.float32).view(1, n, 1, 1)
-    else:
-        lo, hi = torch.zeros(1, n, 1, 1), torch.ones(1, n, 1, 1)
+    lo, hi = _ranges(model.input_spec)
     binary = model.classes.binary
 
     class Exported(nn.Module):
@@ -69,11 +76,9 @@ def _example(model: Any, size: int = 64) -> Any:
 
     s = max(size, min_input_size(model.model_cfg))
     g = torch.Generator().manual_seed(0)
-    spec = model.input_spec
-    lo = torch.tensor(spec.norm_lo * (spec.network_channels // spec.channels))
-    hi = torch.tensor(spec.norm_hi * (spec.network_channels // spec.channels))
-    x = torch.rand(2, spec.network_channels, s, s, generator=g)
-    return x * (hi - lo).view(1, -1, 1, 1) + lo.view(1, -1, 1, 1)
+    lo, hi = _ranges(model.input_spec)
+    x = torch.rand(2, model.input_spec.network_channels, s, s, generator=g)
+    return x * (hi - lo) + lo
 
 
 def header(model: Any) -> str:

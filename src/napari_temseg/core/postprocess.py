@@ -175,6 +175,22 @@ def class_labels(
     return lab
 
 
+def post_options(cfg: Any, k: int = 2) -> dict:
+    """The keywords of :func:`postprocess` (binary, ``k`` = 2) or :func:`class_labels`
+    (K classes) that a PredictConfig sets - one place for prediction, re-thresholding,
+    re-labelling and distributed prediction."""
+    post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes)
+    if k == 2:
+        post.update(
+            instances=cfg.instances,
+            split_touching=cfg.split_touching,
+            exclude_border=cfg.exclude_border,
+        )
+    else:
+        post["min_confidence"] = cfg.min_confidence
+    return post
+
+
 class SliceWriter:
     """The destination arrays, checked, plus the per-slice writer (runs in a thread)."""
 
@@ -194,15 +210,7 @@ class SliceWriter:
             raise InputError(
                 "an uncertainty output needs test-time augmentation: pass tta=True (--tta)"
             )
-        post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes)
-        if k == 2:
-            post.update(
-                instances=cfg.instances,
-                split_touching=cfg.split_touching,
-                exclude_border=cfg.exclude_border,
-            )
-        else:
-            post["min_confidence"] = cfg.min_confidence
+        post = post_options(cfg, k)
         self.arrays = [prob, labels, unc]
         self.targets = [
             None if a is None else _target(a, w, n)
@@ -270,5 +278,6 @@ __all__ = [
     "remove_small",
     "postprocess",
     "class_labels",
+    "post_options",
     "SliceWriter",
 ]

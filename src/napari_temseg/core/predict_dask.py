@@ -213,7 +213,7 @@ def predict_dask(
 
     from .config import PredictConfig
     from .io import create_output
-    from .postprocess import prob_dtype, to_prob_dtype
+    from .postprocess import post_options, prob_dtype, to_prob_dtype
     from .predict import PredictResult
 
     cfg = PredictConfig() if cfg is None else cfg
@@ -247,9 +247,7 @@ def predict_dask(
     targets = [create_output(out_zarr_path, shape, pdt, overwrite=overwrite)]
     sources = [prob.map_blocks(to_prob_dtype, pdt, dtype=pdt)]
     if labels_zarr_path is not None:
-        post = dict(min_size=cfg.min_size, fill_holes=cfg.fill_holes)
-        if per_class:
-            post["min_confidence"] = cfg.min_confidence
+        post = post_options(cfg, max(n_out, 2))
         targets.append(create_output(labels_zarr_path, (Z, Y, X), np.uint8, overwrite=overwrite))
         sources.append(
             prob.map_blocks(

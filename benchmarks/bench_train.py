@@ -28,6 +28,10 @@ numbers (docs/benchmarks.md, "Training")::
     python benchmarks/bench_train.py --threads 1 isbi --seconds 180
     python benchmarks/bench_train.py --threads 1 emps --seconds 60 --eval-limit 15
 
+``--tiles N`` adds issue 15's tile-invariance check: each fit() model predicts held-out
+images through ``predict_stack`` with tile 256 and tile 512; the label Dice between the two
+and the largest probability difference are printed (``TILES`` lines).
+
 Tuning: extra fit() contestants race in the same run, e.g.::
 
     python benchmarks/bench_train.py --threads 1 isbi --seconds 180 \
@@ -360,6 +364,22 @@ def _report(contestants: list, results: dict, baseline: float, what: str) -> Non
             print(f"RESULT {o.name}: Dice {d:.3f} vs plain loop {rd:.3f}: difference {d - rd:+.3f}")
 
 
+def _tile_report(contestants: list, images, slices=None) -> None:
+    """Tile 256 vs tile 512 through predict_stack (issue 15): label Dice and max |dp|."""
+    from napari_temseg.core.precise_bn import tile_agreement
+
+    for c in contestants:
+        if isinstance(c, Ours):
+            t0 = time.monotonic()
+            r = tile_agreement(c.model, images, slices=slices)
+            print(
+                f"TILES {c.name} ({c.model.model_cfg.norm_layer} norm): tile 256 vs 512 label "
+                f"Dice {r['label_dice']:.4f}, max |dp| {r['max_dp']:.3f} "
+                f"({time.monotonic() - t0:.0f} s)",
+                flush=True,
+            )
+
+
 # --------------------------------------------------------------------------- isbi / emps
 def bench_isbi(args) -> None:
     vol, lab = _realdata.isbi2012()
@@ -384,6 +404,8 @@ def bench_isbi(args) -> None:
         all_foreground_dice(truths),
         "isbi2012 membrane Dice on sections 15-19",
     )
+    if args.tiles:
+        _tile_report(contestants, vol, slices=test)
     print(f"done | {_machine()}")
 
 
@@ -408,6 +430,8 @@ def bench_emps(args) -> None:
         all_foreground_dice(truths),
         f"emps particle Dice on {len(test_eval)} held-out images",
     )
+    if args.tiles:
+        _tile_report(contestants, [t[1] for t in test_eval[: args.tiles]])
     print(f"done | {_machine()}")
 
 
@@ -595,6 +619,13 @@ def main(argv=None) -> None:
         s.add_argument("--slice", type=float, default=30.0, help="round-robin time slice (seconds)")
         s.add_argument("--variant", action="append", help="extra fit() contestant name:key=val,...")
         s.add_argument("--no-reference", action="store_true", help="skip the plain smp loop")
+        s.add_argument(
+            "--tiles",
+            type=int,
+            default=0,
+            help="also predict held-out images with tile 256 and 512 and compare the labels "
+            "(emps: the first N; isbi: any N > 0 = sections 15-19)",
+        )
         if name == "isbi":
             s.add_argument(
                 "--context", type=int, default=1, help="2.5D context of fit() (default 1)"

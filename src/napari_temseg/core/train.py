@@ -15,6 +15,7 @@ with a weighted BCE / Dice loss (weight 0 = unlabelled or padding).
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -185,20 +186,27 @@ class _Session:
             return self.augment(x, y, w)
         return x, y, w
 
-    def step(self, batch, frac: float) -> float:
+    def _on_device(self, batch):
         import torch
-
-        from .device import autocast
 
         x, y, w = (a.to(self.device, non_blocking=True) for a in batch)
         if self.device.type != "cpu":  # on a GPU augmentation is cheap on the device
             x, y, w = self.augment(x, y, w)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        return x, y, w
+
+    def forward(self, batch):
+        from .device import autocast
+
+        x, y, w = self._on_device(batch)
+        with autocast(self.device, self.amp):
+            return self.net(x), y, w
+
+    def step(self, batch, frac: float) -> float:
         for g in self.opt.param_groups:
             g["lr"] = self.lr * _lr_factor(frac)
-        with autocast(self.device, self.amp):
-            logits = self.net(x)
+        logits, y, w = self.forward(batch)
         loss = self.loss_fn(logits.float(), y, w)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -218,6 +226,7 @@ class _Loop:
         self.losses: list[float] = []
         self.best_dice, self.best_state, self.since_best = -1.0, None, 0
         self.warning: str | None = None
+        self.batches: Any = None  # the training batches (precise batch norm draws from them)
         self.t0 = self.last_preview = time.monotonic()
 
     def fraction(self) -> float:
@@ -230,7 +239,7 @@ class _Loop:
         # numpy sampling and (on the CPU) torch augmentation release the GIL, so making
         # the next batch in a thread overlaps the training step instead of adding to it
         batches = Worker(producer=iter(self.s.make_batch, None), depth=2)
-        it = iter(batches)
+        it = self.batches = iter(batches)
         try:
             while True:
                 loss = self.s.step(next(it), self.fraction())
@@ -261,6 +270,11 @@ class _Loop:
             "lr": s.opt.param_groups[0]["lr"],
             "elapsed": round(time.monotonic() - self.t0, 2),
         }
+        if s.cfg.precise_bn:  # population statistics for validation and the kept model
+            from .precise_bn import recalibrate
+
+            batches = itertools.islice(self.batches, s.cfg.precise_bn) if self.batches else ()
+            recalibrate(s.net, batches, s.forward)
         constant = False
         if s.val is not None:
             from .objectives import validate

@@ -119,6 +119,15 @@ class TrainConfig:
     steps_per_epoch: int = opt(
         50, "training steps between validations", lo=1, hi=100000, advanced=True
     )
+    precise_bn: int = opt(
+        8,
+        "batch-norm networks: before each validation, re-estimate the normalisation statistics "
+        "as the mean over this many training batches (0: keep the running averages)",
+        label="precise batch norm (batches)",
+        lo=0,
+        hi=10000,
+        advanced=True,
+    )
     early_stop: int | None = opt(
         None,
         "stop after this many epochs without a better validation Dice",
@@ -165,6 +174,7 @@ class TrainConfig:
             check(self.seconds > 0, f"seconds must be > 0, got {self.seconds}")
         check(0 <= self.context <= 8, f"context slices must be 0..8, got {self.context}")
         check(self.steps_per_epoch >= 1, "steps_per_epoch must be >= 1")
+        check(self.precise_bn >= 0, f"precise_bn must be >= 0 batches, got {self.precise_bn}")
         check(self.lr is None or 0 < self.lr < 1, f"learning rate must be in (0, 1), got {self.lr}")
         check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")

@@ -38,6 +38,7 @@ __all__ = [
     "evaluate",
     "class_fractions",
     "learning_curve",
+    "suggest_regions",
     "measure",
     "export",
     "load_model",
@@ -345,6 +346,64 @@ def learning_curve(
 
 
 _with_options(learning_curve, TRAIN_CLASSES)
+
+
+def suggest_regions(
+    model: Any,
+    image: Any,
+    mask: Any = None,
+    *,
+    viewer: Any = None,
+    channel_axis: int | None = None,
+    sparse: bool | None = None,
+    verbose: bool = True,
+    stop: StopToken | None = None,
+    **options: Any,
+) -> Any:
+    """Where to paint next (the Annotate dock's "Suggest regions"): squares of ``image`` that
+    ``mask`` does not annotate yet, ranked by the model's uncertainty and spread out
+    (``core/suggest.py``). Returns a SuggestResult: ``.regions`` (rank, z, y, x, height,
+    width, score), ``.table()``, ``.score_map``. ``sparse``: the mask holds scribbles (default:
+    what the Annotate dock recorded on the mask layer). With ``viewer`` the regions are drawn
+    as ``<image> suggestions`` over ``<image> uncertainty (regions)``. Options: the fields of
+    SuggestConfig (n, size, score, max_regions, diversity, z_distance, margin, painted, seed)
+    and the prediction's tile, batch, device, amp.
+    """
+    from .core.options import build, check_names
+    from .core.suggest import SuggestConfig
+    from .core.suggest import suggest_regions as suggest
+
+    pred_names = ("tile", "batch", "device", "amp")
+    check_names(options, (SuggestConfig, *PREDICT_CLASSES), "suggestion")
+    other = [k for k in options if k in PREDICT_CLASSES[0].__dataclass_fields__]
+    if any(k not in pred_names for k in other):
+        bad = next(k for k in other if k not in pred_names)
+        raise InputError(f"'{bad}' does not apply here: the prediction options are {pred_names}")
+    if not hasattr(model, "input_spec"):
+        model = load_model(model)
+    img, layer, two_d = _image(image, channel_axis)
+    sparse = _sparse_from_layer(mask) if sparse is None else bool(sparse)
+    stop = stop if stop is not None else StopToken()
+    gen = suggest(
+        model,
+        img,
+        None if mask is None else _data(mask),
+        build(SuggestConfig, options),
+        sparse=sparse,
+        predict_cfg=predict_config({k: v for k, v in options.items() if k in pred_names}),
+        channel_axis=None if layer is not None else channel_axis,
+        stop=stop,
+    )
+    res = _drive(gen, stop, verbose)
+    if viewer is not None:
+        from .adapters import layers as L
+        from .adapters import suggest as S
+
+        src = layer.name if layer is not None else "image"
+        tr = L.transform(layer, channel_axis) if layer is not None else {}
+        S.show_regions(viewer, res, src, tr, two_d)
+        S.show_score_map(viewer, res, src, tr, two_d)
+    return res
 
 
 def measure(

@@ -12,7 +12,9 @@ from magicgui.widgets import CheckBox, Container, Label, PushButton
 from ..adapters import classes as C
 from ..adapters import layers as L
 from ..core.errors import InputError
-from .common import CHANNEL_AXIS_CHOICES, channel_axis_value, follow_layers, guarded, layer_combo
+from . import annotate_parts as P
+from .common import channel_axis_value, follow_layers, guarded, layer_combo
+from .suggest import SuggestPanel
 
 if TYPE_CHECKING:
     import napari
@@ -52,10 +54,10 @@ class AnnotateWidget(Container):
         super().__init__(labels=True)
         self.viewer = viewer
         self.image = layer_combo(viewer, "image", "image")
-        self.channel_axis = _channel_combo()
+        self.channel_axis = P.channel_combo()
         self.new_mask = PushButton(text="New mask")
         self.mask = layer_combo(viewer, "labels", "mask", nullable=True)
-        self.classes, self.class_list, buttons = _class_editor()
+        self.classes, self.class_list, buttons = P.class_editor()
         self.add_class, self.rename_class, self.color_class, self.remove_class = buttons
         self.sparse = CheckBox(text=C.SPARSE_LABEL)
         self.hint = Label(value=C.DENSE_HINT)
@@ -64,11 +66,13 @@ class AnnotateWidget(Container):
         self.status.native.setWordWrap(True)
         self.extend([self.image, self.channel_axis, self.new_mask, self.mask, self.classes])
         self.extend([self.sparse, self.hint, self.status])
+        self.suggest = SuggestPanel(viewer, self)
+        self.append(self.suggest)
         self.table = C.table_of(None)  # the class table shown (the watched mask's)
         self._painted: dict[int, bool] = {}
         self._watched: Any = None
         self._pending: set[int] | None = set()  # slices to re-check; None = all
-        self._timer = _single_shot(30, self._flush)
+        self._timer = P.single_shot(30, self._flush)
         self.new_mask.clicked.connect(self._on_new_mask)
         self.sparse.changed.connect(self._on_sparse)
         self.mask.changed.connect(self._watch)
@@ -172,7 +176,7 @@ class AnnotateWidget(Container):
         was = self.class_list.blockSignals(True)  # no label change while the rows are rebuilt
         self.class_list.clear()
         for c, color in enumerate(C.shown_colors(table, sparse)):
-            self.class_list.addItem(_class_item(color, C.item_text(table, c, sparse)))
+            self.class_list.addItem(P.class_item(color, C.item_text(table, c, sparse)))
         self.class_list.blockSignals(was)
         self.hint.value = C.hint(table, sparse)
         self.sparse.text = C.sparse_label(table)
@@ -267,50 +271,3 @@ class AnnotateWidget(Container):
         self.status.value = f"Annotated slices: {len(zs)} of {n}" + (
             f": {summarize(zs)}" if zs else " - paint label 1 on the structures you want to segment"
         )
-
-
-def _single_shot(ms: int, slot: Any) -> Any:
-    from qtpy.QtCore import QTimer
-
-    t = QTimer()
-    t.setSingleShot(True)
-    t.setInterval(ms)
-    t.timeout.connect(slot)
-    return t
-
-
-def _class_editor() -> tuple[Any, Any, list]:
-    """The class list (colour swatch, 'value: name') above a row of buttons."""
-    from qtpy.QtWidgets import QListWidget
-
-    buttons = [PushButton(text=t) for t in ("Add class", "Rename", "Colour…", "Remove")]
-    buttons[3].tooltip = "Remove the last class (only if nothing is painted with it)"
-    row = Container(layout="horizontal", labels=False, widgets=buttons)
-    box = Container(label="classes", labels=False, widgets=[row])
-    row.margins = box.margins = (0, 0, 0, 0)
-    rows = QListWidget()
-    rows.setMaximumHeight(110)
-    rows.setToolTip("Click a class to paint it (sets the label of the mask layer)")
-    box.native.layout().insertWidget(0, rows)
-    return box, rows, buttons
-
-
-def _class_item(color: str, text: str) -> Any:
-    from qtpy.QtGui import QColor, QIcon, QPixmap
-    from qtpy.QtWidgets import QListWidgetItem
-
-    swatch = QPixmap(14, 14)
-    swatch.fill(QColor(color))
-    return QListWidgetItem(QIcon(swatch), text)
-
-
-def _channel_combo():
-    from magicgui.widgets import ComboBox
-
-    return ComboBox(
-        label="channel axis",
-        choices=CHANNEL_AXIS_CHOICES,
-        value="auto",
-        tooltip="Which axis of the image holds channels (detectors). 'auto': none for "
-        "3D stacks, guessed for 4D. Several layers can also be used as channels.",
-    )

@@ -144,6 +144,7 @@ class TrainWidget(Container):
         if self.job is not None and self.job.running:
             raise InputError("training is already running: Stop it first")
         layers, ca, vol, mask = self._inputs()
+        self._mask_changed(self.mask.value)  # scribbles or dense: as the Annotate dock says now
         cfg, mcfg = self.configs()
         self._classes = self._class_table(resume)
         if resume and self.model is None:

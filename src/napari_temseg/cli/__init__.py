@@ -24,7 +24,17 @@ from ..core.errors import TemsegError
 
 def _registry() -> list[tuple[Callable, Callable]]:
     """(add-parser, run) pairs for every subcommand, in help order."""
-    from . import doctor, evaluate, export, learning_curve, measure, predict, recipes, train
+    from . import (
+        doctor,
+        evaluate,
+        export,
+        learning_curve,
+        measure,
+        predict,
+        recipes,
+        suggest,
+        train,
+    )
 
     return [
         *doctor.COMMANDS,
@@ -34,6 +44,7 @@ def _registry() -> list[tuple[Callable, Callable]]:
         *measure.COMMANDS,
         *export.COMMANDS,
         *learning_curve.COMMANDS,
+        *suggest.COMMANDS,
         *recipes.COMMANDS,
     ]
 

@@ -33,8 +33,12 @@ def _help(o: Option) -> str:
     return f"{text} (default: {o.text(o.default)})".replace("%", "%%")
 
 
-def add_option_flags(parser: argparse.ArgumentParser, classes: tuple, title: str) -> None:
-    """Add a flag for every option of ``classes``; advanced ones in their own group."""
+def add_option_flags(
+    parser: argparse.ArgumentParser, classes: tuple, title: str, short: dict | None = None
+) -> None:
+    """Add a flag for every option of ``classes``; advanced ones in their own group.
+    ``short``: extra short flags, {option name: "-x"}."""
+    short = short or {}
     groups = {
         False: parser.add_argument_group(title),
         True: parser.add_argument_group(f"{title} (advanced)"),
@@ -53,6 +57,7 @@ def add_option_flags(parser: argparse.ArgumentParser, classes: tuple, title: str
             closed = o.choices and not o.open_choices
             metavar = "{" + ",".join(map(str, o.choices)) + "}" if closed else o.name.upper()
             g.add_argument(
+                *([short[o.name]] if o.name in short else []),
                 o.flag,
                 dest=o.name,
                 type=_parser(o),

@@ -18,9 +18,11 @@ from typing import Any
 
 from .config import ConfigError, ModelConfig, PredictConfig, TrainConfig
 from .recipes import with_recipe
+from .suggest_config import SuggestConfig
 
 TRAIN_CLASSES = (TrainConfig, ModelConfig)
 PREDICT_CLASSES = (PredictConfig,)
+SUGGEST_CLASSES = (SuggestConfig,)
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def markdown() -> str:
     for title, classes in (
         ("Training (`temseg train`, `api.train`, Train dock)", TRAIN_CLASSES),
         ("Prediction (`temseg predict`, `api.predict`, Predict dock)", PREDICT_CLASSES),
+        ("Suggestions (`temseg suggest`, `api.suggest_regions`, Annotate dock)", SUGGEST_CLASSES),
     ):
         lines += [
             f"## {title}",

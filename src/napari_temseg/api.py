@@ -23,13 +23,21 @@ as the flags of ``temseg train`` / ``temseg predict`` and the settings of the do
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 
+from .adapters.console import (
+    data_of,
+    image_input,
+    is_layer,
+    layers_in,
+    mask_input,
+    sparse_from_layer,
+    with_options,
+)
 from .core.errors import InputError
-from .core.options import PREDICT_CLASSES, TRAIN_CLASSES, all_options, predict_config, train_configs
+from .core.options import PREDICT_CLASSES, TRAIN_CLASSES, predict_config, train_configs
 from .core.progress import StopToken
 
 __all__ = [
@@ -45,52 +53,6 @@ __all__ = [
     "new_mask",
     "classes_of",
 ]
-
-
-def _is_layer(x: Any) -> bool:
-    from .adapters.layers import is_layer
-
-    return is_layer(x)
-
-
-def _layers_in(x: Any) -> list | None:
-    """The layer(s) in ``x`` (one layer or a list of layers), else None."""
-    if _is_layer(x):
-        return [x]
-    if isinstance(x, (list, tuple)) and x and all(_is_layer(i) for i in x):
-        return list(x)
-    return None
-
-
-def _image(image: Any, channel_axis: int | None) -> tuple[Any, Any, bool]:
-    """(image for the core, first layer or None, is 2D)."""
-    from .adapters import layers as L
-
-    layers = _layers_in(image)
-    if layers is None:
-        if isinstance(image, (list, tuple)):
-            return list(image), None, False
-        return image, None, len(getattr(image, "shape", ())) == 2
-    vol = L.image_volume(layers, channel_axis)
-    return vol, layers[0], L.is_2d(layers, channel_axis if len(layers) == 1 else None)
-
-
-def _mask(mask: Any) -> Any:
-    if isinstance(mask, (list, tuple)):
-        return [_mask(m) for m in mask]
-    return _data(mask)
-
-
-def _data(x: Any) -> Any:
-    from .adapters.layers import layer_data
-
-    return layer_data(x) if _is_layer(x) else x
-
-
-def _sparse_from_layer(mask: Any) -> bool:
-    """What the Annotate dock recorded on a mask layer (scribbles or dense)."""
-    meta = mask.metadata.get("napari_temseg") if _is_layer(mask) else None
-    return bool(meta.get("sparse")) if isinstance(meta, dict) else False
 
 
 def classes_of(layer: Any) -> Any:
@@ -131,17 +93,17 @@ def train(
 
     avoid_triton_llvm_clash()
     if "sparse" not in options:
-        options["sparse"] = _sparse_from_layer(mask)
+        options["sparse"] = sparse_from_layer(mask)
     tcfg, mcfg = train_configs(options)
     table = None if _is_class_option(options) else classes_of(mask)
-    img, _, _ = _image(image, channel_axis)
+    img, _, _ = image_input(image, channel_axis)
     stop = stop if stop is not None else StopToken()
     gen = fit(
         img,
-        _mask(mask),
+        mask_input(mask),
         train_cfg=tcfg,
         model_cfg=mcfg,
-        channel_axis=None if _layers_in(image) else channel_axis,
+        channel_axis=None if layers_in(image) else channel_axis,
         annotated=annotated,
         resume=resume,
         classes=table,
@@ -189,7 +151,7 @@ def predict(
     cfg = predict_config(options)
     if not hasattr(model, "input_spec"):
         model = load_model(model)
-    img, layer, two_d = _image(image, channel_axis)
+    img, layer, two_d = image_input(image, channel_axis)
     if isinstance(img, list):
         raise InputError("predict takes one image (or a list of layers used as its channels)")
     vol = as_volume(img, channel_axis=None if layer is not None else channel_axis)
@@ -217,27 +179,8 @@ def predict(
     return (prob, labels) if unc is None else (prob, labels, unc)
 
 
-def _with_options(fn: Any, classes: tuple) -> None:
-    """Give ``fn`` a signature and docstring listing every option with its default."""
-    sig = inspect.signature(fn)
-    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    opts = all_options(*classes)
-    params += [
-        inspect.Parameter(
-            o.name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=o.default,
-            annotation=o.kind.__name__ + (" | None" if o.optional else ""),
-        )
-        for o in opts
-    ]
-    fn.__signature__ = sig.replace(parameters=params)
-    lines = [f"    {o.name}={o.default!r}: {o.help}" for o in opts]
-    fn.__doc__ = (fn.__doc__ or "").rstrip() + "\n\n" + "\n".join(lines) + "\n"
-
-
-_with_options(train, TRAIN_CLASSES)
-_with_options(predict, PREDICT_CLASSES)
+with_options(train, TRAIN_CLASSES)
+with_options(predict, PREDICT_CLASSES)
 
 
 def evaluate(pred: Any, truth: Any, classes: Any = None, verbose: bool = True) -> dict:
@@ -251,7 +194,7 @@ def evaluate(pred: Any, truth: Any, classes: Any = None, verbose: bool = True) -
 
     table = _table(classes, pred)
     if table is None or table.binary:
-        res = evaluate_stack(_data(pred), _data(truth))
+        res = evaluate_stack(data_of(pred), data_of(truth))
         if verbose:
             o = res["overall"]
             print(
@@ -259,7 +202,7 @@ def evaluate(pred: Any, truth: Any, classes: Any = None, verbose: bool = True) -
                 f"recall {o['recall']:.3f}"
             )
         return res
-    res = evaluate_classes(_data(pred), _data(truth), table.names)
+    res = evaluate_classes(data_of(pred), data_of(truth), table.names)
     if verbose:
         from .core.report import class_table_text
 
@@ -275,9 +218,9 @@ def class_fractions(labels: Any, classes: Any = None) -> list[dict]:
 
     table = _table(classes, labels)
     if table is None:
-        data = _data(labels)
+        data = data_of(labels)
         table = ClassTable.default(max(2, int(np.max(data)) + 1))
-    return fractions(_data(labels), table.names)
+    return fractions(data_of(labels), table.names)
 
 
 def _table(classes: Any, layer: Any) -> Any:
@@ -324,7 +267,7 @@ def learning_curve(
     def folder_or_list(a: Any, b: Any) -> tuple[Any, Any]:
         if isinstance(a, (str, os.PathLike)):
             return tuple(io.read_training_set(a, b)[:2])
-        return [_data(x) for x in a], [_data(x) for x in b]
+        return [data_of(x) for x in a], [data_of(x) for x in b]
 
     cfg = lc.CurveConfig(sizes, seeds, test_fraction, compare_augment, flat_within)
     tcfg, mcfg = train_configs(options)
@@ -345,7 +288,7 @@ def learning_curve(
     return result
 
 
-_with_options(learning_curve, TRAIN_CLASSES)
+with_options(learning_curve, TRAIN_CLASSES)
 
 
 def suggest_regions(
@@ -381,13 +324,13 @@ def suggest_regions(
         raise InputError(f"'{bad}' does not apply here: the prediction options are {pred_names}")
     if not hasattr(model, "input_spec"):
         model = load_model(model)
-    img, layer, two_d = _image(image, channel_axis)
-    sparse = _sparse_from_layer(mask) if sparse is None else bool(sparse)
+    img, layer, two_d = image_input(image, channel_axis)
+    sparse = sparse_from_layer(mask) if sparse is None else bool(sparse)
     stop = stop if stop is not None else StopToken()
     gen = suggest(
         model,
         img,
-        None if mask is None else _data(mask),
+        None if mask is None else data_of(mask),
         build(SuggestConfig, options),
         sparse=sparse,
         predict_cfg=predict_config({k: v for k, v in options.items() if k in pred_names}),
@@ -459,6 +402,6 @@ def new_mask(viewer: Any, image: Any, channel_axis: int | None = None) -> Any:
     """
     from .adapters.layers import make_mask
 
-    if not _is_layer(image):
+    if not is_layer(image):
         raise InputError("new_mask needs the image layer, e.g. viewer.layers['img']")
     return make_mask(viewer, image, channel_axis)

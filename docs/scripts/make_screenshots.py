@@ -12,6 +12,10 @@ train.png, predict.png and evaluate.png.
 ``--classes``: the same with the 4-phase sample (matrix, pores, grains, hydration products;
 the class table named in the Annotate dock's class list), writing classes-annotate.png,
 classes-train.png, classes-predict.png and classes-evaluate.png (docs/multiclass.md).
+
+``--suggest``: "where should I paint next?" - scribbles in one square of the FIB-SEM sample
+(sparse mask), a short training, then the Annotate dock's "Suggest regions" and "Next
+region", writing suggest.png (docs/user-guide.md).
 """
 
 from __future__ import annotations
@@ -188,12 +192,45 @@ def phases(viewer, out: Path, epochs: int) -> str:
     return f"model: {tw.model!r}; prediction: {pw.status.value}; {ev.summary.value}"
 
 
+def suggest(viewer, out: Path, epochs: int) -> str:
+    """Paint one square as scribbles, train, suggest regions, go to the first one."""
+    import numpy as np
+
+    viewer.open_sample("napari-temseg", "fibsem")
+    d = docks(viewer)
+    ice = viewer.layers["fibsem ICE"]
+    truth = viewer.layers["fibsem ground truth"].data
+    a = d["Annotate"][1]
+    a.image.value = ice
+    a.new_mask.clicked()
+    mask = viewer.layers["fibsem ICE mask"]
+    a.sparse.value = True
+    z, ys, xs = PAINTED[1], slice(64, 320), slice(64, 320)  # one square, every pixel labelled
+    data = mask.data
+    data[z, ys, xs] = np.where(truth[z, ys, xs] > 0, 1, 2)
+    mask.data = data
+    tw = train(viewer, d, [ice], mask, epochs)
+    p = a.suggest
+    p.form.set_value("n", 5)
+    p.form.set_value("size", 128)
+    raise_dock(d["Annotate"])
+    p.suggest_btn.clicked()
+    wait(p.job)
+    p.next_btn.clicked()
+    for name in ("fibsem ICE preview", "fibsem TLD"):
+        if name in viewer.layers:
+            viewer.layers[name].visible = False
+    shot(viewer, out / "suggest.png")
+    return f"model {tw.model!r}; {p.info.value}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "images"))
     ap.add_argument("--epochs", type=int, default=4, help="training epochs (50 steps each)")
     ap.add_argument("--current-display", action="store_true", help="do not start an own Xvfb")
     ap.add_argument("--classes", action="store_true", help="the multi-class pictures")
+    ap.add_argument("--suggest", action="store_true", help="the suggested-regions picture")
     a = ap.parse_args()
     xvfb = None if a.current_display else own_display()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -204,8 +241,8 @@ def main() -> int:
     viewer = napari.Viewer(show=True, title="napari-temseg")
     viewer.window._qt_window.resize(*SIZE)  # noqa: SLF001 - window size for the pictures
     viewer.window._qt_window.move(0, 0)  # noqa: SLF001
-    if a.classes:
-        print(phases(viewer, out, a.epochs))
+    if a.classes or a.suggest:
+        print(phases(viewer, out, a.epochs) if a.classes else suggest(viewer, out, a.epochs))
         viewer.close()
         if xvfb is not None:
             xvfb.terminate()

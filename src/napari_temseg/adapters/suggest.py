@@ -53,7 +53,7 @@ def show_score_map(viewer: Any, result: Any, source: str, tr: dict, two_d: bool)
     block = np.array([1.0] * (m.ndim - 2) + [size, size])
     shift = np.asarray(tr.get("translate", (0.0,) * m.ndim), float)
     shift = shift + (block - 1) / 2 * scale * (block > 1)  # a block's centre on its pixels
-    return put_layer(
+    layer = put_layer(
         viewer,
         "image",
         np.nan_to_num(m, nan=0.0),
@@ -66,10 +66,20 @@ def show_score_map(viewer: Any, result: Any, source: str, tr: dict, two_d: bool)
         opacity=0.5,
         contrast_limits=(0.0, max(float(np.nanmax(m)) if np.isfinite(m).any() else 1.0, 1e-6)),
     )
+    _just_above(viewer, layer, source)
+    return layer
+
+
+def _just_above(viewer: Any, layer: Any, source: str) -> None:
+    """Put ``layer`` right above the image ``source`` (under masks and rectangles)."""
+    names = [la.name for la in viewer.layers]
+    if source in names:
+        i, j = names.index(layer.name), names.index(source)
+        viewer.layers.move(i, j + 1 if i > j else j)
 
 
 def go_to(viewer: Any, region: Any, tr: dict, two_d: bool, mask: Any = None) -> None:
-    """Show ``region``: its slice, centred and zoomed to fill most of the canvas; then the
+    """Show ``region``: its slice, centred and zoomed so that it fills 40 % of the canvas; then the
     mask layer selected in paint mode."""
     c = _world(np.asarray([region.center]), tr, two_d)[0]
     if not two_d:
@@ -80,7 +90,7 @@ def go_to(viewer: Any, region: Any, tr: dict, two_d: bool, mask: Any = None) -> 
     ext = np.asarray(viewer.layers.extent.world, float)
     span = float(np.max(ext[1, -2:] - ext[0, -2:]))
     side = region.height * float(tr.get("scale", (1.0,))[-1])
-    cam.zoom = cam.zoom * 0.6 * max(span, side) / max(side, 1e-9)
+    cam.zoom = cam.zoom * 0.4 * max(span, side) / max(side, 1e-9)
     cam.center = (*tuple(cam.center)[:-2], *(float(v) for v in c[-2:]))
     if mask is not None:
         viewer.layers.selection.active = mask

@@ -161,3 +161,24 @@ def test_a_trained_model_end_to_end_through_cli_and_api(tmp_path, small_fibsem, 
     assert (tmp_path / "r.csv").read_text().splitlines()[0] == "rank,z,y,x,height,width,score"
     assert main([*argv, "-q"]) == 2  # the table exists: not overwritten
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_2d_images_and_multichannel_context_models():
+    from napari_temseg.core.classes import ClassTable
+    from napari_temseg.core.config import InputSpec, ModelConfig
+    from napari_temseg.core.modelfile import TrainedModel
+    from napari_temseg.core.models import build_model
+
+    rng = np.random.default_rng(0)
+    cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=2 * 3, classes=3)
+    spec = InputSpec(channels=2, context=1, norm_lo=(0.0, 0.0), norm_hi=(1.0, 1.0))
+    model = TrainedModel(build_model(cfg), cfg, spec, classes=ClassTable.default(3))
+    stack = rng.random((4, 2, 64, 80)).astype(np.float32)
+    res = run(suggest_regions(model, stack, None, SuggestConfig(n=4, size=32)))
+    assert len(res.regions) == 4 and res.score_map.shape == (4, 2, 3)
+    assert all(r.x + r.width <= 80 and r.height == 32 for r in res.regions)  # 80 = 32 + 32 + 16
+    one = ModelConfig(arch="small-unet", base_width=4)
+    flat = TrainedModel(build_model(one), one, InputSpec())
+    res = run(suggest_regions(flat, rng.random((50, 40)), None, SuggestConfig(n=2, size=64)))
+    (r,) = res.regions  # one square only: the image is smaller than the size
+    assert (r.z, r.y, r.x, r.height, r.width) == (0, 0, 0, 50, 40)

@@ -41,6 +41,9 @@ from .train_config import TrainConfig
 # for a K-class small-unet (faster and better per step: "Multi-class") and where the
 # architecture's paper or the smp encoder uses it. small-unet's "auto" is resolved when the
 # number of classes is known (ModelConfig.resolved(), called when a network is built).
+# Instance norm's labels depend a little on the prediction tile size (its statistics are per
+# tile; batch norm's are not), but batch norm lost clearly on EMPS again with precise
+# statistics (docs/benchmarks.md, "Tile invariance and precise batch norm"), so binary stays.
 _AUTO_DEFERRED = "small-unet"
 # fields renamed since format 1 files were written: {class name: {old: new}}
 RENAMED = {

@@ -4,10 +4,10 @@ Candidates are the squares of a grid of ``size`` px over every slice (the last r
 column end at the image border), minus what is annotated already: with a dense mask
 every painted slice (it is fully labelled for training), with sparse scribbles every
 square whose painted fraction reaches ``painted``. At most ``max_regions`` of them,
-drawn at random, are scored: each square is predicted on its own with ``margin`` px of
-context around it (the normal tiled predictor on a window of the image: same
-normalisation, 2.5D context, device, precision) and scored by the mean uncertainty of
-its pixels:
+drawn at random, are scored: each square is predicted in a window with ``margin`` px of
+context around it (kept inside the image), 32 windows per run of the normal predictor
+(same normalisation, 2.5D context, device, precision, batching), and scored by the mean
+uncertainty of its pixels:
 
 * ``entropy``: ``-sum_k p_k log p_k / log K`` of the predicted class probabilities
   (binary: of p and 1 - p), 0 = certain, 1 = uniform; one forward pass per square;
@@ -137,60 +137,87 @@ def choose(centres: np.ndarray, scores: np.ndarray, n: int, spread: float, z_px:
     return picked
 
 
-class _Window(Volume):
-    """A rectangle of every slice of ``vol``, read lazily (only what is asked for)."""
+class _Windows(Volume):
+    """Equal windows of several slices as one stack, read lazily. Window ``n`` comes with
+    its slice's 2.5D context: stack slices ``n*g .. n*g + g - 1`` (g = 2k + 1) are slices
+    ``z-k .. z+k`` of the image (reflected at its ends), so the predictor's context of the
+    middle one is exactly the image's."""
 
-    def __init__(self, vol: Volume, ys: slice, xs: slice):
-        self.parent, self.ys, self.xs = vol, ys, xs
+    def __init__(self, vol: Volume, origins: list, hw: tuple, k: int):
+        self.parent, self.hw = vol, hw
+        self.src = [(i, y, x) for z, y, x in origins for i in context_indices(z, vol.shape[0], k)]
         self.array, self.axes, self.rgb_to_gray = vol.array, vol.axes, vol.rgb_to_gray
-        self.shape = (vol.shape[0], vol.shape[1], ys.stop - ys.start, xs.stop - xs.start)
+        self.shape = (len(self.src), vol.shape[1], *hw)
         self.dtype = vol.dtype
-        self._ranges = vol._ranges  # intensity_norm "image": the whole slice's range
+        self._ranges: dict[int, tuple] = {}
+
+    def whole_slice_ranges(self) -> None:
+        """intensity_norm "image": each window normalised with its whole slice's range."""
+        for f, (i, _, _) in enumerate(self.src):
+            self._ranges[f] = slice_range(self.parent, i)
 
     def region(self, z: int, ys: slice = slice(None), xs: slice = slice(None)) -> np.ndarray:
-        return self.parent.region(z, _within(self.ys, ys), _within(self.xs, xs))
+        i, y, x = self.src[z]
+        return self.parent.region(i, _shift(ys, y, self.hw[0]), _shift(xs, x, self.hw[1]))
 
 
-def _within(outer: slice, inner: slice) -> slice:
-    n = outer.stop - outer.start
-    a, b, step = inner.indices(n)
-    return slice(outer.start + a, outer.start + b, step)
+def _shift(s: slice, origin: int, n: int) -> slice:
+    a, b, step = s.indices(n)
+    return slice(origin + a, origin + b, step)
 
 
 class _Sink:
-    """Receives one slice of a window's probability (or uncertainty) from predict_stack."""
+    """Receives the probability (or uncertainty) of predicted slices from predict_stack."""
 
     def __init__(self, shape: tuple):
-        self.shape, self.dtype, self.value = shape, np.dtype(np.float32), None
+        self.shape, self.dtype, self.values = shape, np.dtype(np.float32), {}
 
     def __setitem__(self, z: int, v: np.ndarray) -> None:
-        self.value = np.asarray(v, np.float32)
+        self.values[z] = np.asarray(v, np.float32)
 
 
-def score_region(
-    model: Any, vol: Volume, z: int, box: tuple, cfg: SuggestConfig, pcfg: Any
-) -> tuple[float, int]:
-    """Mean uncertainty of the square ``box = (y, x, h, w)`` of slice ``z``; pixels predicted."""
+def _window(start: int, size: int, margin: int, n: int) -> tuple[int, int]:
+    """(origin, length) of a window around ``start .. start+size`` kept inside ``0..n``."""
+    length = min(size + 2 * margin, n)
+    return int(np.clip(start - margin, 0, n - length)), length
+
+
+def score_regions(
+    model: Any, vol: Volume, boxes: list, cfg: SuggestConfig, pcfg: Any
+) -> tuple[list[float], int]:
+    """Mean uncertainty of each square ``(z, y, x, h, w)`` (all of one size), predicted in
+    windows with ``cfg.margin`` px of context, one batched run; and the pixels predicted."""
     from .predict import predict_stack
 
-    y, x, h, w = box
-    m = cfg.margin
-    ys = slice(max(0, y - m), min(vol.shape[2], y + h + m))
-    xs = slice(max(0, x - m), min(vol.shape[3], x + w + m))
-    if model.input_spec.intensity_norm == "image":
-        for i in context_indices(z, vol.shape[0], model.input_spec.context):
-            slice_range(vol, i)  # the whole slice's range, not the window's
-    win = _Window(vol, ys, xs)
-    k = model.classes.k
-    plane = (win.shape[0], win.shape[2], win.shape[3])
+    spec, k = model.input_spec, model.classes.k
+    win = [(_window(y, h, cfg.margin, vol.shape[2]), _window(x, w, cfg.margin, vol.shape[3]))
+           for _, y, x, h, w in boxes]  # fmt: skip
+    hw = (win[0][0][1], win[0][1][1])
+    stack = _Windows(
+        vol,
+        [(b[0], wy[0], wx[0]) for b, (wy, wx) in zip(boxes, win, strict=True)],
+        hw,
+        spec.context,
+    )
+    if spec.intensity_norm == "image":
+        stack.whole_slice_ranges()
+    g = 2 * spec.context + 1
+    mids = [n * g + spec.context for n in range(len(boxes))]
+    plane = (stack.shape[0], *hw)
     tta = cfg.score == "tta-variance"
-    sink = _Sink(plane if k == 2 else (plane[0], k, *plane[1:]))
+    sink = _Sink(plane if k == 2 else (plane[0], k, *hw))
     var = _Sink(plane) if tta else None
     pc = dataclasses.replace(pcfg, tta=tta, uncertainty=tta)
-    run(predict_stack(model, win, pc, prob_out=sink, uncertainty_out=var, slices=[z]))
-    cy, cx = slice(y - ys.start, y - ys.start + h), slice(x - xs.start, x - xs.start + w)
-    u = var.value[cy, cx] / 0.25 if tta else pixel_uncertainty(sink.value[..., cy, cx], k)
-    return float(np.mean(u)), win.shape[2] * win.shape[3]
+    run(predict_stack(model, stack, pc, prob_out=sink, uncertainty_out=var, slices=mids))
+    out = []
+    for f, (_, y, x, h, w), (wy, wx) in zip(mids, boxes, win, strict=True):
+        cy, cx = slice(y - wy[0], y - wy[0] + h), slice(x - wx[0], x - wx[0] + w)
+        if tta:
+            u = var.values[f][cy, cx] / 0.25
+        else:
+            u = pixel_uncertainty(sink.values[f][..., cy, cx], k)
+        out.append(float(np.mean(u)))
+    return out, len(boxes) * hw[0] * hw[1]
 
 
 def suggest_regions(
@@ -245,20 +272,26 @@ def suggest_regions(
     return res
 
 
+CHUNK = 32  # squares per batched prediction (progress and Stop between chunks)
+
+
 def _score_all(model, vol, free, hw, cfg, pcfg, res, stop) -> Generator[Progress, None, None]:
     t0, px = time.monotonic(), 0
-    for n, (z, i, j) in enumerate(free, 1):
-        box = (res.starts[0][i], res.starts[1][j], *hw)
-        res.score_map[z, i, j], p = score_region(model, vol, int(z), box, cfg, pcfg)
+    for n in range(0, len(free), CHUNK):
+        part = free[n : n + CHUNK]
+        boxes = [(int(z), res.starts[0][i], res.starts[1][j], *hw) for z, i, j in part]
+        scores, p = score_regions(model, vol, boxes, cfg, pcfg)
+        for (z, i, j), v in zip(part, scores, strict=True):
+            res.score_map[z, i, j] = v
         px += p
-        res.scored, res.mpix, res.seconds = n, px / 1e6, time.monotonic() - t0
+        res.scored, res.mpix, res.seconds = n + len(part), px / 1e6, time.monotonic() - t0
         yield Progress(
             stage="suggest",
-            step=n,
+            step=res.scored,
             total=len(free),
             elapsed=res.seconds,
             rate=res.mpix / max(res.seconds, 1e-9),
-            message=f"scoring region {n}/{len(free)} (slice {int(z) + 1})",
+            message=f"scored {res.scored}/{len(free)} regions",
         )
         if stop is not None and stop.requested:
             res.stopped = True

@@ -379,12 +379,12 @@ def measure(
     return df
 
 
-def export(model: Any, path: Any, format: str | None = None, overwrite: bool = False) -> Any:
-    """Write ``model`` as TorchScript (.pt) or ONNX (.onnx) for other tools; the file takes
-    raw intensities and returns probabilities, checked against the model (core/export.py)."""
+def export(model: Any, path: Any, format: str | None = None, overwrite=False, **package) -> Any:
+    """``model`` as TorchScript (.pt), ONNX (.onnx) or bioimage.io package (.zip; ``author=``,
+    ``license=``): raw intensities in, probabilities out, checked (core/export.py)."""
     from .core.export import export as export_
 
-    return export_(model, path, format, overwrite=overwrite)
+    return export_(model, path, format, overwrite=overwrite, **package)
 
 
 def load_model(path: Any, device: str = "cpu"):

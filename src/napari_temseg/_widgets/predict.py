@@ -59,7 +59,7 @@ class PredictWidget(Container):
         self.run_btn = PushButton(text="Predict")
         self.cancel_btn = PushButton(text="Cancel", enabled=False)
         self.export_btn = PushButton(text="Export model...")
-        self.export_btn.tooltip = "ONNX (.onnx) or TorchScript (.pt) for Fiji, onnxruntime..."
+        self.export_btn.tooltip = "ONNX (.onnx), TorchScript (.pt), bioimage.io (.zip): Fiji..."
         self.threshold = FloatSlider(
             label="threshold 0.50", value=0.5, min=0.01, max=0.99, step=0.01, tracking=False
         )
@@ -113,15 +113,14 @@ class PredictWidget(Container):
 
     @guarded("Export")
     def _on_export(self, *_: Any) -> None:
-        """The chosen model as ONNX / TorchScript for other tools (checked, then written)."""
+        """The chosen model as ONNX / TorchScript / bioimage.io package (checked, written)."""
         from qtpy.QtWidgets import QFileDialog
 
         from ..core.export import export
 
         model = self.model()
-        path, _ = QFileDialog.getSaveFileName(
-            self.native, "Export the model", "model.onnx", "ONNX (*.onnx);;TorchScript (*.pt)"
-        )
+        kinds = "ONNX (*.onnx);;TorchScript (*.pt);;bioimage.io package (*.zip)"
+        path, _ = QFileDialog.getSaveFileName(self.native, "Export the model", "model.onnx", kinds)
         if path:  # the dialog has asked before replacing a file
             self.status.value = f"Exported to {export(model, path, overwrite=True)}."
 

@@ -1,4 +1,4 @@
-"""`temseg export`: a trained model as TorchScript or ONNX for other tools."""
+"""`temseg export`: a trained model as TorchScript, ONNX or a bioimage.io package."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ def _add(sub) -> None:
 
     p = sub.add_parser(
         "export",
-        help="write a model as TorchScript (.pt) or ONNX (.onnx) for other tools",
+        help="write a model as TorchScript (.pt), ONNX (.onnx) or a bioimage.io package (.zip)",
         description="Export MODEL for tools without napari-temseg (Fiji/deepImageJ, "
-        "onnxruntime, ...). The exported network takes raw intensities (N, C x (2 context "
-        "+ 1), H, W) and returns probabilities; it is checked against MODEL before the "
-        "file is written.",
+        "onnxruntime, ilastik, bioimage.io, ...). The exported network takes raw intensities "
+        "(N, C x (2 context + 1), H, W) and returns probabilities; it is checked against MODEL "
+        "before the file is written. A bioimage.io package (spec 0.5) holds both networks, "
+        "test tensors, a cover and a README, and is validated by bioimageio.spec.",
     )
     p.add_argument("model", help="model file (.safetensors)")
-    p.add_argument("-o", "--output", required=True, help="file to write (.pt or .onnx)")
+    p.add_argument("-o", "--output", required=True, help="file to write (.pt, .onnx or .zip)")
     p.add_argument("--format", choices=FORMATS, default=None, help="default: from the suffix")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--author", help="bioimage.io package: author (default: napari-temseg user)")
+    p.add_argument("--license", help="bioimage.io package: SPDX licence id (default: MIT)")
 
 
 def _cmd(args) -> int:
@@ -27,7 +30,8 @@ def _cmd(args) -> int:
     from ..core.modelfile import load_model
 
     model = load_model(args.model)
-    path = export(model, args.output, args.format, overwrite=args.overwrite)
+    package = {k: v for k in ("author", "license") if (v := getattr(args, k)) is not None}
+    path = export(model, args.output, args.format, overwrite=args.overwrite, **package)
     print(f"wrote {path} ({model!r}; checked against the model)", file=sys.stderr)
     return 0
 

@@ -24,9 +24,10 @@ import numpy as np
 
 from .errors import InputError
 
-FORMATS = ("torchscript", "onnx")
-SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+FORMATS = ("torchscript", "onnx", "bioimageio")
+SUFFIX = {"torchscript": ".pt", "onnx": ".onnx", "bioimageio": ".zip"}
 TOLERANCE = 1e-4
+OPSET = 17  # ONNX opset
 
 
 def _ranges(spec: Any) -> tuple[Any, Any]:
@@ -99,17 +100,26 @@ def header(model: Any) -> str:
     )
 
 
-def export(model: Any, path: str | os.PathLike, fmt: str | None = None, *, overwrite=False) -> Path:
-    """Write ``model`` as TorchScript (``.pt``) or ONNX (``.onnx``; ``fmt`` from the suffix
-    when None); checked against this package's network before the file appears."""
+def export(
+    model: Any, path: str | os.PathLike, fmt: str | None = None, *, overwrite=False, **package
+) -> Path:
+    """Write ``model`` as TorchScript (``.pt``), ONNX (``.onnx``) or a bioimage.io package
+    (``.zip``; ``package``: its ``author`` and ``license``, core/bioimageio.py); ``fmt`` from
+    the suffix when None. Checked against this package's network before the file appears."""
     path = Path(path)
     fmt = fmt or {v: k for k, v in SUFFIX.items()}.get(path.suffix.lower())
     if fmt not in FORMATS:
-        raise InputError(f"export format must be one of {FORMATS} (or a .pt / .onnx name)")
+        raise InputError(f"export format must be one of {FORMATS} (or a .pt / .onnx / .zip name)")
     if path.suffix.lower() != SUFFIX[fmt]:
         raise InputError(f"a {fmt} file ends in {SUFFIX[fmt]}: use {path.with_suffix(SUFFIX[fmt])}")
     if path.exists() and not overwrite:
         raise InputError(f"'{path}' exists: choose another name or pass --overwrite")
+    if fmt == "bioimageio":
+        from .bioimageio import export_package
+
+        return export_package(model, path, export, header(model), overwrite=overwrite, **package)
+    if package:
+        raise InputError(f"{', '.join(package)}: only for a bioimage.io package (.zip)")
     import torch
 
     wrapped, x = _wrapped(model), _example(model)
@@ -164,7 +174,7 @@ def _onnx(wrapped: Any, x: Any, path: Path, meta: str) -> Any:
             input_names=["input"],
             output_names=["probabilities"],
             dynamic_axes={"input": axes, "probabilities": axes},
-            opset_version=17,
+            opset_version=OPSET,
             dynamo=False,
         )
     m = onnx.load(str(path))

@@ -143,7 +143,7 @@ def _torchscript(wrapped: Any, x: Any, path: Path, meta: str) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # jit is deprecated in favour of torch.export, but
-        traced = torch.jit.trace(wrapped, x)  # TorchScript is what deepImageJ / bioimage.io run
+        traced = torch.jit.trace(wrapped, x, check_trace=False)  # checked below, by export()
         torch.jit.save(traced, str(path), _extra_files={"napari_temseg.json": meta})
         loaded = torch.jit.load(str(path))
 

@@ -6,8 +6,11 @@ averages in eval mode. Those running averages are an exponential moving average 
 batches of unrelated micrographs they describe no population at all, and a validation (or the
 saved model) sees noisy statistics. ``recalibrate`` replaces them with the plain average over
 many batches run through the *current* weights ("PreciseBN", Wu & Johnson 2021, "Rethinking
-'batch' in BatchNorm"); ``fit()`` does it before every validation, so the model it keeps is
-the one it validated, with population statistics.
+'batch' in BatchNorm"); with ``TrainConfig.precise_bn`` = N > 0 ``fit()`` does it before every
+validation, so the model it keeps is the one it validated, with population statistics. It is
+off by default: in the issue-15 races it helped once (ISBI), tied once (EMPS) and lost once
+(STEM K-class), and it did not stop batch norm's validation from wandering on EMPS
+(docs/benchmarks.md, "Tile invariance and precise batch norm").
 
 In eval mode batch norm is then a fixed affine map per channel: the prediction of a pixel
 no longer depends on which tile it came from (instance norm computes its statistics per tile

@@ -120,9 +120,9 @@ class TrainConfig:
         50, "training steps between validations", lo=1, hi=100000, advanced=True
     )
     precise_bn: int = opt(
-        8,
+        0,
         "batch-norm networks: before each validation, re-estimate the normalisation statistics "
-        "as the mean over this many training batches (0: keep the running averages)",
+        "as the mean over this many training batches (0: off, keep the running averages)",
         label="precise batch norm (batches)",
         lo=0,
         hi=10000,

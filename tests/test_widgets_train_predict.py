@@ -346,6 +346,11 @@ def test_save_button_goes_through_the_file_dialog(docks, monkeypatch, tmp_path):
     assert asked and asked[0][0].endswith(".safetensors") and "*.safetensors" in asked[0][1]
     assert saved.is_file() and load_model(saved).model_cfg.base_width == 4
     assert train.status.value == f"Saved {saved}"
+    export_as = lambda *a: (str(tmp_path / "for fiji"), "ONNX (*.onnx)")  # noqa: E731
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(export_as))
+    train.save_btn.clicked()  # an export type chosen, the name typed without its ending
+    assert (tmp_path / "for fiji.onnx").is_file() and train.status.value.startswith("Exported")
+    (tmp_path / "for fiji.onnx").unlink()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a: ("", "")))
     train.status.value = "unchanged"
     train.save_btn.clicked()  # the user cancelled: nothing written, nothing said

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 UPDATE_S = 0.5  # GUI updates (plot, label, bars) at most twice a second; see workers.thinned
 
 
+EXPORTS = (".onnx", ".pt", ".zip")
+SAVE_KINDS = (
+    "napari-temseg model (*.safetensors);;ONNX (*.onnx);;TorchScript (*.pt);;"
+    "bioimage.io package (*.zip)"
+)
+
+
 class TrainWidget(Container):
     """Train a U-Net on the painted mask; Stop keeps the best model; Save / Continue."""
 
@@ -79,25 +86,12 @@ class TrainWidget(Container):
         self.start_btn = PushButton(text="Start training")
         self.stop_btn = PushButton(text="Stop (keep best)", enabled=False)
         self.continue_btn = PushButton(text="Continue training", enabled=False)
-        self.save_btn = PushButton(text="Save model...", enabled=False)
+        self.save_btn = PushButton(text="Save / export model...", enabled=False)
         self.status = Label(value="Paint a mask (Annotate dock), then Start.")
         self.status.native.setWordWrap(True)
-        self.extend(
-            [
-                self.images,
-                self.channel_axis,
-                self.mask,
-                *self.form.basic(),
-                self.preview,
-                self.form.toggle,
-                self.form.advanced,
-                self.start_btn,
-                self.stop_btn,
-                self.continue_btn,
-                self.save_btn,
-                self.status,
-            ]
-        )
+        self.extend([self.images, self.channel_axis, self.mask, *self.form.basic(), self.preview])
+        self.extend([self.form.toggle, self.form.advanced, self.start_btn, self.stop_btn])
+        self.extend([self.continue_btn, self.save_btn, self.status])
         from .plot import LivePlot
 
         self.bar = progress_widget()
@@ -198,15 +192,23 @@ class TrainWidget(Container):
 
     @guarded("Save model")
     def _on_save(self, *_: Any) -> None:
+        """Save the model file, or export it (ONNX, TorchScript, bioimage.io) for other tools."""
         from qtpy.QtWidgets import QFileDialog
 
         if self.model is None:
             raise InputError("no trained model yet: Start training first")
         name = f"{self._run_info.get('name', 'model')}.safetensors".replace(" ", "_")
-        path, _ = QFileDialog.getSaveFileName(
-            self.native, "Save model", name, "napari-temseg model (*.safetensors)"
-        )
-        if path:  # the dialog has asked before replacing an existing file
+        path, kind = QFileDialog.getSaveFileName(self.native, "Save model", name, SAVE_KINDS)
+        if not path:  # cancelled; otherwise the dialog has asked before replacing a file
+            return
+        typed = kind[kind.find("*.") + 1 : kind.rfind(")")] if "*." in kind else ""
+        if Path(path).suffix.lower() not in EXPORTS and typed in EXPORTS:
+            path += typed  # a name without its ending, an export type chosen
+        if Path(path).suffix.lower() in EXPORTS:
+            from ..core.export import export
+
+            self.status.value = f"Exported to {export(self.model, path, overwrite=True)}."
+        else:
             self.save_to(path)
 
     def save_to(self, path: str | Path) -> Path:

@@ -27,9 +27,11 @@ import numpy as np
 
 def batch_norms(net: Any) -> list:
     """The batch-norm layers of ``net`` (empty for instance / group norm networks)."""
-    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch import nn
 
-    return [m for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    kinds = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+    return [m for m in net.modules() if isinstance(m, kinds) and m.track_running_stats]
 
 
 def recalibrate(net: Any, batches: Iterable, forward: Callable[[Any], Any]) -> int:

@@ -7,15 +7,16 @@ training) is exported with ``core/export.py`` (normalisation and sigmoid baked i
 same batches of raw tiles go through:
 
 * ``torch (ours)``: the predictor's forward (``core.engine.forward``: inference mode, the
-  package's precision policy - bf16 autocast + channels_last on CPUs with native bf16, else
-  fp32 - normalisation in numpy first, sigmoid after);
+  package's precision policy - bf16 autocast on CPUs with native bf16, else fp32 - and
+  memory format - channels_last where ``device.channels_last_pays`` -, normalisation in
+  numpy first, sigmoid after);
 * ``torch fp32``: the same export as TorchScript (fp32, NCHW);
 * ``onnxruntime``: the exported .onnx file, CPUExecutionProvider, the same thread count.
 
 Contestants alternate batch by batch (load drift hits all alike); the script prints seconds
 per tile and the ratios, and the max |difference| of the probabilities against torch fp32.
-``--stack 2 1024``: also the whole pipeline, ``predict_stack`` with ``backend`` torch and
-onnxruntime alternating slice by slice (Mpix/s, ratio, max |dp|).
+(Commit 1ffe38a had an onnxruntime backend inside ``predict_stack`` and a ``--stack`` mode
+timing the whole pipeline; both were removed with the backend, see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _contestants(model, onnx_path: Path, threads: int) -> dict:
     import torch
 
     from napari_temseg.core.data import normalize
-    from napari_temseg.core.device import resolve_device
+    from napari_temseg.core.device import channels_last_pays, resolve_device
     from napari_temseg.core.engine import forward
 
     dev = resolve_device("cpu")
@@ -44,10 +45,15 @@ def _contestants(model, onnx_path: Path, threads: int) -> dict:
     sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     exported = torch.jit.load(str(onnx_path.with_suffix(".pt")))
 
+    cl = channels_last_pays(dev, model.model_cfg.resolved().norm_layer)
+    if cl:  # as predict_stack runs it
+        net = net.to(memory_format=torch.channels_last)
+
     def ours(x):
-        a = np.stack([normalize(t, model.input_spec) for t in x])
+        a = torch.from_numpy(np.stack([normalize(t, model.input_spec) for t in x]))
+        a = a.contiguous(memory_format=torch.channels_last) if cl else a
         with torch.inference_mode():
-            return forward(net, torch.from_numpy(a), False, False, dev, "auto")[0]
+            return forward(net, a, False, False, dev, "auto")[0]
 
     def fp32(x):
         with torch.inference_mode():
@@ -60,36 +66,6 @@ def _contestants(model, onnx_path: Path, threads: int) -> dict:
     }
 
 
-def pipeline(model, slices: int, size: int, reps: int) -> None:
-    """predict_stack with backend torch vs onnxruntime, slice by slice alternating."""
-    import dataclasses
-
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.predict import predict_stack
-    from napari_temseg.core.progress import run
-
-    img = (np.random.default_rng(1).random((slices, size, size)) * 255).astype(np.float32)
-    cfg = PredictConfig(device="cpu")
-    secs, probs = {"torch": 0.0, "onnxruntime": 0.0}, {}
-    for rep in range(reps + 1):
-        for z in range(slices):
-            for b in secs:
-                t0 = time.perf_counter()
-                r = run(predict_stack(model, img, dataclasses.replace(cfg, backend=b), slices=[z]))
-                if rep:
-                    secs[b] += time.perf_counter() - t0
-                    probs.setdefault(b, {})[z] = r.prob[z]
-    mpix = slices * reps * size * size / 1e6
-    diff = max(
-        float(np.abs(probs["torch"][z] - probs["onnxruntime"][z]).max()) for z in probs["torch"]
-    )
-    print(
-        f"predict_stack, {slices} x {size}^2 px x {reps}: torch {mpix / secs['torch']:.3f} Mpix/s, "
-        f"onnxruntime {mpix / secs['onnxruntime']:.3f} Mpix/s, ratio "
-        f"{secs['torch'] / secs['onnxruntime']:.2f}x, max |dp| {diff:.1e}"
-    )
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -97,8 +73,6 @@ def main(argv=None) -> None:
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--stack", type=int, nargs=2, default=None, metavar=("SLICES", "SIZE"),
-                    help="also time predict_stack with each backend on such a stack")  # fmt: skip
     args = ap.parse_args(argv)
     import torch
 
@@ -144,8 +118,6 @@ def main(argv=None) -> None:
             f"{name:14s} {secs[name] / n * 1000:8.1f} ms/tile  speed vs torch (ours) "
             f"{ratio:5.2f}x  max |dp| vs fp32 {diff:.2e}"
         )
-    if args.stack:
-        pipeline(model, args.stack[0], args.stack[1], args.reps)
 
 
 if __name__ == "__main__":

@@ -198,12 +198,7 @@ def predict_stack(
     outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, cfg, thr, model.classes.k)
     dev = resolve_device(cfg.device)
     was_training = model.net.training
-    if cfg.backend == "onnxruntime":
-        from .ort_backend import ort_net
-
-        net, cl = ort_net(model, dev), False
-    else:
-        net, cl = _net_on(model, dev)
+    net, cl = _net_on(model, dev)
     opts = dict(
         tta=cfg.tta,
         var=outs.arrays[2] is not None,

@@ -95,14 +95,6 @@ class PredictConfig:
         advanced=True,
     )
     amp: bool = amp_opt()
-    backend: str = opt(
-        "torch",
-        "inference engine: torch (CPU or GPU), or onnxruntime on the CPU (1.9x the speed of "
-        "torch for the default model on a 2-core CPU, probabilities within 1e-5; needs the "
-        "onnxruntime package)",
-        choices=("torch", "onnxruntime"),
-        advanced=True,
-    )
 
     def __post_init__(self) -> None:
         check(16 <= self.tile <= 8192, f"tile must be 16..8192 px, got {self.tile}")
@@ -130,10 +122,6 @@ class PredictConfig:
         check(
             self.prob_dtype in PROB_DTYPE_CHOICES,
             f"prob_dtype must be one of {PROB_DTYPE_CHOICES}, got '{self.prob_dtype}'",
-        )
-        check(
-            self.backend in ("torch", "onnxruntime"),
-            f"backend must be torch or onnxruntime, got '{self.backend}'",
         )
         check(
             not self.uncertainty or self.tta,

@@ -8,8 +8,6 @@ pool that holds at least two classes), then adds ``--per-round`` squares per rou
 
 * ``guided``: ``core.suggest.suggest_regions`` with the current model (defaults: entropy,
   diversity 1, at most ``--max-regions`` candidates scored);
-* ``balanced``: the same with ``balance=True`` (uncertainty weighted by the rarity of the
-  predicted class in the annotation so far);
 * ``random``: unannotated squares drawn uniformly;
 * ``in-order``: the next unannotated squares slice by slice, row by row (a user who goes
   through the stack in order).
@@ -41,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-STRATEGIES = ("guided", "balanced", "random", "in-order")
+STRATEGIES = ("guided", "random", "in-order")
 
 
 def _data(name: str):
@@ -93,12 +91,7 @@ def _pick(strategy, model, img, mask, done, cells, args, rng, rnd):
     if strategy == "in-order":
         return free[: args.per_round]
     cfg = SuggestConfig(
-        n=args.per_round,
-        size=args.size,
-        max_regions=args.max_regions,
-        seed=rnd,
-        margin=32,
-        balance=strategy == "balanced",
+        n=args.per_round, size=args.size, max_regions=args.max_regions, seed=rnd, margin=32
     )
     pool = sorted({c[0] for c in cells})
     res = run(
@@ -230,9 +223,7 @@ def main(argv=None) -> None:
     ap.add_argument("--patch", type=int, default=128)
     ap.add_argument("--max-regions", type=int, default=128)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument(
-        "--strategies", nargs="+", default=["guided", "random", "in-order"], choices=STRATEGIES
-    )
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     ap.add_argument("--out", default="/tmp/bench_suggest")
     args = ap.parse_args(argv)
     import torch

@@ -55,33 +55,11 @@ def test_annotated_cells_dense_slices_and_sparse_regions():
     m[2, :32, :32] = 2  # sparse: one square painted
     vol = Volume(m, "ZYX")
     starts = (grid_starts(64, 32), grid_starts(64, 32))
-    dense, values = annotated_cells(vol, 3, starts, (32, 32), sparse=False, painted=0.01)
+    dense = annotated_cells(vol, 3, starts, (32, 32), sparse=False, painted=0.01)
     assert dense[:, 0, 0].tolist() == [False, True, True] and dense[1].all()
-    sp, _ = annotated_cells(vol, 3, starts, (32, 32), sparse=True, painted=0.01)
+    sp = annotated_cells(vol, 3, starts, (32, 32), sparse=True, painted=0.01)
     assert sp[2].tolist() == [[True, False], [False, False]]
     assert not sp[1].any()  # one pixel of 1024 is under 1 %
-    assert values[1] == 1 and values[2] == 32 * 32 and values[0] == 2 * 64 * 64 - 1 - 1024
-
-
-def test_balance_favours_squares_of_under_annotated_classes():
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.suggest import rarity_weights
-
-    values = np.zeros(256, np.int64)
-    values[1], values[2] = 10, 990  # sparse binary: 1 foreground, 2 background
-    w = rarity_weights(values, ClassTable(), sparse=True)
-    assert w[1] == 1.0 and w[0] < 0.2  # background is 99 % of the annotation
-    assert rarity_weights(np.zeros(256, np.int64), ClassTable(), True).tolist() == [1, 1]
-    # two equally unsure squares (p = 0.45 vs 0.55): balance prefers the predicted-foreground one
-    img = np.zeros((1, 64, 128), np.float32)
-    img[0, :, :64], img[0, :, 64:] = 0.49, 0.51
-    mask = np.zeros(img.shape, np.uint8)
-    mask[0, :4, :4] = 2  # a little background painted, no foreground yet
-    cfg = SuggestConfig(n=1, size=64, margin=0, balance=True)
-    top = run(suggest_regions(_ramp_model(), img, mask, cfg, sparse=True)).regions[0]
-    assert top.x == 64
-    plain = SuggestConfig(n=1, size=64, margin=0)
-    assert run(suggest_regions(_ramp_model(), 1 - img, mask, plain, sparse=True)).regions[0].x == 0
 
 
 def _ramp_model(classes: int = 2):

@@ -14,11 +14,6 @@ uncertainty of its pixels:
 * ``tta-variance``: the variance of the 8 test-time views (flips / rotations), averaged
   over the classes and divided by its maximum 0.25; 8 passes per square.
 
-``balance``: each pixel's uncertainty is multiplied by a weight of its predicted class,
-``1 / sqrt(share + 0.02)`` of that class among the annotated pixels (scaled to at most 1):
-entropy alone tends to pick squares of the one class the model confuses most (measured:
-the top-10 squares of a 4-phase stack held 51 % of one phase that fills 23 % of it).
-
 The cost is ``max_regions`` windows of ``(size + 2 margin)^2`` pixels (256 x 192^2 = 9.4
 Mpix with the defaults: a few seconds on a CPU, whatever the stack's size).
 
@@ -104,20 +99,15 @@ def pixel_uncertainty(prob: np.ndarray, k: int) -> np.ndarray:
 
 def annotated_cells(
     mask: Volume | None, depth: int, starts: tuple, size: tuple, sparse: bool, painted: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(Z, rows, cols) bool: squares that count as annotated (read one mask slice at a time);
-    and how many pixels of each mask value the annotated slices hold."""
+) -> np.ndarray:
+    """(Z, rows, cols) bool: squares that count as annotated (read one mask slice at a time)."""
     ys, xs = (np.asarray(s) for s in starts)
     out = np.zeros((depth, len(ys), len(xs)), bool)
-    values = np.zeros(256, np.int64)
     if mask is None:
-        return out, values
+        return out
     h, w = size
     for z in range(depth):
-        raw = np.asarray(mask.region(z)[0])
-        m = raw != 0
-        if m.any():
-            values += np.bincount(np.clip(raw, 0, 255).ravel(), minlength=256)[:256]
+        m = np.asarray(mask.region(z)[0]) != 0
         if not sparse:
             out[z] = m.any()
             continue
@@ -126,21 +116,7 @@ def annotated_cells(
         y0, x0 = ys[:, None], xs[None, :]
         box = s[y0 + h, x0 + w] - s[y0, x0 + w] - s[y0 + h, x0] + s[y0, x0]
         out[z] = box >= max(painted, 1e-12) * h * w
-    return out, values
-
-
-def rarity_weights(values: np.ndarray, classes: Any, sparse: bool) -> np.ndarray:
-    """(K,) weights 1 / sqrt(share + 0.02) of each class among the annotated pixels (from
-    the mask values' counts), scaled to at most 1; all 1 when nothing is annotated."""
-    counts = np.zeros(classes.k)
-    for v in np.nonzero(values)[0]:
-        c = classes.class_of(int(v), sparse)
-        if c is not None and 0 <= c < classes.k:
-            counts[c] += values[v]
-    if counts.sum() == 0:
-        return np.ones(classes.k)
-    w = 1.0 / np.sqrt(counts / counts.sum() + 0.02)
-    return w / w.max()
+    return out
 
 
 def choose(centres: np.ndarray, scores: np.ndarray, n: int, spread: float, z_px: float) -> list:
@@ -207,11 +183,10 @@ def _window(start: int, size: int, margin: int, n: int) -> tuple[int, int]:
 
 
 def score_regions(
-    model: Any, vol: Volume, boxes: list, cfg: SuggestConfig, pcfg: Any, weights: Any = None
+    model: Any, vol: Volume, boxes: list, cfg: SuggestConfig, pcfg: Any
 ) -> tuple[list[float], int]:
     """Mean uncertainty of each square ``(z, y, x, h, w)`` (all of one size), predicted in
-    windows with ``cfg.margin`` px of context, one batched run; and the pixels predicted.
-    ``weights``: (K,) factor per predicted class (``balance``)."""
+    windows with ``cfg.margin`` px of context, one batched run; and the pixels predicted."""
     from .predict import predict_stack
 
     spec, k = model.input_spec, model.classes.k
@@ -237,10 +212,10 @@ def score_regions(
     out = []
     for f, (_, y, x, h, w), (wy, wx) in zip(mids, boxes, win, strict=True):
         cy, cx = slice(y - wy[0], y - wy[0] + h), slice(x - wx[0], x - wx[0] + w)
-        p = sink.values[f][..., cy, cx]
-        u = var.values[f][cy, cx] / 0.25 if tta else pixel_uncertainty(p, k)
-        if weights is not None:
-            u = u * weights[(p >= 0.5).astype(int) if k == 2 else np.argmax(p, axis=0)]
+        if tta:
+            u = var.values[f][cy, cx] / 0.25
+        else:
+            u = pixel_uncertainty(sink.values[f][..., cy, cx], k)
         out.append(float(np.mean(u)))
     return out, len(boxes) * hw[0] * hw[1]
 
@@ -273,8 +248,7 @@ def suggest_regions(
     Z, _, Y, X = vol.shape
     h, w = min(cfg.size, Y), min(cfg.size, X)
     starts = (grid_starts(Y, cfg.size), grid_starts(X, cfg.size))
-    done, values = annotated_cells(mvol, Z, starts, (h, w), sparse, cfg.painted)
-    weights = rarity_weights(values, model.classes, sparse) if cfg.balance else None
+    done = annotated_cells(mvol, Z, starts, (h, w), sparse, cfg.painted)
     free = np.argwhere(~done)
     if len(free) == 0:
         raise InputError(
@@ -285,7 +259,7 @@ def suggest_regions(
         free = free[np.sort(rng.choice(len(free), cfg.max_regions, replace=False))]
     res = SuggestResult(candidates=int((~done).sum()), starts=starts)
     res.score_map = np.full(done.shape, np.nan, np.float32)
-    yield from _score_all(model, vol, free, (h, w), cfg, pcfg, weights, res, stop)
+    yield from _score_all(model, vol, free, (h, w), cfg, pcfg, res, stop)
     scored = np.argwhere(np.isfinite(res.score_map))
     centres = np.array(
         [(z, starts[0][i] + h / 2, starts[1][j] + w / 2) for z, i, j in scored], np.float64
@@ -301,12 +275,12 @@ def suggest_regions(
 CHUNK = 32  # squares per batched prediction (progress and Stop between chunks)
 
 
-def _score_all(model, vol, free, hw, cfg, pcfg, weights, res, stop) -> Generator:
+def _score_all(model, vol, free, hw, cfg, pcfg, res, stop) -> Generator[Progress, None, None]:
     t0, px = time.monotonic(), 0
     for n in range(0, len(free), CHUNK):
         part = free[n : n + CHUNK]
         boxes = [(int(z), res.starts[0][i], res.starts[1][j], *hw) for z, i, j in part]
-        scores, p = score_regions(model, vol, boxes, cfg, pcfg, weights)
+        scores, p = score_regions(model, vol, boxes, cfg, pcfg)
         for (z, i, j), v in zip(part, scores, strict=True):
             res.score_map[z, i, j] = v
         px += p

@@ -24,12 +24,6 @@ class SuggestConfig:
         "variance of the 8 test-time views (tta-variance, 8x slower)",
         choices=SCORES,
     )
-    balance: bool = opt(
-        False,
-        "weigh each pixel's uncertainty by how rare its predicted class is in the annotation "
-        "so far (1 / sqrt of its share): squares of under-annotated classes come first",
-        label="favour rare classes",
-    )
     max_regions: int | None = opt(
         256,
         "cost bound: score at most this many candidate regions, drawn at random from all "

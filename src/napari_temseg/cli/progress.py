@@ -44,6 +44,14 @@ class TextBar:
             print(file=sys.stderr)
 
 
+def _say(text: str) -> None:
+    """Write to stderr's file descriptor directly (safe inside a signal handler)."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no real stderr: quiet
+        os.write(sys.stderr.fileno(), text.encode())
+
+
 @contextlib.contextmanager
 def ctrl_c_stops(stop: StopToken):
     """In the main thread, the first Ctrl-C sets ``stop``; a second one interrupts."""
@@ -55,7 +63,9 @@ def ctrl_c_stops(stop: StopToken):
         if stop.requested:
             raise KeyboardInterrupt
         stop.request()
-        print("stopping after this step (Ctrl-C again to abort)...", file=sys.stderr)
+        # not print(): the signal may arrive while the main thread is inside a print to
+        # stderr, and a buffered stream is not reentrant ("reentrant call" RuntimeError)
+        _say("\nstopping after this step (Ctrl-C again to abort)...\n")
 
     try:
         old = signal.signal(signal.SIGINT, handler)

@@ -313,15 +313,16 @@ def suggest_regions(
     and the prediction's tile, batch, device, amp.
     """
     from .core.options import build, check_names
-    from .core.suggest import SuggestConfig
     from .core.suggest import suggest_regions as suggest
+    from .core.suggest_config import PREDICT_OPTIONS, SuggestConfig
 
-    pred_names = ("tile", "batch", "device", "amp")
     check_names(options, (SuggestConfig, *PREDICT_CLASSES), "suggestion")
-    other = [k for k in options if k in PREDICT_CLASSES[0].__dataclass_fields__]
-    if any(k not in pred_names for k in other):
-        bad = next(k for k in other if k not in pred_names)
-        raise InputError(f"'{bad}' does not apply here: the prediction options are {pred_names}")
+    bad = [k for k in options if k in PREDICT_CLASSES[0].__dataclass_fields__]
+    bad = [k for k in bad if k not in PREDICT_OPTIONS]
+    if bad:
+        raise InputError(
+            f"'{bad[0]}' does not apply here: the prediction options are {PREDICT_OPTIONS}"
+        )
     if not hasattr(model, "input_spec"):
         model = load_model(model)
     img, layer, two_d = image_input(image, channel_axis)
@@ -333,7 +334,7 @@ def suggest_regions(
         None if mask is None else data_of(mask),
         build(SuggestConfig, options),
         sparse=sparse,
-        predict_cfg=predict_config({k: v for k, v in options.items() if k in pred_names}),
+        predict_cfg=predict_config({k: v for k, v in options.items() if k in PREDICT_OPTIONS}),
         channel_axis=None if layer is not None else channel_axis,
         stop=stop,
     )

@@ -17,6 +17,7 @@ from ..core.progress import StopToken
 from . import session
 from .common import (
     CHANNEL_AXIS_CHOICES,
+    EXPORT_TYPES,
     add_qwidget,
     follow_layers,
     guarded,
@@ -119,8 +120,9 @@ class PredictWidget(Container):
         from ..core.export import export
 
         model = self.model()
-        kinds = "ONNX (*.onnx);;TorchScript (*.pt);;bioimage.io package (*.zip)"
-        path, _ = QFileDialog.getSaveFileName(self.native, "Export the model", "model.onnx", kinds)
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Export the model", "model.onnx", EXPORT_TYPES
+        )
         if path:  # the dialog has asked before replacing a file
             self.status.value = f"Exported to {export(model, path, overwrite=True)}."
 

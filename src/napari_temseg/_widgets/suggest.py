@@ -52,8 +52,6 @@ class SuggestPanel(Container):
         self.native.destroyed.connect(lambda *_: unsubscribe())
 
     def _inputs(self) -> tuple:
-        from ..core.data import as_volume
-
         model = session.get_model(self.viewer)
         if model is None:
             raise InputError("no model trained in this session yet: train one in the Train dock")
@@ -61,7 +59,7 @@ class SuggestPanel(Container):
         if layer is None:
             raise InputError("no image layer: pick the image in this dock first")
         ca = channel_axis_value(self.dock.channel_axis.value)
-        vol = as_volume(L.image_volume([layer], ca))
+        vol = L.image_volume([layer], ca)
         two_d = L.is_2d([layer], ca)
         mask = self.dock.mask.value
         data = None if mask is None else L.mask_array(mask, vol, two_d)

@@ -12,12 +12,14 @@ from ..adapters import layers as L
 from ..adapters.workers import start_worker
 from ..core.config import NATIVE_ARCHS, ModelConfig, TrainConfig
 from ..core.errors import InputError
+from ..core.export import SUFFIX
 from ..core.options import train_configs
 from ..core.progress import StopToken
 from ..core.recipes import RECIPES
 from . import session
 from .common import (
     CHANNEL_AXIS_CHOICES,
+    EXPORT_TYPES,
     add_qwidget,
     follow_layers,
     guarded,
@@ -34,11 +36,8 @@ if TYPE_CHECKING:
 UPDATE_S = 0.5  # GUI updates (plot, label, bars) at most twice a second; see workers.thinned
 
 
-EXPORTS = (".onnx", ".pt", ".zip")
-SAVE_KINDS = (
-    "napari-temseg model (*.safetensors);;ONNX (*.onnx);;TorchScript (*.pt);;"
-    "bioimage.io package (*.zip)"
-)
+EXPORTS = tuple(SUFFIX.values())  # endings core/export.py writes
+SAVE_KINDS = "napari-temseg model (*.safetensors);;" + EXPORT_TYPES
 
 
 class TrainWidget(Container):

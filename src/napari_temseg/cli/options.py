@@ -34,16 +34,22 @@ def _help(o: Option) -> str:
 
 
 def add_option_flags(
-    parser: argparse.ArgumentParser, classes: tuple, title: str, short: dict | None = None
+    parser: argparse.ArgumentParser,
+    classes: tuple,
+    title: str,
+    short: dict | None = None,
+    only: tuple | None = None,
 ) -> None:
     """Add a flag for every option of ``classes``; advanced ones in their own group.
-    ``short``: extra short flags, {option name: "-x"}."""
+    ``short``: extra short flags, {option name: "-x"}; ``only``: just these options."""
     short = short or {}
     groups = {
         False: parser.add_argument_group(title),
         True: parser.add_argument_group(f"{title} (advanced)"),
     }
     for o in all_options(*classes):
+        if only is not None and o.name not in only:
+            continue
         g = groups[o.advanced]
         if o.kind is bool:
             g.add_argument(

@@ -8,11 +8,10 @@ from pathlib import Path
 from ..core.errors import InputError
 from .options import add_option_flags, given
 
-_PREDICT_FLAGS = ("tile", "batch", "device", "amp")  # how the scored regions are predicted
-
 
 def _add(sub) -> None:
-    from ..core.suggest_config import SuggestConfig
+    from ..core.options import PREDICT_CLASSES
+    from ..core.suggest_config import PREDICT_OPTIONS, SuggestConfig
 
     p = sub.add_parser(
         "suggest",
@@ -37,22 +36,7 @@ def _add(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("-q", "--quiet", action="store_true")
     add_option_flags(p, (SuggestConfig,), "suggestions", short={"n": "-n"})
-    _add_predict_flags(p)
-
-
-def _add_predict_flags(p) -> None:
-    """The prediction options that matter here (same names and help as `temseg predict`)."""
-    import argparse
-
-    from ..core.config import PredictConfig
-    from ..core.options import options
-
-    g = p.add_argument_group("prediction of the scored regions")
-    for o in options(PredictConfig):
-        if o.name not in _PREDICT_FLAGS:
-            continue
-        kw = {"action": argparse.BooleanOptionalAction} if o.kind is bool else {"type": o.parse}
-        g.add_argument(o.flag, dest=o.name, default=argparse.SUPPRESS, help=o.help, **kw)
+    add_option_flags(p, PREDICT_CLASSES, "prediction of the scored regions", only=PREDICT_OPTIONS)
 
 
 def _cmd(args) -> int:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .choices import check, opt
 
 SCORES = ("entropy", "tta-variance")
+PREDICT_OPTIONS = ("tile", "batch", "device", "amp")  # of PredictConfig: how squares are predicted
 
 
 @dataclass(frozen=True)
@@ -86,4 +87,4 @@ class SuggestConfig:
         check(0 <= self.painted <= 1, f"painted must be a fraction 0..1, got {self.painted}")
 
 
-__all__ = ["SCORES", "SuggestConfig"]
+__all__ = ["PREDICT_OPTIONS", "SCORES", "SuggestConfig"]

@@ -389,12 +389,12 @@ def export(model: Any, path: Any, format: str | None = None, overwrite=False, **
 
 
 def load_model(path: Any, device: str = "cpu"):
-    """Read a .safetensors model file written by Save model / ``model.save(path)``."""
+    """A .safetensors model file (``model.save(path)``) or a bioimage.io package (.zip / folder)."""
     from .adapters.runtime import avoid_triton_llvm_clash
-    from .core.modelfile import load_model as read_model_file
+    from .core.bioimageio_import import load_any_model
 
     avoid_triton_llvm_clash()
-    return read_model_file(path, device=device)
+    return load_any_model(path, device=device)
 
 
 def new_mask(viewer: Any, image: Any, channel_axis: int | None = None) -> Any:

@@ -47,7 +47,13 @@ class PredictWidget(Container):
         super().__init__(labels=True)
         self.viewer = viewer
         self.source = ComboBox(label="model", choices=(SESSION, FILE), value=SESSION)
-        self.path = FileEdit(label="model file", mode="r", filter="*.safetensors", visible=False)
+        self.path = FileEdit(
+            label="model file", mode="r", filter="*.safetensors *.zip", visible=False
+        )
+        self.path.tooltip = (
+            "a napari-temseg model (.safetensors) or a bioimage.io model package (.zip; "
+            "for an unpacked package type the path of its folder)"
+        )
         self.model_info = Label(value="")
         self.model_info.native.setWordWrap(True)
         self.images = layer_combo(viewer, "image", "image(s)", multiple=True)

@@ -88,16 +88,18 @@ def chosen_model(viewer: Any, from_session: bool, path: str, session_label: str)
                 "or choose 'model file' and pick a .safetensors file"
             )
         return model
-    if not path or not os.path.isfile(path):
+    from ..core.bioimageio_import import is_package, load_any_model
+
+    if not path or not (os.path.isfile(path) or os.path.isdir(path) and is_package(path)):
         raise InputError(
-            f"choose an existing model file (.safetensors) or switch the model to '{session_label}'"
+            "choose an existing model file (.safetensors) or bioimage.io package (.zip or "
+            f"its folder), or switch the model to '{session_label}'"
         )
     mtime = os.path.getmtime(path)
     if _FILE_CACHE.get(path, (None,))[0] != mtime:
         from ..adapters.runtime import avoid_triton_llvm_clash
-        from ..core.modelfile import load_model
 
         avoid_triton_llvm_clash()
         _FILE_CACHE.clear()  # one model file at a time in memory
-        _FILE_CACHE[path] = (mtime, load_model(path))
+        _FILE_CACHE[path] = (mtime, load_any_model(path))
     return _FILE_CACHE[path][1]

@@ -29,7 +29,9 @@ def _add_predict(sub) -> None:
         "option below is also a keyword of api.predict and a setting of the Predict dock.",
     )
     p.add_argument(
-        "model", help="model file (.safetensors) from `temseg train` or the napari plugin"
+        "model",
+        help="model file (.safetensors) from `temseg train` or the napari plugin, or a "
+        "bioimage.io model package (.zip or its folder)",
     )
     p.add_argument("image")
     p.add_argument(
@@ -232,18 +234,24 @@ def _predict_one(model, job: dict, args, cfg, slices) -> Any:
 
 def _cmd_predict(args) -> int:
     """Validate everything (options, paths, model, every image) before creating any output."""
+    from ..core.bioimageio_import import is_package, load_any_model
     from ..core.io import is_image_folder, list_images
-    from ..core.modelfile import load_model, read_metadata
+    from ..core.modelfile import read_metadata
 
     cfg = predict_config(given(args, PREDICT_CLASSES))
     image = Path(args.image)
     jobs = _targets(args, list_images(image), is_image_folder(image), cfg.uncertainty)
     slices = _parse_slices(args.slices)
     if args.dask_scheduler:
+        if is_package(args.model):
+            raise InputError(
+                "--dask-scheduler runs .safetensors model files, not bioimage.io packages: "
+                "leave it out"
+            )
         _check_cluster_args(args, cfg, jobs)
         _check_images(int(read_metadata(args.model)["input"]["channels"]), jobs, args, slices)
         return _predict_on_cluster(args, cfg, jobs)
-    model = load_model(args.model)
+    model = load_any_model(args.model)
     _check_model(model, cfg)
     _check_images(model.input_spec.channels, jobs, args, slices)
     for job in jobs:

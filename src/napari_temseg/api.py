@@ -28,12 +28,15 @@ from typing import Any
 import numpy as np
 
 from .adapters.console import (
+    class_table,
     data_of,
     image_input,
     is_layer,
     layers_in,
+    mask_classes,
     mask_input,
     sparse_from_layer,
+    training_arrays,
     with_options,
 )
 from .core.errors import InputError
@@ -95,7 +98,7 @@ def train(
     if "sparse" not in options:
         options["sparse"] = sparse_from_layer(mask)
     tcfg, mcfg = train_configs(options)
-    table = None if _is_class_option(options) else classes_of(mask)
+    table = mask_classes(mask, options)
     img, _, _ = image_input(image, channel_axis)
     stop = stop if stop is not None else StopToken()
     gen = fit(
@@ -110,10 +113,6 @@ def train(
         stop=stop,
     )
     return _drive(gen, stop, verbose)
-
-
-def _is_class_option(options: dict) -> bool:
-    return options.get("classes") is not None or options.get("class_names") is not None
 
 
 def predict(
@@ -191,21 +190,16 @@ def evaluate(pred: Any, truth: Any, classes: Any = None, verbose: bool = True) -
     background, the confusion matrix and per-slice class shares.
     """
     from .core.metrics import evaluate_classes, evaluate_stack
+    from .core.report import class_table_text, scores_text
 
-    table = _table(classes, pred)
+    table = class_table(classes, pred)
     if table is None or table.binary:
         res = evaluate_stack(data_of(pred), data_of(truth))
         if verbose:
-            o = res["overall"]
-            print(
-                f"Dice {o['dice']:.3f}  IoU {o['iou']:.3f}  precision {o['precision']:.3f}  "
-                f"recall {o['recall']:.3f}"
-            )
+            print(scores_text(res["overall"]))
         return res
     res = evaluate_classes(data_of(pred), data_of(truth), table.names)
     if verbose:
-        from .core.report import class_table_text
-
         print(class_table_text(res))
     return res
 
@@ -216,23 +210,11 @@ def class_fractions(labels: Any, classes: Any = None) -> list[dict]:
     from .core.classes import ClassTable
     from .core.metrics import class_fractions as fractions
 
-    table = _table(classes, labels)
+    table = class_table(classes, labels)
     if table is None:
         data = data_of(labels)
         table = ClassTable.default(max(2, int(np.max(data)) + 1))
     return fractions(data_of(labels), table.names)
-
-
-def _table(classes: Any, layer: Any) -> Any:
-    from .core.classes import ClassTable
-
-    if classes is None:
-        return classes_of(layer)
-    if isinstance(classes, ClassTable):
-        return classes
-    if hasattr(classes, "classes") and isinstance(classes.classes, ClassTable):
-        return classes.classes  # a TrainedModel
-    return ClassTable(tuple(classes))
 
 
 def learning_curve(
@@ -258,22 +240,15 @@ def learning_curve(
     that receives curve.csv and curve.png. Prints the table with the point where the curve
     flattens; returns the CurveResult (``.rows``: one per trained model). Other keywords:
     the options of :func:`train`."""
-    import os
     from pathlib import Path
 
-    from .core import io
     from .core import learning_curve as lc
-
-    def folder_or_list(a: Any, b: Any) -> tuple[Any, Any]:
-        if isinstance(a, (str, os.PathLike)):
-            return tuple(io.read_training_set(a, b)[:2])
-        return [data_of(x) for x in a], [data_of(x) for x in b]
 
     cfg = lc.CurveConfig(sizes, seeds, test_fraction, compare_augment, flat_within)
     tcfg, mcfg = train_configs(options)
-    images, masks = folder_or_list(images, masks)
+    images, masks = training_arrays(images, masks)
     if test_images is not None:
-        test_images, test_masks = folder_or_list(test_images, test_masks)
+        test_images, test_masks = training_arrays(test_images, test_masks)
     stop = stop if stop is not None else StopToken()
     gen = lc.learning_curve(
         images, masks, cfg, tcfg, mcfg, test_images=test_images, test_masks=test_masks, stop=stop
@@ -312,17 +287,11 @@ def suggest_regions(
     SuggestConfig (n, size, score, max_regions, diversity, z_distance, margin, painted, seed)
     and the prediction's tile, batch, device, amp.
     """
-    from .core.options import build, check_names
+    from .core.options import build, check_suggest_names
     from .core.suggest import suggest_regions as suggest
     from .core.suggest_config import PREDICT_OPTIONS, SuggestConfig
 
-    check_names(options, (SuggestConfig, *PREDICT_CLASSES), "suggestion")
-    bad = [k for k in options if k in PREDICT_CLASSES[0].__dataclass_fields__]
-    bad = [k for k in bad if k not in PREDICT_OPTIONS]
-    if bad:
-        raise InputError(
-            f"'{bad[0]}' does not apply here: the prediction options are {PREDICT_OPTIONS}"
-        )
+    check_suggest_names(options)
     if not hasattr(model, "input_spec"):
         model = load_model(model)
     img, layer, two_d = image_input(image, channel_axis)

@@ -4,10 +4,11 @@ the option keywords in ``help(api.train)``. napari is never imported here."""
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from ..core.options import all_options
-from .layers import is_layer
+from .layers import classes_of, is_layer
 
 
 def layers_in(x: Any) -> list | None:
@@ -42,6 +43,37 @@ def data_of(x: Any) -> Any:
     from .layers import layer_data
 
     return layer_data(x) if is_layer(x) else x
+
+
+def class_table(classes: Any, layer: Any) -> Any:
+    """The ClassTable meant by ``classes`` (a ClassTable, a TrainedModel, a list of names),
+    or, when None, the one recorded on ``layer`` (Annotate dock; None if it has none)."""
+    from ..core.classes import ClassTable
+
+    if classes is None:
+        return classes_of(layer)
+    if isinstance(classes, ClassTable):
+        return classes
+    if hasattr(classes, "classes") and isinstance(classes.classes, ClassTable):
+        return classes.classes  # a TrainedModel
+    return ClassTable(tuple(classes))
+
+
+def mask_classes(mask: Any, options: dict) -> Any:
+    """The mask layer's class table, unless the options choose the classes
+    (``classes`` / ``class_names``): then None."""
+    if options.get("classes") is not None or options.get("class_names") is not None:
+        return None
+    return classes_of(mask)
+
+
+def training_arrays(images: Any, masks: Any) -> tuple[Any, Any]:
+    """(images, masks) from two folders (read lazily) or two lists of layers / arrays."""
+    from ..core import io
+
+    if isinstance(images, (str, os.PathLike)):
+        return tuple(io.read_training_set(images, masks)[:2])
+    return [data_of(x) for x in images], [data_of(x) for x in masks]
 
 
 def sparse_from_layer(mask: Any) -> bool:

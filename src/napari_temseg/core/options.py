@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import ConfigError, ModelConfig, PredictConfig, TrainConfig
+from .errors import InputError
 from .recipes import with_recipe
-from .suggest_config import SuggestConfig
+from .suggest_config import PREDICT_OPTIONS, SuggestConfig
 
 TRAIN_CLASSES = (TrainConfig, ModelConfig)
 PREDICT_CLASSES = (PredictConfig,)
@@ -157,6 +158,18 @@ def train_configs(values: dict) -> tuple[TrainConfig, ModelConfig]:
 def predict_config(values: dict) -> PredictConfig:
     check_names(values, PREDICT_CLASSES, "prediction")
     return build(PredictConfig, values)
+
+
+def check_suggest_names(values: dict) -> None:
+    """Refuse option names a suggestion does not take: those of neither SuggestConfig nor
+    PredictConfig, and the prediction options other than PREDICT_OPTIONS."""
+    check_names(values, (SuggestConfig, *PREDICT_CLASSES), "suggestion")
+    bad = [k for k in values if k in PredictConfig.__dataclass_fields__]
+    bad = [k for k in bad if k not in PREDICT_OPTIONS]
+    if bad:
+        raise InputError(
+            f"'{bad[0]}' does not apply here: the prediction options are {PREDICT_OPTIONS}"
+        )
 
 
 def markdown() -> str:

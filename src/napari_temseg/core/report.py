@@ -1,5 +1,5 @@
 """Plain-text reports of multi-class results (CLI, console): per-class table, confusion
-matrix, per-slice class shares."""
+matrix, per-slice class shares; the one-line binary scores (console)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,15 @@ def class_table_text(res: dict[str, Any], per_slice: bool = True) -> str:
     return "\n".join(lines)
 
 
+def scores_text(overall: dict[str, Any]) -> str:
+    """The overall binary scores of ``metrics.evaluate_stack`` on one line."""
+    o = overall
+    return (
+        f"Dice {o['dice']:.3f}  IoU {o['iou']:.3f}  precision {o['precision']:.3f}  "
+        f"recall {o['recall']:.3f}"
+    )
+
+
 def fractions_text(rows: list[dict[str, Any]], names: list[str]) -> str:
     """``metrics.class_fractions`` rows as a table of percentages."""
     lines = [f"{'slice':>6} " + " ".join(f"{n[:12]:>12}" for n in names)]
@@ -53,4 +62,4 @@ def fractions_text(rows: list[dict[str, Any]], names: list[str]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["class_table_text", "fractions_text"]
+__all__ = ["class_table_text", "fractions_text", "scores_text"]

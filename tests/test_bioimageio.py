@@ -20,10 +20,11 @@ pytest.importorskip("bioimageio.core", reason="pip install bioimageio.core")
 
 def predicted(model, x):
     """predict_stack's probabilities for the middle slice of the test input's 2.5D window
-    (channels = slices, one channel per slice here); one tile, no blending."""
+    (channels = slices, one channel per slice here); one tile, no blending, the tile's own
+    instance-norm statistics (the exported network normalises each tile)."""
     k, s = model.context, x.shape[-1]
-    res = run(predict_stack(model, x[0], PredictConfig(tile=s, overlap=0.0, device="cpu",
-                                                       prob_dtype="float32")))  # fmt: skip
+    cfg = PredictConfig(tile=s, overlap=0.0, device="cpu", prob_dtype="float32", norm_stats="tile")
+    res = run(predict_stack(model, x[0], cfg))
     prob = np.asarray(res.prob)[k]
     return prob[None] if model.classes.binary else prob
 

@@ -24,7 +24,7 @@ from napari_temseg.core.progress import run
 pytest.importorskip("bioimageio.spec", reason="pip install bioimageio.core")
 pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime")  # export writes ONNX
 
-CFG = dict(tile=64, overlap=0.25, device="cpu", prob_dtype="float32", amp=False)
+CFG = dict(tile=64, overlap=0.25, device="cpu", prob_dtype="float32", amp=False, norm_stats="tile")
 
 
 def tiny(classes: int, channels: int, norm: str = "dataset", context: int = 0) -> TrainedModel:

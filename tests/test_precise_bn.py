@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_temseg.core.config import ConfigError, ModelConfig, TrainConfig
+from napari_temseg.core.config import ConfigError, ModelConfig, PredictConfig, TrainConfig
 from napari_temseg.core.progress import run
 from napari_temseg.core.synthetic import make_particles
 from napari_temseg.core.train import fit
@@ -88,14 +88,14 @@ def particles():
 def test_labels_do_not_depend_on_the_tile_size(particles, norm):
     """Tile 256 vs 512 on a 640 x 640 image: batch norm in eval mode is one affine map per
     channel (labels agree at Dice >= 0.995); instance norm's per-tile statistics are not
-    (measured 0.86), so the check can fail. The default binary model is instance norm and
-    so NOT tile-invariant: batch norm lost on EMPS (docs/benchmarks.md, issue 15)."""
+    (``norm_stats='tile'``: measured 0.86), so the check can fail. Instance norm with the
+    stack's statistics (the default): tests/test_calibrate.py."""
     from napari_temseg.core.precise_bn import tile_agreement
 
     (img, mask), test = particles
     model = run(fit(img, mask, train_cfg=cfg(), model_cfg=ModelConfig(norm_layer=norm)))
     assert model.model_cfg.norm_layer == norm
-    r = tile_agreement(model, test)
+    r = tile_agreement(model, test, PredictConfig(device="cpu", norm_stats="tile"))
     assert np.isfinite(r["max_dp"])
     if norm == "batch":
         assert r["label_dice"] >= 0.995, r

@@ -108,7 +108,8 @@ def test_tiled_equals_untiled_for_pointwise_net(blend):
 
 @pytest.mark.parametrize("shape,channels,context", [((37, 45), 1, 0), ((3, 2, 29, 50), 2, 1)])
 def test_single_tile_equals_full_image_forward_small_unet(shape, channels, context):
-    """Image fits in one tile: same as padding (reflect) to the stride and one forward pass."""
+    """Image fits in one tile: same as padding (reflect) to the stride and one forward pass
+    (with the tile's own instance-norm statistics, as that forward pass has)."""
     from napari_temseg.core.data import as_volume, network_input
     from napari_temseg.core.models import build_model, required_multiple
     from napari_temseg.core.tiling import pad_to_multiple
@@ -117,7 +118,7 @@ def test_single_tile_equals_full_image_forward_small_unet(shape, channels, conte
     torch.manual_seed(0)
     m.net = build_model(m.model_cfg).eval()
     img = np.random.default_rng(4).random(shape).astype(np.float32)
-    res = _run(m, img, tile=64)
+    res = _run(m, img, tile=64, norm_stats="tile")
     vol = as_volume(img)
     for z in range(vol.shape[0]):
         x, (h, w) = pad_to_multiple(

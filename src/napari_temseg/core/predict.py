@@ -153,6 +153,17 @@ def _net_on(model: TrainedModel, device: Any) -> tuple[Any, bool]:
 _MOVING = threading.Lock()
 
 
+def _stack_norm(model: TrainedModel, net: Any, vol: Volume, cfg: Any, dev: Any, tiles: Any) -> Any:
+    """``net`` with its instance norm frozen to the stack's statistics (``calibrate.py``):
+    measured on ``tiles`` when given (dask: the same for every chunk), else on ``vol``."""
+    from . import calibrate
+
+    if cfg.norm_stats != "stack" or not calibrate.instance_norms(net):
+        return net
+    tiles = calibrate.stack_tiles(model, vol) if tiles is None else tiles
+    return calibrate.calibrated(net, np.asarray(tiles, np.float32), dev)
+
+
 def predict_stack(
     model: TrainedModel,
     image: Any,
@@ -164,6 +175,7 @@ def predict_stack(
     slices: Sequence[int] | None = None,
     channel_axis: int | None = None,
     stop: StopToken | None = None,
+    norm_tiles: Any = None,
 ) -> Generator[Progress, None, PredictResult]:
     """Segment ``image`` (any array-like, read through ``data.as_volume``) tile by tile.
 
@@ -181,6 +193,9 @@ def predict_stack(
     labels uint8, or uint32 for instances, uncertainty float32 with ``cfg.uncertainty``);
     otherwise only the given outputs are written. ``amp``: bf16/fp16 autocast on CUDA and
     bf16 on CPUs with native bf16 (probabilities within ~1e-2 of fp32), else fp32.
+    ``cfg.norm_stats`` 'stack' (default): instance-norm layers use statistics measured once
+    on calibration tiles of the whole stack (``calibrate.stack_tiles``; ``norm_tiles`` to
+    give them), whatever ``slices`` and the tile size.
     Yields Progress after every batch; returns PredictResult (stopped=True and the
     finished slices when ``stop`` was requested).
     """
@@ -199,6 +214,7 @@ def predict_stack(
     dev = resolve_device(cfg.device)
     was_training = model.net.training
     net, cl = _net_on(model, dev)
+    net = _stack_norm(model, net, vol, cfg, dev, norm_tiles)
     opts = dict(
         tta=cfg.tta,
         var=outs.arrays[2] is not None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .choices import (
     BLENDS,
+    NORM_STATS,
     PROB_DTYPE_CHOICES,
     amp_opt,
     check,
@@ -57,6 +58,15 @@ class PredictConfig:
     uncertainty: bool = opt(
         False, "also output the variance of the 8 test-time views (needs tta)", advanced=True
     )
+    norm_stats: str = opt(
+        "stack",
+        "instance-norm models: normalise every tile with statistics measured once on a few "
+        "tiles spread over the stack ('stack': the tile size does not change the result) or "
+        "each tile by its own ('tile': as in training; results change with the tile size)",
+        label="normalisation statistics",
+        choices=NORM_STATS,
+        advanced=True,
+    )
     blend: str = opt("gaussian", "how overlapping tiles are blended", choices=BLENDS, advanced=True)
     min_size: int = opt(
         0,
@@ -103,6 +113,10 @@ class PredictConfig:
             f"overlap must be in [0, 0.95), got {self.overlap} (0.25 is typical)",
         )
         check(1 <= self.batch <= 1024, f"batch must be 1..1024 tiles, got {self.batch}")
+        check(
+            self.norm_stats in NORM_STATS,
+            f"norm_stats must be one of {NORM_STATS}, got '{self.norm_stats}'",
+        )
         check(self.blend in BLENDS, f"blend must be one of {BLENDS}, got '{self.blend}'")
         if self.threshold is not None:
             check(

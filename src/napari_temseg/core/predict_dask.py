@@ -73,6 +73,7 @@ def _block(
     rgb: bool,
     cfg: Any,
     n_out: int = 1,
+    norm_tiles: Any = None,
 ) -> np.ndarray:
     from .predict import predict_stack
     from .progress import run
@@ -82,8 +83,30 @@ def _block(
     vol = Volume(_Window(np.asarray(block), lo, depth), "ZCYX", rgb_to_gray=rgb)
     out = np.zeros((e - s,) + ((n_out,) if n_out > 1 else ()) + vol.shape[2:], np.float32)
     model = _cached_model(ref, cfg.device)
-    run(predict_stack(model, vol, cfg, prob_out=_Shift(out, s, depth), slices=range(s, e)))
+    run(
+        predict_stack(
+            model,
+            vol,
+            cfg,
+            prob_out=_Shift(out, s, depth),
+            slices=range(s, e),
+            norm_tiles=norm_tiles,
+        )
+    )
     return out
+
+
+def _norm_tiles(ref: Any, arr: Any, rgb: bool, cfg: Any) -> np.ndarray | None:
+    """Instance-norm calibration tiles of the whole array (``calibrate.py``), so that every
+    chunk is normalised alike; None when the model has no instance norm."""
+    from . import calibrate
+
+    if cfg.norm_stats != "stack":
+        return None
+    model = _cached_model(ref, cfg.device)
+    if not calibrate.instance_norms(model.net):
+        return None
+    return calibrate.stack_tiles(model, Volume(arr, "ZCYX", rgb_to_gray=rgb))
 
 
 def _canonical(arr: Any, channel_axis: int | None) -> tuple[Any, bool]:
@@ -241,6 +264,7 @@ def predict_dask(
         rgb=rgb,
         cfg=dataclasses.replace(cfg, threshold=thr),
         n_out=n_out,
+        norm_tiles=_norm_tiles(ref, arr, rgb, cfg),
     )
     pdt = prob_dtype(cfg.prob_dtype, max(n_out, 2))
     shape = (Z, n_out, Y, X) if per_class else (Z, Y, X)

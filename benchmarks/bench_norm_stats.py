@@ -9,6 +9,12 @@ the ground truth (pooled over the held-out images), the prediction time, and the
     python benchmarks/bench_norm_stats.py --threads 1 isbi --seconds 180 --seeds 0 1
     python benchmarks/bench_norm_stats.py --threads 1 emps --seconds 300 --seeds 0 1 --eval-limit 30
 
+    python benchmarks/bench_norm_stats.py --threads 1 speed --repeat 3
+
+``speed``: the default network (random weights) predicting synthetic stacks of several
+shapes with 'tile' and 'stack', interleaved ``--repeat`` times (best of each): the cost of
+the calibration against the eval-mode batch norm's faster forward pass.
+
 ISBI: train on sections 0-14, test 15-19 (the stack is predicted whole; the calibration
 tiles come from all 30 sections). EMPS: the name-hash split of ``_realdata.emps_split``;
 every held-out micrograph is predicted on its own (its own calibration). ``--cache DIR``
@@ -105,10 +111,40 @@ def bench(args) -> None:
             )
 
 
+def speed(args) -> None:
+    import torch
+
+    from napari_temseg.core.config import InputSpec, ModelConfig, PredictConfig, TrainConfig
+    from napari_temseg.core.modelfile import TrainedModel
+    from napari_temseg.core.models import build_model
+    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.progress import run
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    mc = ModelConfig()
+    model = TrainedModel(build_model(mc), mc, InputSpec(), train_cfg=TrainConfig())
+    print(f"default network {mc.resolved().arch}, patch {model.train_cfg.patch}, tile 512")
+    print("| stack (Z, Y, X) | tile: s | stack: s | stack / tile |")
+    print("|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for shape in ((1, 512, 600), (3, 1024, 1024), (4, 2048, 2048)):
+        img = rng.random(shape).astype(np.float32)
+        best = {"tile": np.inf, "stack": np.inf}
+        for _ in range(args.repeat):
+            for stats in best:
+                t0 = time.perf_counter()
+                run(predict_stack(model, img, PredictConfig(device="cpu", norm_stats=stats)))
+                best[stats] = min(best[stats], time.perf_counter() - t0)
+        a, b = best["tile"], best["stack"]
+        print(f"| {shape} | {a:.2f} | {b:.2f} | {b / a:.2f} |", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("data", choices=("isbi", "emps"))
+    ap.add_argument("data", choices=("isbi", "emps", "speed"))
+    ap.add_argument("--repeat", type=int, default=3, help="speed: interleaved repetitions")
     ap.add_argument("--seconds", type=float, default=180.0, help="training budget per seed")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--tiles", type=int, nargs=2, default=[256, 512])
@@ -117,7 +153,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.cache:
         os.makedirs(args.cache, exist_ok=True)
-    bench(args)
+    speed(args) if args.data == "speed" else bench(args)
 
 
 if __name__ == "__main__":

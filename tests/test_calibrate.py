@@ -67,25 +67,48 @@ def test_calibrated_copy_freezes_every_instance_norm_and_leaves_the_model(traine
     assert tiles.shape[1:] == (1, 64, 64)  # the training patch
     twin = calibrate.calibrated(model.net, tiles)
     assert calibrate.instance_norms(model.net) and not calibrate.instance_norms(twin)
-    bns = [m for m in twin.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert len(bns) == len(calibrate.instance_norms(model.net)) and not twin.training
+    assert not twin.training and model.net.training == training
     assert all(torch.equal(v, model.net.state_dict()[k]) for k, v in before.items())
-    assert model.net.training == training
-    # the frozen layers apply the statistics of all the calibration tiles' pixels
-    feats = {}
-    name, layer = next(  # the first in forward order: its input is the same either way
-        (n, m) for n, m in model.net.named_modules() if isinstance(m, torch.nn.GroupNorm)
-    )
-    frozen = dict(twin.named_modules())[name]
-    assert isinstance(frozen, torch.nn.BatchNorm2d)
-    h = layer.register_forward_pre_hook(lambda m, i: feats.setdefault("in", i[0].clone()))
+    # every norm follows a convolution in the U-Net: all folded into the convolutions
+    assert not [m for m in twin.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    x = torch.from_numpy(tiles[:3])
     with torch.no_grad():
-        model.net.eval()(torch.from_numpy(tiles))
-    h.remove()
+        assert not torch.allclose(twin(x), model.net.eval()(x), atol=1e-3)
     model.net.train(training)
-    var, mean = torch.var_mean(feats["in"], dim=(0, 2, 3), unbiased=False)
-    torch.testing.assert_close(frozen.running_mean, mean)
-    torch.testing.assert_close(frozen.running_var, var)
+
+
+def test_frozen_layers_apply_the_pooled_statistics_of_the_calibration_tiles():
+    """Conv -> norm -> ReLU -> conv -> norm by hand: each norm uses the mean and (biased)
+    variance of all the calibration tiles' pixels together, as they reach it."""
+    import torch
+    from torch import nn
+
+    from napari_temseg.core import calibrate
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, bias=False), nn.GroupNorm(4, 4), nn.ReLU(),
+        nn.Conv2d(4, 3, 3), nn.InstanceNorm2d(3, affine=True),
+    )  # fmt: skip
+    with torch.no_grad():
+        for m in (net[1], net[4]):
+            m.weight.uniform_(0.5, 2.0)
+            m.bias.uniform_(-1.0, 1.0)
+    tiles = (torch.rand(5, 1, 12, 12) * torch.arange(1, 6).view(5, 1, 1, 1)).numpy()
+    twin = calibrate.calibrated(net, tiles)
+
+    def pooled(x, norm):
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+        y = (x - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + norm.eps)
+        return y * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+
+    x = torch.from_numpy(tiles)
+    with torch.no_grad():
+        expected = pooled(net[3](torch.relu(pooled(net[0](x), net[1]))), net[4])
+        torch.testing.assert_close(twin(x), expected, atol=1e-5, rtol=1e-4)
+        # a new tile is normalised with the same frozen statistics, not its own
+        one = x[:1] * 3.0
+        assert not torch.allclose(twin(one), net.eval()(one), atol=1e-3)
 
 
 def test_per_tile_option_is_the_old_behaviour_and_batch_norm_is_untouched(trained):

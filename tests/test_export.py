@@ -29,9 +29,10 @@ def trained(classes=2, context=0, arch="small-unet"):
 
 
 def reference(model, img):
-    """predict_stack's probabilities with one tile = the whole 64 x 64 slice (no blending)."""
-    res = run(predict_stack(model, img, PredictConfig(tile=64, overlap=0.0, device="cpu",
-                                                      prob_dtype="float32")))  # fmt: skip
+    """predict_stack's probabilities with one tile = the whole 64 x 64 slice (no blending),
+    normalised by its own statistics as the exported network does."""
+    cfg = PredictConfig(tile=64, overlap=0.0, device="cpu", prob_dtype="float32", norm_stats="tile")
+    res = run(predict_stack(model, img, cfg))
     return np.asarray(res.prob)
 
 

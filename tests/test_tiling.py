@@ -98,3 +98,16 @@ def test_pad_to_multiple_reflects_and_keeps_original():
     assert tiling.pad_to_multiple(one, 16)[0].shape == (1, 16, 16)
     with pytest.raises(InputError, match=r"cannot pad \(5, 7\) to a smaller \(4, 7\)"):
         tiling.pad_to(a, (4, 7))
+
+
+@pytest.mark.parametrize(
+    "size,tile,m", [(600, 256, 16), (600, 512, 16), (1000, 96, 32), (37, 32, 16)]
+)
+def test_aligned_starts_lie_on_the_stride_and_cover_the_padded_axis(size, tile, m):
+    starts = tiling.aligned_starts(size, tile, 0.25, m)
+    padded = tiling.round_up(size, m)
+    assert all(s % m == 0 for s in starts) and starts[0] == 0
+    assert starts[-1] + tile >= padded and starts == sorted(set(starts))
+    assert all(b - a <= tile for a, b in zip(starts, starts[1:], strict=False))
+    with pytest.raises(InputError, match="stride"):
+        tiling.aligned_starts(size, tile + 1, 0.25, m)

@@ -74,15 +74,15 @@ class _Plan:
         self.ty, self.tx = tiling.tile_shape(
             (self.Y, self.X), tiling.check_tile(tile, multiple), multiple, min_size
         )
-        self.PY, self.PX = max(self.Y, self.ty), max(self.X, self.tx)
-        self.ys = tiling.tile_starts(self.PY, self.ty, overlap)
-        self.xs = tiling.tile_starts(self.PX, self.tx, overlap)
+        # padded plane: a multiple of the stride, at least a tile; tiles start on the stride
+        self.PY = max(tiling.round_up(self.Y, multiple), self.ty)
+        self.PX = max(tiling.round_up(self.X, multiple), self.tx)
+        self.ys = tiling.aligned_starts(self.PY, self.ty, overlap, multiple)
+        self.xs = tiling.aligned_starts(self.PX, self.tx, overlap, multiple)
         self.n = len(self.ys) * len(self.xs)
         self.weights = tiling.blend_weights((self.ty, self.tx), blend)
         self.wsum = tiling.weight_sum(
-            (self.PY, self.PX),
-            tiling.tile_grid((self.PY, self.PX), (self.ty, self.tx), overlap),
-            self.weights,
+            (self.PY, self.PX), [(y, x) for y in self.ys for x in self.xs], self.weights
         )
 
 

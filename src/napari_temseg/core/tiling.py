@@ -6,6 +6,9 @@ Conventions (nnU-Net style):
   target step ``ceil(tile * (1 - overlap))`` and the tiles are then spread evenly,
   the first flush with the start and the last flush with the end, so the real step
   is never larger than the target (overlap never smaller than asked).
+* Prediction tiles start on multiples of the network stride (``aligned_starts``): a
+  U-Net is shift-equivariant only for shifts by its stride (its pooling grid), so aligned
+  tilings of any size pool the same pixels together and differ only at tile borders.
 * An axis shorter than the tile gets one tile, shrunk to the axis length rounded up
   to the network stride (and at least the network's smallest input) and reflect-padded
   (never resized).
@@ -73,6 +76,15 @@ def tile_starts(size: int, tile: int, overlap: float) -> list[int]:
     n = math.ceil((size - tile) / step) + 1
     actual = (size - tile) / (n - 1)
     return [int(round(i * actual)) for i in range(n)]
+
+
+def aligned_starts(size: int, tile: int, overlap: float, multiple: int = 1) -> list[int]:
+    """:func:`tile_starts` on a grid of ``multiple`` px: every start is a multiple of it
+    (``tile`` must be one); the axis counts as ``size`` rounded up to it (the caller pads)."""
+    m = max(1, int(multiple))
+    if tile % m:
+        raise InputError(f"tile {tile} is not a multiple of the network stride {m}")
+    return [s * m for s in tile_starts(-(-int(size) // m), tile // m, overlap)]
 
 
 def tile_shape(
@@ -171,6 +183,7 @@ def pad_to_multiple(
 
 __all__ = [
     "BLEND_MODES",
+    "aligned_starts",
     "round_up",
     "check_tile",
     "check_overlap",

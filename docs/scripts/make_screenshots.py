@@ -16,6 +16,15 @@ classes-train.png, classes-predict.png and classes-evaluate.png (docs/multiclass
 ``--suggest``: "where should I paint next?" - scribbles in one square of the FIB-SEM sample
 (sparse mask), a short training, then the Annotate dock's "Suggest regions" and "Next
 region", writing suggest.png (docs/user-guide.md).
+
+``--measure`` / ``--export`` (one or both): the TEM particles sample (as if opened with a
+pixel size of 0.5 nm), its ground truth painted into a new mask, a short training, then
+instance labels with touching particles split (Predict dock). ``--measure``: the Measure
+dock's objects table sorted by size, a row selected (the view centred on that particle) and
+the size histogram, writing measure.png. ``--export``: the Train dock's "Save / export
+model..." file dialog with its file types listed and bioimage.io package chosen (a screen
+grab: the dialog is a window of its own; Qt's own dialog, as Xvfb has no desktop one),
+then the export itself, writing export.png (docs/user-guide.md, section 6).
 """
 
 from __future__ import annotations
@@ -81,8 +90,7 @@ def shot(viewer, path: Path) -> None:
     print("wrote", path)
 
 
-def docks(viewer) -> dict:
-    names = ("Annotate", "Train", "Predict", "Evaluate")
+def docks(viewer, names=("Annotate", "Train", "Predict", "Evaluate")) -> dict:
     out = {}
     for n in names:
         dock, w = viewer.window.add_plugin_dock_widget("napari-temseg", n, tabify=True)
@@ -224,6 +232,149 @@ def suggest(viewer, out: Path, epochs: int) -> str:
     return f"model {tw.model!r}; {p.info.value}"
 
 
+def screen_shot(viewer, path: Path) -> None:
+    """The whole screen inside the main window's frame: with the dialogs and popups open
+    over it (``viewer.screenshot`` draws the main window alone)."""
+    from PIL import Image
+    from qtpy.QtWidgets import QApplication
+
+    settle(0.8)
+    tmp = path.with_suffix(".grab.png")
+    geo = viewer.window._qt_window.frameGeometry()  # noqa: SLF001 - the window's place
+    QApplication.primaryScreen().grabWindow(0).copy(geo).save(str(tmp))
+    with Image.open(tmp) as im:
+        im.convert("RGB").quantize(colors=256).save(path, optimize=True)
+    tmp.unlink()
+    print("wrote", path)
+
+
+def close_toasts(viewer) -> None:
+    """Close the notification toasts: the training preview is added without the image's
+    units (adapters/outputs.show_preview), and napari warns about it at once."""
+    from qtpy.QtWidgets import QDialog
+
+    main = viewer.window._qt_window  # noqa: SLF001 - the toasts are its children
+    for w in main.findChildren(QDialog):
+        if type(w).__name__ == "NapariQtNotification":
+            w.close()
+
+
+def export_dialog(viewer, tw, folder: Path, out: Path) -> None:
+    """Click "Save / export model...", choose the bioimage.io type in the dialog (its file
+    type list open for the picture), save: the dock exports the package."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication, QComboBox, QFileDialog
+
+    seen = []
+
+    def in_dialog() -> None:
+        dlg = QApplication.activeModalWidget()
+        if not isinstance(dlg, QFileDialog):  # a desktop (native) dialog: cannot be driven
+            seen.append(None)
+            if dlg is not None:
+                dlg.reject()
+            return
+        seen.append(dlg)
+        dlg.setGeometry(300, 140, 640, 420)  # over the canvas: the Train dock stays in view
+        dlg.setDirectory(str(folder))
+        dlg.selectNameFilter("bioimage.io package (*.zip)")  # the name's ending follows
+        types = dlg.findChild(QComboBox, "fileTypeCombo")
+        types.setStyleSheet("combobox-popup: 0;")  # the list below the box, not over the name
+        settle(0.3)
+        types.showPopup()
+        screen_shot(viewer, out / "export.png")
+        types.hidePopup()
+        dlg.accept()
+
+    QTimer.singleShot(500, in_dialog)
+    tw.save_btn.clicked()  # the file dialog's own event loop runs until in_dialog accepts
+    if seen != [seen[0]] or seen[0] is None:
+        raise SystemExit("no Qt file dialog appeared: run under Xvfb (no desktop dialog)")
+
+
+def objects(viewer, out: Path, epochs: int, pictures: set[str]) -> str:
+    """Particles: paint, train, instance labels; the Measure dock and / or the export."""
+    import tempfile
+
+    import numpy as np
+    from qtpy.QtCore import Qt
+
+    from napari_temseg._sample_data import particles_sample
+
+    # the sample as opened with its pixel size: viewer.add_image(..., scale=, units=)
+    um = {"scale": (0.5, 0.5), "units": ("nm", "nm")}
+    for data, kwargs, kind in particles_sample():
+        getattr(viewer, f"add_{kind}")(data, **kwargs, **um)
+    image, truth = viewer.layers["particles"], viewer.layers["particles ground truth"]
+
+    d = docks(viewer, ("Annotate", "Train", "Predict", "Measure"))
+    canvas = getattr(viewer, "canvas", None)  # napari >= 0.9: viewer.canvas.overlays
+    (canvas.overlays if canvas is not None else viewer).scale_bar.visible = True
+    a = d["Annotate"][1]
+    a.image.value = image
+    a.new_mask.clicked()
+    mask = viewer.layers["particles mask"]
+    mask.data = np.asarray(truth.data).copy()  # "painted": the whole image, copied
+    tw = train(viewer, d, [image], mask, epochs)
+    if "particles preview" in viewer.layers:  # made without the image's units: napari then
+        viewer.layers["particles preview"].units = image.units  # drops them (scale bar)
+    pw = d["Predict"][1]
+    pw.reset_choices()
+    pw.images.value = [image]
+    pw.tile.value = 512
+    pw.form.set_value("instances", True)
+    pw.form.set_value("split_touching", True)
+    pw.form.set_value("exclude_border", True)
+    pw.form.set_value("fill_holes", True)
+    pw.form.set_value("min_size", 20)
+    pw.form.toggle.value = True  # Advanced settings open: the options that made the ids
+    raise_dock(d["Predict"])
+    pw.run_btn.clicked()
+    wait(pw.job)
+    for name in ("particles mask", "particles preview", "particles probability"):
+        if name in viewer.layers:
+            viewer.layers[name].visible = False
+    close_toasts(viewer)
+    done = [f"model {tw.model!r}", f"prediction: {pw.status.value}"]
+    if "measure" in pictures:
+        mw = d["Measure"][1]
+        mw.reset_choices()
+        mw.labels.value = viewer.layers["particles prediction"]
+        mw.images.value = [image]
+        main = viewer.window._qt_window  # noqa: SLF001 - a wider dock for the table
+        main.resizeDocks([d["Measure"][0]], [640], Qt.Orientation.Horizontal)
+        raise_dock(d["Measure"])
+        mw.run_btn.clicked()
+        t, df = mw.table, mw.df
+        heads = [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())]
+        area = next(c for c in df.columns if c.startswith("area"))
+        t.sortItems(heads.index(area), Qt.SortOrder.DescendingOrder)
+        # the largest particle in the middle half of the image: the view stays on the image
+        cy, cx = (next(c for c in df.columns if c.startswith(f"centroid_{ax}")) for ax in "yx")
+        ey, ex = np.asarray(image.data.shape) * np.asarray(image.scale)  # in nm
+        mid = df[df[cy].between(ey / 4, 3 * ey / 4) & df[cx].between(ex / 4, 3 * ex / 4)]
+        label = int(mid.sort_values(area).iloc[-1]["label"])
+        scene = getattr(viewer, "scene", None)  # napari >= 0.9: viewer.scene.camera
+        (scene if scene is not None else viewer).camera.zoom *= 1.6
+        row = next(r for r in range(t.rowCount()) if float(t.item(r, 0).text()) == label)
+        t.selectRow(row)  # the view centres on that particle, the layer selects its id
+        shot(viewer, out / "measure.png")
+        done.append(mw.status.value)
+    if "export" in pictures:
+        raise_dock(d["Train"])
+        with tempfile.TemporaryDirectory(prefix="models-") as folder:
+            export_dialog(viewer, tw, Path(folder), out)
+            settle(0.5)
+            done.append(tw.status.value)
+            pw.source.value = "model file"  # the package runs in the Predict dock again
+            zips = sorted(Path(folder).glob("*.zip"))
+            if not zips:
+                raise SystemExit(f"export failed: {tw.status.value}")
+            pw.path.value = str(zips[0])
+            done.append(f"back in the Predict dock: {pw.model_info.value}")
+    return "\n".join(done)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "images"))
@@ -231,6 +382,8 @@ def main() -> int:
     ap.add_argument("--current-display", action="store_true", help="do not start an own Xvfb")
     ap.add_argument("--classes", action="store_true", help="the multi-class pictures")
     ap.add_argument("--suggest", action="store_true", help="the suggested-regions picture")
+    ap.add_argument("--measure", action="store_true", help="the Measure dock picture")
+    ap.add_argument("--export", action="store_true", help="the model export picture")
     a = ap.parse_args()
     xvfb = None if a.current_display else own_display()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -241,8 +394,12 @@ def main() -> int:
     viewer = napari.Viewer(show=True, title="napari-temseg")
     viewer.window._qt_window.resize(*SIZE)  # noqa: SLF001 - window size for the pictures
     viewer.window._qt_window.move(0, 0)  # noqa: SLF001
-    if a.classes or a.suggest:
-        print(phases(viewer, out, a.epochs) if a.classes else suggest(viewer, out, a.epochs))
+    pictures = {p for p in ("measure", "export") if getattr(a, p)}
+    if a.classes or a.suggest or pictures:
+        if a.classes or a.suggest:
+            print(phases(viewer, out, a.epochs) if a.classes else suggest(viewer, out, a.epochs))
+        else:
+            print(objects(viewer, out, a.epochs, pictures))
         viewer.close()
         if xvfb is not None:
             xvfb.terminate()

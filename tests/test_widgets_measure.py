@@ -49,3 +49,24 @@ def test_measure_sort_go_to_object_features_and_save(make_napari_viewer, tmp_pat
         w.save_btn.clicked()
         text = (tmp_path / "o.csv").read_text().splitlines()
         assert len(text) == 3 and "area_nm2" in text[0]
+
+
+def test_measure_status_names_the_units_of_a_layer_without_units(make_napari_viewer):
+    """A layer with a scale but no units said "sizes in None (layer scale)"."""
+    lab = np.zeros((40, 50), np.uint32)
+    lab[5:15, 5:15] = 1
+    with plugin_docks(make_napari_viewer, ("Measure",)) as (viewer, w):
+        scaled = viewer.add_labels(lab, name="scaled", scale=(2.5, 2.5))
+        plain = viewer.add_labels(lab, name="plain")
+        w.reset_choices()
+        for layer, says in (
+            (scaled, "sizes in layer-scale units, no unit set"),
+            (plain, "sizes in px (no pixel size"),
+        ):
+            w.labels.value = layer
+            w.run_btn.clicked()
+            assert "None" not in w.status.value and says in w.status.value
+            heads = [w.table.horizontalHeaderItem(c).text() for c in range(w.table.columnCount())]
+            assert "area_px2" in heads  # the columns say px: the status agrees
+        area = heads.index("area_px2")
+        assert float(w.table.item(0, area).text()) == pytest.approx(100)  # plain: pixels

@@ -49,6 +49,27 @@ def _histogram():
     return canvas
 
 
+def _compact(qwidget: Any, height: int) -> None:
+    """At most ``height`` px high and not growing: a list's default "Expanding" vertical
+    policy made its form row take the dock's spare height (a gap under "labels")."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    policy = qwidget.sizePolicy()
+    policy.setVerticalPolicy(QSizePolicy.Policy.Maximum)
+    qwidget.setSizePolicy(policy)
+    qwidget.setMaximumHeight(height)
+
+
+def _sizes_in(size: Any, unit: str | None) -> str:
+    """What the sizes are in, as the column names say (``core.measure``: ``_px`` when the
+    layer has no unit, even where its scale multiplies them)."""
+    if unit:
+        return f"{unit} (layer scale)"
+    if size:
+        return "layer-scale units, no unit set (columns say px)"
+    return "px (no pixel size on the layer)"
+
+
 class MeasureWidget(Container):
     """Labels (+ images for intensities) -> objects table, histogram, features, CSV."""
 
@@ -59,7 +80,7 @@ class MeasureWidget(Container):
         self.images = Select(
             label="intensity of", choices=layer_choices(viewer, "image"), allow_multiple=True
         )
-        self.images.native.setMaximumHeight(70)
+        _compact(self.images.native, 70)
         self.images.tooltip = "optional: image layer(s) whose mean intensity per object to add"
         self.run_btn = PushButton(text="Measure")
         self.save_btn = PushButton(text="Save CSV...", enabled=False)
@@ -87,8 +108,7 @@ class MeasureWidget(Container):
         self._fill()
         self._plot()
         self._set_features(layer)
-        size, unit = layer_unit(layer)
-        where = f"{unit} (layer scale)" if unit or size else "px (no pixel size on the layer)"
+        where = _sizes_in(*layer_unit(layer))
         self.status.value = f"{len(self.df)} object(s) in '{layer.name}'; sizes in {where}."
         self.save_btn.enabled = len(self.df) > 0
 

@@ -218,7 +218,7 @@ def put_layer(
         layer = None
     if layer is not None:
         layer.data = data
-        for key in ("scale", "translate"):
+        for key in ("scale", "translate", "units"):
             if key in kwargs:
                 setattr(layer, key, kwargs[key])
         for key in ("contrast_limits", "colormap"):

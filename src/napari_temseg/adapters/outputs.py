@@ -182,6 +182,7 @@ def show_preview(
     translate = list(tr["translate"])
     if len(tr["scale"]) == 3:  # a one-slice layer placed at z
         data, translate[0] = data[None], translate[0] + z * tr["scale"][0]
+    tr["translate"] = tuple(translate)  # scale, units: the image's
     if multi:
         from ..core.classes import ClassTable
 
@@ -196,8 +197,7 @@ def show_preview(
         role="preview",
         source=name,
         name=f"{name} preview",
-        scale=tr["scale"],
-        translate=tuple(translate),
+        **tr,
         **style,
     )
 
@@ -208,6 +208,9 @@ def new_labels_layer(viewer: Any, r: dict) -> None:
     source = r["prob_layer"].metadata[TAG]["source"]
     r["labels"] = zeros_like(r["labels"])
     tr = {k: tuple(getattr(r["prob_layer"], k)) for k in ("scale", "translate")}
+    units = getattr(r["prob_layer"], "units", None)  # napari >= 0.5
+    if units is not None:
+        tr["units"] = tuple(str(u) for u in units)
     if not r["classes"].binary:
         tr["colormap"] = labels_colormap(r["classes"])
     r["labels_layer"] = put_layer(

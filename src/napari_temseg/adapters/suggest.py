@@ -21,6 +21,11 @@ def _world(vals: np.ndarray, tr: dict, two_d: bool) -> np.ndarray:
     return pts * scale + shift
 
 
+def _units(tr: dict) -> dict:
+    """``units=`` of the image (``layers.transform``), where napari has units."""
+    return {"units": tr["units"]} if "units" in tr else {}
+
+
 def show_regions(viewer: Any, result: Any, source: str, tr: dict, two_d: bool) -> Any:
     """``<source> suggestions``: one numbered rectangle per region (replaces ours only)."""
     old = find_ours(viewer, ROLE, source)
@@ -40,6 +45,7 @@ def show_regions(viewer: Any, result: Any, source: str, tr: dict, two_d: bool) -
         text={"string": "{rank}", "color": COLOR, "anchor": "upper_left", "size": 14},
         name=free_name(viewer, f"{source} suggestions"),
         metadata={TAG: {"role": ROLE, "source": source}},
+        **_units(tr),  # world coordinates (scale 1) in the image's units
     )
     layer.editable = False
     return layer
@@ -62,6 +68,7 @@ def show_score_map(viewer: Any, result: Any, source: str, tr: dict, two_d: bool)
         name=f"{source} uncertainty (regions)",
         scale=tuple(scale * block),
         translate=tuple(shift),
+        **_units(tr),
         colormap="magma",
         opacity=0.5,
         contrast_limits=(0.0, max(float(np.nanmax(m)) if np.isfinite(m).any() else 1.0, 1e-6)),

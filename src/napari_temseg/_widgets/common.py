@@ -52,13 +52,24 @@ def layer_choices(viewer: Any, kind: str) -> Callable:
     return choices
 
 
+def compact(qwidget: Any, height: int) -> None:
+    """At most ``height`` px high and not growing: a list's default "Expanding" vertical
+    policy made its form row take the dock's spare height (a gap under the row above)."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    policy = qwidget.sizePolicy()
+    policy.setVerticalPolicy(QSizePolicy.Policy.Maximum)
+    qwidget.setSizePolicy(policy)
+    qwidget.setMaximumHeight(height)
+
+
 def layer_combo(viewer: Any, kind: str, label: str, nullable: bool = False, multiple: bool = False):
     """A ComboBox (or multi-Select) listing the viewer's ``kind`` layers."""
     from magicgui.widgets import ComboBox, Select
 
     if multiple:
         w = Select(label=label, choices=layer_choices(viewer, kind), allow_multiple=True)
-        w.native.setMaximumHeight(80)
+        compact(w.native, 80)
         return w
     return ComboBox(label=label, choices=layer_choices(viewer, kind), nullable=nullable)
 

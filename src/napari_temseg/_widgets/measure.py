@@ -10,7 +10,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, PushButton, Select
 
 from ..adapters.measure import layer_unit, measure_layers
-from .common import add_qwidget, follow_layers, guarded, layer_choices, layer_combo
+from .common import add_qwidget, compact, follow_layers, guarded, layer_choices, layer_combo
 
 if TYPE_CHECKING:
     import napari
@@ -49,17 +49,6 @@ def _histogram():
     return canvas
 
 
-def _compact(qwidget: Any, height: int) -> None:
-    """At most ``height`` px high and not growing: a list's default "Expanding" vertical
-    policy made its form row take the dock's spare height (a gap under "labels")."""
-    from qtpy.QtWidgets import QSizePolicy
-
-    policy = qwidget.sizePolicy()
-    policy.setVerticalPolicy(QSizePolicy.Policy.Maximum)
-    qwidget.setSizePolicy(policy)
-    qwidget.setMaximumHeight(height)
-
-
 def _sizes_in(size: Any, unit: str | None) -> str:
     """What the sizes are in, as the column names say (``core.measure``: ``_px`` when the
     layer has no unit, even where its scale multiplies them)."""
@@ -80,7 +69,7 @@ class MeasureWidget(Container):
         self.images = Select(
             label="intensity of", choices=layer_choices(viewer, "image"), allow_multiple=True
         )
-        _compact(self.images.native, 70)
+        compact(self.images.native, 70)
         self.images.tooltip = "optional: image layer(s) whose mean intensity per object to add"
         self.run_btn = PushButton(text="Measure")
         self.save_btn = PushButton(text="Save CSV...", enabled=False)

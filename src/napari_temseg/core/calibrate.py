@@ -10,7 +10,8 @@ layer normalising them by the mean and variance of all their pixels together. Th
 statistics are then frozen into eval-mode batch-norm layers of a copy of the network: one
 affine map per channel, so every tile of the stack is normalised alike and tiling changes
 only the blending (label Dice >= 0.999). The calibration covers the stack up to
-``MAX_TILES`` tiles (small images entirely: fewer tiles lost 0.04 Dice on EMPS); races and
+``max_tiles`` tiles (~1 Mpix: small images entirely - fewer tiles lost 0.04 Dice on EMPS -;
+memory and time bounded whatever the stack and patch size); races and
 costs in docs/benchmarks.md.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_TILES = 16  # calibration tiles at most (a stack's statistics; seconds on a CPU)
+MAX_PIXELS = 16 * 256 * 256  # calibration pixels at most: one batch, ~1 s on a CPU
 SEED = 0
 
 
@@ -47,24 +48,29 @@ def _grid(y: int, x: int, size: int) -> list[tuple[int, int]]:
     return [(a, b) for a in tile_starts(y, size, 0.0) for b in tile_starts(x, size, 0.0)]
 
 
+def max_tiles(size: int) -> int:
+    """Calibration tiles of ``size``² at most (16 of 256 px, 4 of 512 px; at least one)."""
+    return max(1, MAX_PIXELS // (int(size) * int(size)))
+
+
 def tile_count(shape_zyx: tuple, size: int) -> int:
     """How many calibration tiles of ``size``² a stack of ``shape_zyx`` gets: every tile of
-    a grid covering each slice, or ``MAX_TILES`` of them when there are more."""
+    a grid covering each slice, or ``max_tiles(size)`` of them when there are more."""
     z, y, x = shape_zyx
-    return min(MAX_TILES, z * len(_grid(y, x, size)))
+    return min(max_tiles(size), z * len(_grid(y, x, size)))
 
 
 def tile_positions(shape_zyx: tuple, size: int) -> list[tuple[int, int, int]]:
     """Fixed (z, y0, x0) of the calibration tiles: the whole grid of tiles covering every
-    slice when it has at most ``MAX_TILES`` tiles, else ``MAX_TILES`` grid tiles on slices
+    slice when it has at most ``max_tiles`` tiles, else ``max_tiles`` grid tiles on slices
     evenly spread over the stack, drawn with a fixed seed - the same for any prediction
     tile size and any choice of slices to predict."""
     z, y, x = shape_zyx
-    grid = _grid(y, x, size)
-    if z * len(grid) <= MAX_TILES:
+    grid, n = _grid(y, x, size), max_tiles(size)
+    if z * len(grid) <= n:
         return [(zz, a, b) for zz in range(z) for a, b in grid]
     rng = np.random.default_rng(SEED)
-    zs = np.linspace(0, z - 1, MAX_TILES).round().astype(int)
+    zs = np.linspace(0, z - 1, n).round().astype(int)
     return [(int(zz), *grid[int(rng.integers(len(grid)))]) for zz in zs]
 
 

@@ -200,3 +200,24 @@ def test_odd_sized_images_agree_too(trained):
     img = make_particles((700, 700), seed=8)[0]
     r = tile_agreement(model, img, PredictConfig(device="cpu"))
     assert r["label_dice"] >= 0.995 and r["max_dp"] < 0.05, r
+
+
+def test_the_training_preview_keeps_per_tile_statistics(monkeypatch):
+    """The live preview (every few seconds) must not pay the stack's calibration."""
+    from napari_temseg.core import calibrate
+
+    def no(*_a, **_k):
+        raise AssertionError("the preview calibrated")
+
+    monkeypatch.setattr(calibrate, "calibrated", no)
+    img, mask = make_particles((96, 96), seed=1)
+    tc = TrainConfig(patch=32, batch=2, epochs=1, seconds=None, steps_per_epoch=3, seed=0)
+    gen = fit(img, mask, train_cfg=tc, preview=lambda: (img, 0), preview_every=0.0)
+    previews = []
+    try:
+        while True:
+            p = next(gen)
+            previews += [p.preview] if p.preview is not None else []
+    except StopIteration:
+        pass
+    assert previews and previews[0].shape == (96, 96)

@@ -306,7 +306,10 @@ class _Loop:
         from .config import PredictConfig
         from .predict import predict_slice
 
-        prob = predict_slice(self.model(), req[0], req[1], PredictConfig(device=str(self.s.device)))
+        # per-tile statistics: the stack's calibration (~1 Mpix every preview) would take
+        # training time from a picture that changes every few seconds anyway
+        cfg = PredictConfig(device=str(self.s.device), norm_stats="tile")
+        prob = predict_slice(self.model(), req[0], req[1], cfg)
         self.s.net.train()
         return prob
 

@@ -26,6 +26,22 @@ def blobs(shape=(4, 64, 64), seed=0, channels=None):
     return img, mask
 
 
+def gui_marks() -> list:
+    """pytestmark of the dock tests: GUI, and docks opened the way napari does (npe2 +
+    PublicOnlyProxy viewer) - a private napari API use fails the test."""
+    import pytest
+
+    return [
+        pytest.mark.gui,
+        pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
+    ]
+
+
+def wait_job(qtbot, dock, timeout: int = 180_000) -> None:
+    """Until the dock's background job (a started worker) has finished."""
+    qtbot.waitUntil(lambda: dock.job is not None and not dock.job.running, timeout=timeout)
+
+
 def errors_since(start: int) -> list[str]:
     """Messages of napari error notifications emitted after record ``start``."""
     from napari.utils.notifications import notification_manager

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _widget_helpers import errors_since, n_records, plugin_docks, set_train_form
+from _widget_helpers import (
+    errors_since,
+    gui_marks,
+    n_records,
+    plugin_docks,
+    set_train_form,
+    wait_job,
+)
 
-pytestmark = [
-    pytest.mark.gui,
-    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
-]
+pytestmark = gui_marks()
 
 NAMES = ["matrix", "pores", "grains", "hydrates"]
 
@@ -20,10 +24,6 @@ NAMES = ["matrix", "pores", "grains", "hydrates"]
 def docks(make_napari_viewer):
     with plugin_docks(make_napari_viewer, ("Train", "Predict", "Evaluate")) as opened:
         yield opened
-
-
-def _wait(qtbot, w, timeout=180_000):
-    qtbot.waitUntil(lambda: w.job is not None and not w.job.running, timeout=timeout)
 
 
 def test_train_predict_relabel_evaluate_k_classes(docks, qtbot):
@@ -42,7 +42,7 @@ def test_train_predict_relabel_evaluate_k_classes(docks, qtbot):
     train.preview_every = 0.5
     start = n_records()
     train.start_btn.clicked()
-    _wait(qtbot, train)
+    wait_job(qtbot, train)
     assert errors_since(start) == []
     model = train.model
     assert model.classes.names == tuple(NAMES) and model.model_cfg.classes == 4
@@ -56,7 +56,7 @@ def test_train_predict_relabel_evaluate_k_classes(docks, qtbot):
     predict.tile.value, predict.device.value = 64, "cpu"
     assert predict.threshold.label.startswith("minimum confidence")
     predict.run_btn.clicked()
-    _wait(qtbot, predict)
+    wait_job(qtbot, predict)
     assert errors_since(start) == []
     probs = [viewer.layers[f"phases P({n})"] for n in NAMES]
     labels_layer = viewer.layers["phases prediction"]
@@ -70,7 +70,7 @@ def test_train_predict_relabel_evaluate_k_classes(docks, qtbot):
     )  # pores in the class colour
 
     predict.threshold.value = 0.95  # minimum confidence: re-label, no new prediction
-    _wait(qtbot, predict)
+    wait_job(qtbot, predict)
     unsure = stack.astype(np.float32).max(1) < 0.95
     assert unsure.any() and np.all(labels[unsure] == 4) and np.all(labels[~unsure] < 4)
     assert "minimum confidence 0.95" in predict.status.value
@@ -116,7 +116,7 @@ def test_paint_train_predict_evaluate_in_one_session(make_napari_viewer, qtbot):
         set_train_form(train, image_layers=[image], mask_layer=mask, epochs=2, patch=64)
         start = n_records()
         train.start_btn.clicked()
-        _wait(qtbot, train)
+        wait_job(qtbot, train)
         assert errors_since(start) == []
         assert train.model.classes.k == 3 and train.model.train_cfg.sparse
 
@@ -124,7 +124,7 @@ def test_paint_train_predict_evaluate_in_one_session(make_napari_viewer, qtbot):
         predict.images.value = [image]
         predict.tile.value, predict.device.value = 64, "cpu"
         predict.run_btn.clicked()
-        _wait(qtbot, predict)
+        wait_job(qtbot, predict)
         assert errors_since(start) == []
         labels_layer = viewer.layers["em prediction"]
         assert labels_layer.data.shape == truth.shape and labels_layer.data.max() <= 2

@@ -6,19 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _widget_helpers import errors_since, n_records, plugin_docks, tiny_model
+from _widget_helpers import errors_since, gui_marks, n_records, plugin_docks, tiny_model, wait_job
 
 pytest.importorskip("bioimageio.spec", reason="pip install bioimageio.core")
 pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime")  # export writes ONNX
 
-pytestmark = [
-    pytest.mark.gui,
-    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
-]
-
-
-def _wait(qtbot, w, timeout=60_000):
-    qtbot.waitUntil(lambda: w.job is not None and not w.job.running, timeout=timeout)
+pytestmark = gui_marks()
 
 
 def test_predict_dock_runs_a_package_and_names_a_damaged_one(make_napari_viewer, qtbot, tmp_path):
@@ -37,7 +30,7 @@ def test_predict_dock_runs_a_package_and_names_a_damaged_one(make_napari_viewer,
         w.images.value = [image]
         w.tile.value, w.device.value = 64, "cpu"
         w.run_btn.clicked()
-        _wait(qtbot, w)
+        wait_job(qtbot, w)
         assert errors_since(start) == []
         assert w.status.value.startswith("Done: 2 slice(s)")
         prob = viewer.layers["em probability"].data

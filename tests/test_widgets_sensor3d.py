@@ -4,17 +4,17 @@ Predict, the model file round trip through the Predict dock."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from _widget_helpers import blobs, errors_since, n_records, plugin_docks, set_train_form
+from _widget_helpers import (
+    blobs,
+    errors_since,
+    gui_marks,
+    n_records,
+    plugin_docks,
+    set_train_form,
+    wait_job,
+)
 
-pytestmark = [
-    pytest.mark.gui,
-    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
-]
-
-
-def _wait(qtbot, w, timeout=180_000):
-    qtbot.waitUntil(lambda: w.job is not None and not w.job.running, timeout=timeout)
+pytestmark = gui_marks()
 
 
 def test_sensor3d_trains_and_predicts_from_the_docks(make_napari_viewer, qtbot, tmp_path):
@@ -29,7 +29,7 @@ def test_sensor3d_trains_and_predicts_from_the_docks(make_napari_viewer, qtbot, 
         train.steps_per_epoch.value = 3
         start = n_records()
         train.start_btn.clicked()
-        _wait(qtbot, train)
+        wait_job(qtbot, train)
         assert errors_since(start) == [], train.status.value
         model = train.model
         assert model.model_cfg.arch == "sensor3d" and model.model_cfg.slices == 3
@@ -39,7 +39,7 @@ def test_sensor3d_trains_and_predicts_from_the_docks(make_napari_viewer, qtbot, 
         predict.images.value = [ice, tld]
         predict.tile.value, predict.device.value = 64, "cpu"
         predict.run_btn.clicked()
-        _wait(qtbot, predict)
+        wait_job(qtbot, predict)
         assert errors_since(start) == [], predict.status.value
         prob = np.asarray(viewer.layers["ice probability"].data)
         assert prob.shape == mask.shape and np.isfinite(prob).all()
@@ -49,7 +49,7 @@ def test_sensor3d_trains_and_predicts_from_the_docks(make_napari_viewer, qtbot, 
         predict.path.value = str(path)
         assert "sensor3d" in predict.model_info.value
         predict.run_btn.clicked()
-        _wait(qtbot, predict)
+        wait_job(qtbot, predict)
         assert errors_since(start) == []
         again = np.asarray(viewer.layers["ice probability"].data)
         np.testing.assert_allclose(again, prob, atol=1e-4)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _widget_helpers import blobs, errors_since, n_records, plugin_docks, set_train_form
+from _widget_helpers import (
+    blobs,
+    errors_since,
+    gui_marks,
+    n_records,
+    plugin_docks,
+    set_train_form,
+    wait_job,
+)
 
-pytestmark = [
-    pytest.mark.gui,
-    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
-]
-
-
-def _wait(qtbot, job_owner, timeout=180_000):
-    qtbot.waitUntil(
-        lambda: job_owner.job is not None and not job_owner.job.running, timeout=timeout
-    )
+pytestmark = gui_marks()
 
 
 def _paint_region(mask, truth, r):
@@ -47,13 +46,13 @@ def test_suggest_jump_paint_continue(make_napari_viewer, qtbot):
         set_train_form(train, image_layers=[image], mask_layer=mask, epochs=1, patch=48)
         start = n_records()
         train.start_btn.clicked()
-        _wait(qtbot, train)
+        wait_job(qtbot, train)
         assert errors_since(start) == [] and train.model is not None
 
         panel.form.set_value("size", 32)
         panel.form.set_value("n", 3)
         panel.suggest_btn.clicked()
-        _wait(qtbot, panel)
+        wait_job(qtbot, panel)
         assert errors_since(start) == []
         regions = panel.result.regions
         assert len(regions) == 3
@@ -73,9 +72,9 @@ def test_suggest_jump_paint_continue(make_napari_viewer, qtbot):
 
         _paint_region(mask, truth, r)
         train.continue_btn.clicked()
-        _wait(qtbot, train)
+        wait_job(qtbot, train)
         qtbot.waitUntil(lambda: panel.result is not None and panel.result.regions != regions)
-        _wait(qtbot, panel)  # refreshed after training, the painted square left out
+        wait_job(qtbot, panel)  # refreshed after training, the painted square left out
         assert errors_since(start) == []
         again = {(q.z, q.y, q.x) for q in panel.result.regions}
         assert (r.z, r.y, r.x) not in again and not again & painted

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _widget_helpers import errors_since, n_records, plugin_docks, set_train_form, tiny_model
+from _widget_helpers import (
+    errors_since,
+    gui_marks,
+    n_records,
+    plugin_docks,
+    set_train_form,
+    tiny_model,
+    wait_job,
+)
 
 # docks are opened the way napari does (npe2 + PublicOnlyProxy viewer); private API use fails
-pytestmark = [
-    pytest.mark.gui,
-    pytest.mark.filterwarnings("error:Private attribute access:FutureWarning"),
-]
+pytestmark = gui_marks()
 
 # Dice bound for 100 steps of a width-8 small U-Net on the 512 x 512 particles sample.
 # All-foreground scores 2f / (1 + f) ~ 0.3 (f ~ 0.18 foreground), all-background 0, and
@@ -38,10 +43,6 @@ def _particles(viewer, annotate):
     return image, truth, mask
 
 
-def _wait(qtbot, w, timeout=180_000):
-    qtbot.waitUntil(lambda: w.job is not None and not w.job.running, timeout=timeout)
-
-
 def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
     from napari_temseg._widgets import session
     from napari_temseg.core.metrics import dice
@@ -53,7 +54,7 @@ def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
     start = n_records()
     train.start_btn.clicked()
     assert train.stop_btn.enabled and not train.start_btn.enabled
-    _wait(qtbot, train)
+    wait_job(qtbot, train)
     assert errors_since(start) == []
     model = train.model
     assert model is not None and session.get_model(viewer) is model
@@ -68,7 +69,7 @@ def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
     predict.images.value = [image]
     predict.tile.value, predict.device.value = 256, "cpu"
     predict.run_btn.clicked()
-    _wait(qtbot, predict)
+    wait_job(qtbot, predict)
     prob = viewer.layers["particles probability"].data
     labels = viewer.layers["particles prediction"].data
     assert prob.shape == labels.shape == (512, 512)
@@ -88,14 +89,14 @@ def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
     predict.path.value = str(path)
     before = prob.copy()
     predict.run_btn.clicked()
-    _wait(qtbot, predict)
+    wait_job(qtbot, predict)
     again = viewer.layers["particles probability"].data
     np.testing.assert_allclose(again, before, atol=1e-4)  # same model from the file
     assert [la.name for la in viewer.layers].count("particles probability") == 1  # replaced
 
     train.epochs.value = 1
     train.continue_btn.clicked()
-    _wait(qtbot, train)
+    wait_job(qtbot, train)
     assert len(train.model.history) == 3  # warm start kept the history
 
 
@@ -109,7 +110,7 @@ def test_stop_keeps_a_usable_model(docks, qtbot):
     train.start_btn.clicked()
     qtbot.waitUntil(lambda: train.job.records >= 2, timeout=120_000)
     train.stop_btn.clicked()
-    _wait(qtbot, train, timeout=60_000)
+    wait_job(qtbot, train, timeout=60_000)
     assert train.model is not None and "Stopped" in train.status.value
     prob = predict_slice(train.model, image.data, 0)
     assert prob.shape == (512, 512) and np.isfinite(prob).all()
@@ -125,7 +126,7 @@ def test_error_in_worker_becomes_notification(docks, qtbot):
     set_train_form(train, image_layers=[image], mask_layer=mask)
     start = n_records()
     train.start_btn.clicked()
-    _wait(qtbot, train)
+    wait_job(qtbot, train)
     msgs = errors_since(start)
     assert len(msgs) == 1 and "background" in msgs[0], msgs
     assert train.model is None and train.start_btn.enabled and not train.stop_btn.enabled
@@ -186,7 +187,7 @@ def test_predict_never_overwrites_user_layer(docks, qtbot):
     predict.images.value = [img]
     predict.device.value = "cpu"
     predict.run_btn.clicked()
-    _wait(qtbot, predict, 60_000)
+    wait_job(qtbot, predict, 60_000)
     assert (user.data == 7).all()
     ours = [
         la
@@ -210,7 +211,7 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
     predict.reset_choices()
     predict.images.value, predict.device.value = [img], "cpu"
     predict.run_btn.clicked()
-    _wait(qtbot, predict, 60_000)
+    wait_job(qtbot, predict, 60_000)
     assert predict.status.value.startswith("Done: 3 slice(s)")  # the end of a zarr run works
     prob = viewer.layers["big probability"].data
     labels = viewer.layers["big prediction"].data
@@ -220,7 +221,7 @@ def test_large_outputs_stream_into_zarr_and_rethreshold(docks, qtbot, monkeypatc
     assert p.min() >= 0.0 and p.max() <= 1.0 and p.std() > 0  # the slices were written
     t = float(np.quantile(p, 0.5))
     predict.threshold.value = round(t, 2)
-    _wait(qtbot, predict, 60_000)
+    wait_job(qtbot, predict, 60_000)
     np.testing.assert_array_equal(np.asarray(labels[:]), (p >= round(t, 2)).astype(np.uint8))
     assert predict.status.value == f"Labels re-made at threshold {round(t, 2):.2f}."
 
@@ -236,7 +237,7 @@ def test_threshold_moved_while_predicting_is_applied_at_the_end(docks, qtbot):
     predict.run_btn.clicked()
     assert predict.job.running
     predict.threshold.value = 0.7  # while the slices stream in
-    _wait(qtbot, predict, 60_000)
+    wait_job(qtbot, predict, 60_000)
     qtbot.waitUntil(lambda: not predict.job.running, timeout=60_000)
     prob = viewer.layers["em probability"].data
     labels = viewer.layers["em prediction"].data
@@ -252,19 +253,19 @@ def test_a_prediction_the_user_edited_is_never_overwritten(docks, qtbot):
     predict.reset_choices()
     predict.images.value, predict.device.value = [img], "cpu"
     predict.run_btn.clicked()
-    _wait(qtbot, predict, 60_000)
+    wait_job(qtbot, predict, 60_000)
     edited = viewer.layers["em prediction"]
     edited.paint((0, 5, 5), 9)  # a correction with the brush
     kept = np.array(edited.data, copy=True)
     predict.threshold.value = 0.2  # re-thresholds into a new layer
-    _wait(qtbot, predict, 60_000)
+    wait_job(qtbot, predict, 60_000)
     np.testing.assert_array_equal(edited.data, kept)
     fresh = viewer.layers["em prediction (2)"]
     prob = viewer.layers["em probability"].data
     np.testing.assert_array_equal(fresh.data, (prob >= 0.2).astype(np.uint8))
     fresh.name = "my corrections"  # renaming makes it the user's too
     predict.run_btn.clicked()
-    _wait(qtbot, predict, 60_000)
+    wait_job(qtbot, predict, 60_000)
     assert viewer.layers["my corrections"].data is fresh.data
     np.testing.assert_array_equal(edited.data, kept)
     names = [la.name for la in viewer.layers]

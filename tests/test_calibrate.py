@@ -26,6 +26,7 @@ def _predict(model, image, **kw):
     from napari_temseg.core.predict import predict_stack
 
     slices = kw.pop("slices", None)
+    kw.setdefault("norm_stats", "stack")
     res = run(predict_stack(model, image, PredictConfig(device="cpu", **kw), slices=slices))
     return np.asarray(res.prob[res.slices], np.float32)
 
@@ -40,7 +41,7 @@ def test_stack_statistics_make_the_tile_size_irrelevant(trained):
     model, _ = trained
     big = make_particles((640, 640), seed=5)[0]
     per_tile = tile_agreement(model, big, PredictConfig(device="cpu", norm_stats="tile"))
-    stack_stats = tile_agreement(model, big, PredictConfig(device="cpu"))
+    stack_stats = tile_agreement(model, big, PredictConfig(device="cpu", norm_stats="stack"))
     assert per_tile["label_dice"] < 0.99, per_tile
     assert stack_stats["tiles"] == (256, 512)
     assert stack_stats["label_dice"] >= 0.995 and stack_stats["max_dp"] < 0.05, stack_stats
@@ -156,7 +157,7 @@ def test_dask_chunks_share_the_statistics(trained, tmp_path):
         model,
         da.from_array(stack, chunks=(1, -1, -1)),
         tmp_path / "p.zarr",
-        PredictConfig(tile=128),
+        PredictConfig(tile=128, norm_stats="stack"),
     )
     ref = _predict(model, stack, tile=128)
     np.testing.assert_allclose(np.asarray(res.prob[:], np.float32), ref, atol=1e-4)
@@ -186,7 +187,7 @@ def test_k_class_instance_norm_models_are_tile_invariant_too():
     mc = ModelConfig(classes=4, norm_layer="instance")
     model = run(fit(img, lab, train_cfg=tc, model_cfg=mc, classes=ClassTable.default(4)))
     test = make_phases((1, 600, 600), seed=3)[0]
-    r = tile_agreement(model, test, PredictConfig(device="cpu"))
+    r = tile_agreement(model, test, PredictConfig(device="cpu", norm_stats="stack"))
     assert r["label_dice"] >= 0.995, r
 
 
@@ -198,7 +199,7 @@ def test_odd_sized_images_agree_too(trained):
 
     model, _ = trained
     img = make_particles((700, 700), seed=8)[0]
-    r = tile_agreement(model, img, PredictConfig(device="cpu"))
+    r = tile_agreement(model, img, PredictConfig(device="cpu", norm_stats="stack"))
     assert r["label_dice"] >= 0.995 and r["max_dp"] < 0.05, r
 
 

@@ -193,9 +193,9 @@ def predict_stack(
     labels uint8, or uint32 for instances, uncertainty float32 with ``cfg.uncertainty``);
     otherwise only the given outputs are written. ``amp``: bf16/fp16 autocast on CUDA and
     bf16 on CPUs with native bf16 (probabilities within ~1e-2 of fp32), else fp32.
-    ``cfg.norm_stats`` 'stack' (default): instance-norm layers use statistics measured once
-    on calibration tiles of the whole stack (``calibrate.stack_tiles``; ``norm_tiles`` to
-    give them), whatever ``slices`` and the tile size.
+    ``cfg.norm_stats`` 'stack' (the default is 'tile'): instance-norm layers use statistics
+    measured once on calibration tiles of the whole stack (``calibrate.stack_tiles``;
+    ``norm_tiles`` to give them), whatever ``slices`` and the tile size.
     Yields Progress after every batch; returns PredictResult (stopped=True and the
     finished slices when ``stop`` was requested).
     """

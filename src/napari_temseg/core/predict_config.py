@@ -59,10 +59,12 @@ class PredictConfig:
         False, "also output the variance of the 8 test-time views (needs tta)", advanced=True
     )
     norm_stats: str = opt(
-        "stack",
-        "instance-norm models: normalise every tile with statistics measured once on a few "
-        "tiles spread over the stack ('stack': the tile size does not change the result) or "
-        "each tile by its own ('tile': as in training; results change with the tile size)",
+        "tile",
+        "instance-norm models: normalise each tile by its own statistics ('tile', as in "
+        "training; adapts to uneven illumination, but the result changes a little with the "
+        "tile size) or by statistics measured once over the stack ('stack': the tile size "
+        "does not change the result; only for evenly lit images - on large FIB-SEM slices "
+        "with uneven response it lost badly)",
         label="normalisation statistics",
         choices=NORM_STATS,
         advanced=True,

@@ -11,6 +11,10 @@ the ground truth (pooled over the held-out images), the prediction time, and the
 
     python benchmarks/bench_norm_stats.py --threads 1 speed --repeat 3
 
+``fibsem``: the synthetic FIB-SEM case where the stack's statistics fail (uneven detector
+response across 512-1024 px slices; ``--model`` the bench_predict.py model, else trained
+``--seconds`` like it).
+
 ``speed``: the default network (random weights) predicting synthetic stacks of several
 shapes with 'tile' and 'stack', interleaved ``--repeat`` times (best of each): the cost of
 the calibration against the eval-mode batch norm's faster forward pass.
@@ -140,10 +144,42 @@ def speed(args) -> None:
         print(f"| {shape} | {a:.2f} | {b:.2f} | {b / a:.2f} |", flush=True)
 
 
+def fibsem(args) -> None:
+    """Synthetic FIB-SEM (uneven detector response): a model trained on 256 px slices,
+    predicted on larger ones with both statistics; Dice against the generator's truth."""
+    import torch
+
+    from napari_temseg.core.config import PredictConfig, TrainConfig
+    from napari_temseg.core.metrics import evaluate_stack
+    from napari_temseg.core.modelfile import load_model
+    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.progress import run
+    from napari_temseg.core.synthetic import make_fibsem
+    from napari_temseg.core.train import fit
+
+    torch.set_num_threads(args.threads)
+    if args.model:
+        model = load_model(args.model)
+    else:  # as bench_predict.py's benchmark model
+        img, mask = make_fibsem((6, 2, 256, 256), seed=1, dtype="uint8")
+        tc = TrainConfig(seconds=args.seconds, patch=128, batch=4, device="cpu", val_fraction=0)
+        model = run(fit(img, mask, train_cfg=tc))
+    print("| stack | tile | Dice per tile | Dice stack statistics |\n|---|---|---|---|")
+    for size in (256, 512, 1024):
+        img, truth = make_fibsem((3, 2, size, size), seed=3, dtype="uint8")
+        dice = {}
+        for stats in ("tile", "stack"):
+            cfg = PredictConfig(device="cpu", tile=256, norm_stats=stats)
+            res = run(predict_stack(model, img, cfg, channel_axis=1))
+            dice[stats] = evaluate_stack(np.asarray(res.labels), truth)["overall"]["dice"]
+        print(f"| 3 x {size}² | 256 | {dice['tile']:.3f} | {dice['stack']:.3f} |", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("data", choices=("isbi", "emps", "speed"))
+    ap.add_argument("data", choices=("isbi", "emps", "speed", "fibsem"))
+    ap.add_argument("--model", default=None, help="fibsem: a model file instead of training")
     ap.add_argument("--repeat", type=int, default=3, help="speed: interleaved repetitions")
     ap.add_argument("--seconds", type=float, default=180.0, help="training budget per seed")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -153,7 +189,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.cache:
         os.makedirs(args.cache, exist_ok=True)
-    speed(args) if args.data == "speed" else bench(args)
+    {"speed": speed, "fibsem": fibsem}.get(args.data, bench)(args)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,17 @@ def wait_job(qtbot, dock, timeout: int = 180_000) -> None:
     qtbot.waitUntil(lambda: dock.job is not None and not dock.job.running, timeout=timeout)
 
 
+def run_predict(qtbot, dock, images, tile=None) -> None:
+    """Predict ``images`` (layers) in the Predict dock on the CPU and wait for the end."""
+    dock.reset_choices()
+    dock.images.value = list(images)
+    dock.device.value = "cpu"
+    if tile is not None:
+        dock.tile.value = tile
+    dock.run_btn.clicked()
+    wait_job(qtbot, dock)
+
+
 def errors_since(start: int) -> list[str]:
     """Messages of napari error notifications emitted after record ``start``."""
     from napari.utils.notifications import notification_manager

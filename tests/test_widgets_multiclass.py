@@ -11,6 +11,7 @@ from _widget_helpers import (
     gui_marks,
     n_records,
     plugin_docks,
+    run_predict,
     set_train_form,
     wait_job,
 )
@@ -120,11 +121,7 @@ def test_paint_train_predict_evaluate_in_one_session(make_napari_viewer, qtbot):
         assert errors_since(start) == []
         assert train.model.classes.k == 3 and train.model.train_cfg.sparse
 
-        predict.reset_choices()
-        predict.images.value = [image]
-        predict.tile.value, predict.device.value = 64, "cpu"
-        predict.run_btn.clicked()
-        wait_job(qtbot, predict)
+        run_predict(qtbot, predict, [image], tile=64)
         assert errors_since(start) == []
         labels_layer = viewer.layers["em prediction"]
         assert labels_layer.data.shape == truth.shape and labels_layer.data.max() <= 2

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _widget_helpers import errors_since, gui_marks, n_records, plugin_docks, tiny_model, wait_job
+from _widget_helpers import (
+    errors_since,
+    gui_marks,
+    n_records,
+    plugin_docks,
+    run_predict,
+    tiny_model,
+)
 
 pytest.importorskip("bioimageio.spec", reason="pip install bioimageio.core")
 pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime")  # export writes ONNX
@@ -26,11 +33,7 @@ def test_predict_dock_runs_a_package_and_names_a_damaged_one(make_napari_viewer,
         w.source.value = "model file"  # the dock's chooser: FileEdit -> session.chosen_model
         w.path.value = str(package)
         assert "bioimage.io package" in w.model_info.value  # loaded once, described
-        w.reset_choices()
-        w.images.value = [image]
-        w.tile.value, w.device.value = 64, "cpu"
-        w.run_btn.clicked()
-        wait_job(qtbot, w)
+        run_predict(qtbot, w, [image], tile=64)
         assert errors_since(start) == []
         assert w.status.value.startswith("Done: 2 slice(s)")
         prob = viewer.layers["em probability"].data

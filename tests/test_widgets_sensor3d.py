@@ -10,6 +10,7 @@ from _widget_helpers import (
     gui_marks,
     n_records,
     plugin_docks,
+    run_predict,
     set_train_form,
     wait_job,
 )
@@ -35,11 +36,7 @@ def test_sensor3d_trains_and_predicts_from_the_docks(make_napari_viewer, qtbot, 
         assert model.model_cfg.arch == "sensor3d" and model.model_cfg.slices == 3
         assert model.channels == 2 and model.context == 1
 
-        predict.reset_choices()
-        predict.images.value = [ice, tld]
-        predict.tile.value, predict.device.value = 64, "cpu"
-        predict.run_btn.clicked()
-        wait_job(qtbot, predict)
+        run_predict(qtbot, predict, [ice, tld], tile=64)
         assert errors_since(start) == [], predict.status.value
         prob = np.asarray(viewer.layers["ice probability"].data)
         assert prob.shape == mask.shape and np.isfinite(prob).all()

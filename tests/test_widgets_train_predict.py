@@ -9,6 +9,7 @@ from _widget_helpers import (
     gui_marks,
     n_records,
     plugin_docks,
+    run_predict,
     set_train_form,
     tiny_model,
     wait_job,
@@ -65,11 +66,7 @@ def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
         preview.data.shape == (512, 512) and preview.metadata["napari_temseg"]["role"] == "preview"
     )
 
-    predict.reset_choices()
-    predict.images.value = [image]
-    predict.tile.value, predict.device.value = 256, "cpu"
-    predict.run_btn.clicked()
-    wait_job(qtbot, predict)
+    run_predict(qtbot, predict, [image], tile=256)
     prob = viewer.layers["particles probability"].data
     labels = viewer.layers["particles prediction"].data
     assert prob.shape == labels.shape == (512, 512)

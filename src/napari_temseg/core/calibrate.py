@@ -61,8 +61,7 @@ def max_tiles(size: int) -> int:
 def tile_count(shape_zyx: tuple, size: int) -> int:
     """How many calibration tiles of ``size``² a stack of ``shape_zyx`` gets: every tile of
     a grid covering each slice, or ``max_tiles(size)`` of them when there are more."""
-    z, y, x = shape_zyx
-    return min(max_tiles(size), z * len(_grid(y, x, size)))
+    return len(tile_positions(shape_zyx, size))
 
 
 def tile_positions(shape_zyx: tuple, size: int) -> list[tuple[int, int, int]]:
@@ -132,6 +131,12 @@ def _frozen(layer: Any, mean: Any, var: Any) -> Any:
     return bn.eval()
 
 
+def wanted(cfg: Any, net: Any) -> bool:
+    """Whether a prediction with PredictConfig ``cfg`` calibrates ``net``: the stack's
+    statistics asked for, and instance-norm layers to apply them to."""
+    return cfg.norm_stats == "stack" and bool(instance_norms(net))
+
+
 def calibrated(net: Any, tiles: np.ndarray, device: Any = None) -> Any:
     """A copy of ``net`` whose instance-norm layers use statistics measured on ``tiles``
     (``net`` itself when it has none). ``net`` is not changed."""
@@ -194,4 +199,5 @@ __all__ = [
     "stack_tiles",
     "tile_count",
     "tile_positions",
+    "wanted",
 ]

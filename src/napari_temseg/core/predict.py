@@ -158,7 +158,7 @@ def _stack_norm(model: TrainedModel, net: Any, vol: Volume, cfg: Any, dev: Any, 
     measured on ``tiles`` when given (dask: the same for every chunk), else on ``vol``."""
     from . import calibrate
 
-    if cfg.norm_stats != "stack" or not calibrate.instance_norms(net):
+    if not calibrate.wanted(cfg, net):
         return net
     tiles = calibrate.stack_tiles(model, vol) if tiles is None else tiles
     return calibrate.calibrated(net, np.asarray(tiles, np.float32), dev)

@@ -101,10 +101,10 @@ def _norm_tiles(ref: Any, arr: Any, rgb: bool, cfg: Any) -> np.ndarray | None:
     chunk is normalised alike; None when the model has no instance norm."""
     from . import calibrate
 
-    if cfg.norm_stats != "stack":
+    if cfg.norm_stats != "stack":  # not even the model file to read
         return None
     model = _cached_model(ref, cfg.device)
-    if not calibrate.instance_norms(model.net):
+    if not calibrate.wanted(cfg, model.net):
         return None
     return calibrate.stack_tiles(model, Volume(arr, "ZCYX", rgb_to_gray=rgb))
 

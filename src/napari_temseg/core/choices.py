@@ -41,7 +41,7 @@ AUGMENT_PRESETS = (
 BLENDS = ("gaussian", "constant")
 INTENSITY_NORMS = ("dataset", "image")
 NORM_LAYERS = ("batch", "instance", "group")
-NORM_STATS = ("tile", "stack")  # instance norm at prediction (calibrate.py)
+NORM_STATS = ("local", "tile", "stack")  # instance norm at prediction (flatfield.py, calibrate.py)
 PROB_DTYPE_CHOICES = ("auto", "float32", "float16", "uint8")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # also "cuda:N"
 

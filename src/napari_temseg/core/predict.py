@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import tiling
+from . import flatfield, tiling
 from .data import Volume, as_volume, network_input
 from .device import resolve_device
 from .engine import Engine
@@ -193,9 +193,11 @@ def predict_stack(
     labels uint8, or uint32 for instances, uncertainty float32 with ``cfg.uncertainty``);
     otherwise only the given outputs are written. ``amp``: bf16/fp16 autocast on CUDA and
     bf16 on CPUs with native bf16 (probabilities within ~1e-2 of fp32), else fp32.
-    ``cfg.norm_stats`` 'stack' (the default is 'tile'): instance-norm layers use statistics
+    ``cfg.norm_stats`` 'local' (the default) or 'stack': instance-norm layers use statistics
     measured once on calibration tiles of the whole stack (``calibrate.stack_tiles``;
-    ``norm_tiles`` to give them), whatever ``slices`` and the tile size.
+    ``norm_tiles`` to give them), whatever ``slices`` and the tile size; 'local' first evens
+    out each slice's illumination over windows twice the training patch
+    (``flatfield.py``); 'tile': each tile's own statistics.
     Yields Progress after every batch; returns PredictResult (stopped=True and the
     finished slices when ``stop`` was requested).
     """
@@ -214,6 +216,7 @@ def predict_stack(
     dev = resolve_device(cfg.device)
     was_training = model.net.training
     net, cl = _net_on(model, dev)
+    vol = flatfield.prepared(model, net, vol, cfg)
     net = _stack_norm(model, net, vol, cfg, dev, norm_tiles)
     opts = dict(
         tta=cfg.tta,

@@ -59,12 +59,12 @@ class PredictConfig:
         False, "also output the variance of the 8 test-time views (needs tta)", advanced=True
     )
     norm_stats: str = opt(
-        "tile",
-        "instance-norm models: normalise each tile by its own statistics ('tile', as in "
-        "training; adapts to uneven illumination, but the result changes a little with the "
-        "tile size) or by statistics measured once over the stack ('stack': the tile size "
-        "does not change the result; only for evenly lit images - on large FIB-SEM slices "
-        "with uneven response it lost badly)",
+        "local",
+        "instance-norm models: 'local' evens out each slice's brightness and contrast over "
+        "windows twice the training patch size, then normalises with statistics measured once "
+        "over the stack (the tile size does not change the result; uneven illumination is "
+        "followed); 'stack' the same without evening out; 'tile' each tile's own statistics, "
+        "as in training and in exported models (the result changes a little with the tile)",
         label="normalisation statistics",
         choices=NORM_STATS,
         advanced=True,

@@ -99,14 +99,15 @@ def _block(
 def _norm_tiles(ref: Any, arr: Any, rgb: bool, cfg: Any) -> np.ndarray | None:
     """Instance-norm calibration tiles of the whole array (``calibrate.py``), so that every
     chunk is normalised alike; None when the model has no instance norm."""
-    from . import calibrate
+    from . import calibrate, flatfield
 
-    if cfg.norm_stats != "stack":  # not even the model file to read
+    if cfg.norm_stats not in calibrate.STACK_MODES:  # not even the model file to read
         return None
     model = _cached_model(ref, cfg.device)
     if not calibrate.wanted(cfg, model.net):
         return None
-    return calibrate.stack_tiles(model, Volume(arr, "ZCYX", rgb_to_gray=rgb))
+    vol = flatfield.prepared(model, model.net, Volume(arr, "ZCYX", rgb_to_gray=rgb), cfg)
+    return calibrate.stack_tiles(model, vol)
 
 
 def _canonical(arr: Any, channel_axis: int | None) -> tuple[Any, bool]:

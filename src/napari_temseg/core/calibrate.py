@@ -141,10 +141,16 @@ def wanted(cfg: Any, net: Any) -> bool:
     return cfg.norm_stats in STACK_MODES and bool(instance_norms(net))
 
 
-def calibrated(net: Any, tiles: np.ndarray, device: Any = None) -> Any:
+def calibrated(
+    net: Any, tiles: np.ndarray, device: Any = None, amp: bool | str = False, cl: bool = False
+) -> Any:
     """A copy of ``net`` whose instance-norm layers use statistics measured on ``tiles``
-    (``net`` itself when it has none). ``net`` is not changed."""
+    (``net`` itself when it has none). ``net`` is not changed. ``amp`` / ``cl``: run the
+    calibration as the prediction will (autocast, channels_last: 1.5x faster on a CPU; the
+    statistics are accumulated in float32 either way)."""
     import torch
+
+    from .device import autocast
 
     if not instance_norms(net):
         return net
@@ -156,8 +162,10 @@ def calibrated(net: Any, tiles: np.ndarray, device: Any = None) -> Any:
         for (_, _, layer), h in zip(layers, hooks, strict=True):
             layer.forward = h
         dev = device or next(twin.parameters()).device
-        with torch.inference_mode():
-            twin(torch.from_numpy(tiles).to(dev))
+        x = torch.from_numpy(tiles).to(dev)
+        x = x.contiguous(memory_format=torch.channels_last) if cl else x
+        with torch.inference_mode(), autocast(torch.device(dev), amp):
+            twin(x)
     finally:
         for (_, _, layer), f in zip(layers, originals, strict=True):
             layer.forward = f

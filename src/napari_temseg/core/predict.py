@@ -153,7 +153,9 @@ def _net_on(model: TrainedModel, device: Any) -> tuple[Any, bool]:
 _MOVING = threading.Lock()
 
 
-def _stack_norm(model: TrainedModel, net: Any, vol: Volume, cfg: Any, dev: Any, tiles: Any) -> Any:
+def _stack_norm(
+    model: TrainedModel, net: Any, vol: Volume, cfg: Any, dev: Any, tiles: Any, cl: bool
+) -> Any:
     """``net`` with its instance norm frozen to the stack's statistics (``calibrate.py``):
     measured on ``tiles`` when given (dask: the same for every chunk), else on ``vol``."""
     from . import calibrate
@@ -161,7 +163,8 @@ def _stack_norm(model: TrainedModel, net: Any, vol: Volume, cfg: Any, dev: Any, 
     if not calibrate.wanted(cfg, net):
         return net
     tiles = calibrate.stack_tiles(model, vol) if tiles is None else tiles
-    return calibrate.calibrated(net, np.asarray(tiles, np.float32), dev)
+    amp = "auto" if cfg.amp else False
+    return calibrate.calibrated(net, np.asarray(tiles, np.float32), dev, amp, cl)
 
 
 def predict_stack(
@@ -217,7 +220,7 @@ def predict_stack(
     was_training = model.net.training
     net, cl = _net_on(model, dev)
     vol = flatfield.prepared(model, net, vol, cfg)
-    net = _stack_norm(model, net, vol, cfg, dev, norm_tiles)
+    net = _stack_norm(model, net, vol, cfg, dev, norm_tiles, cl)
     opts = dict(
         tta=cfg.tta,
         var=outs.arrays[2] is not None,

@@ -205,12 +205,11 @@ def show_preview(
 def new_labels_layer(viewer: Any, r: dict) -> None:
     """A fresh prediction labels layer for the Predict dock's result ``r`` (its
     ``labels`` / ``labels_layer`` entries are replaced; the old layer is left as it is)."""
+    from .layers import transform
+
     source = r["prob_layer"].metadata[TAG]["source"]
     r["labels"] = zeros_like(r["labels"])
-    tr = {k: tuple(getattr(r["prob_layer"], k)) for k in ("scale", "translate")}
-    units = getattr(r["prob_layer"], "units", None)  # napari >= 0.5
-    if units is not None:
-        tr["units"] = tuple(str(u) for u in units)
+    tr = transform(r["prob_layer"])  # scale, translate, units
     if not r["classes"].binary:
         tr["colormap"] = labels_colormap(r["classes"])
     r["labels_layer"] = put_layer(

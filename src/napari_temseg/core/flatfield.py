@@ -80,7 +80,7 @@ class Flattened(Volume):
         sd = np.sqrt(np.maximum(var, (FLOOR * g.S[:, None, None]) ** 2))
         scale = (g.S[:, None, None] / sd).astype(np.float32)
         out = (raw - g.M[:, None, None] - mean) * scale + g.M[:, None, None]
-        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0, copy=False).astype(np.float32)
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0, copy=False)  # float32
 
     def grid(self, z: int) -> _Grid:
         """The block statistics of slice ``z`` (measured on first use)."""
@@ -93,13 +93,14 @@ class Flattened(Volume):
         C, Y, X = self.shape[1:]
         b = self.block
         gy, gx = -(-Y // b), -(-X // b)
-        s1, s2, n = np.zeros((C, gy * gx)), np.zeros((C, gy * gx)), np.zeros(gy * gx)
+        s1, s2 = np.zeros((C, gy * gx)), np.zeros((C, gy * gx))
+        # pixels per block: b x b, fewer in the last block row / column
+        n = np.outer(np.bincount(np.arange(Y) // b), np.bincount(np.arange(X) // b)).ravel()
         rows = max(1, BAND_PIXELS // max(1, X * b)) * b  # whole block rows per read
         for r0 in range(0, Y, rows):
             v = Volume.region(self, z, slice(r0, min(Y, r0 + rows))).astype(np.float64)
             v = np.nan_to_num(v)
             key = (((r0 + np.arange(v.shape[1])) // b)[:, None] * gx + np.arange(X) // b).ravel()
-            n += np.bincount(key, None, gy * gx)
             for ch in range(C):  # per-block sums
                 s1[ch] += np.bincount(key, v[ch].ravel(), gy * gx)
                 s2[ch] += np.bincount(key, (v[ch] ** 2).ravel(), gy * gx)

@@ -30,7 +30,9 @@ numbers (docs/benchmarks.md, "Training")::
 
 ``--tiles N`` adds issue 15's tile-invariance check: each fit() model predicts held-out
 images through ``predict_stack`` with tile 256 and tile 512; the label Dice between the two
-and the largest probability difference are printed (``TILES`` lines).
+and the largest probability difference are printed (``TILES`` lines). With
+``TEMSEG_BENCH_SAVE=<folder>`` every fit() contestant's model is saved there as
+``<name>.safetensors``.
 
 Tuning: extra fit() contestants race in the same run, e.g.::
 
@@ -39,6 +41,8 @@ Tuning: extra fit() contestants race in the same run, e.g.::
 
 A variant is ``name:key=value,key=value`` with keys of TrainConfig (lr, patch, augment,
 batch, ...) plus ``arch``, ``encoder``, ``base_width``, ``norm_layer`` and ``context``.
+``--all key=value,...`` applies to every fit() contestant, the defaults included (a second
+seed: ``--all seed=1``).
 """
 
 from __future__ import annotations
@@ -188,10 +192,18 @@ class Ours:
                         self.setup_s = time.monotonic() - t_start - self.last.elapsed
                 except StopIteration as done:
                     self.model = done.value
+                    self._save()
         finally:
             self.clock.pause()
             T.time = saved
         self.elapsed = self.last.elapsed if self.last else 0.0
+
+    def _save(self) -> None:
+        """Keep the trained model when ``TEMSEG_BENCH_SAVE`` names a folder (re-analysis)."""
+        folder = os.environ.get("TEMSEG_BENCH_SAVE")
+        if folder and self.model is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            self.model.save(Path(folder) / f"{self.name}.safetensors")
 
     def describe(self) -> str:
         c, m = self.train_cfg, self.model_cfg
@@ -328,10 +340,11 @@ def race(contestants: list, seconds: float, time_slice: float) -> None:
 
 
 def _contestants(args, images, masks, ref_images, ref_masks, context: int) -> list:
-    out = [Ours("ours", images, masks, args.seconds, context, {})]
+    base = parse_variant(f"all:{args.all or ''}")[1]
+    out = [Ours("ours", images, masks, args.seconds, context, base)]
     for v in args.variant or []:
         name, ov = parse_variant(v)
-        out.append(Ours(name, images, masks, args.seconds, context, ov))
+        out.append(Ours(name, images, masks, args.seconds, context, {**base, **ov}))
     if not args.no_reference:
         out.append(Reference(ref_images, ref_masks, args.seconds))
     return out
@@ -619,6 +632,7 @@ def main(argv=None) -> None:
         s.add_argument("--slice", type=float, default=30.0, help="round-robin time slice (seconds)")
         s.add_argument("--variant", action="append", help="extra fit() contestant name:key=val,...")
         s.add_argument("--no-reference", action="store_true", help="skip the plain smp loop")
+        s.add_argument("--all", help="key=val,... applied to every fit() contestant (e.g. seed=1)")
         s.add_argument(
             "--tiles",
             type=int,

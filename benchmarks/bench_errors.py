@@ -1,0 +1,154 @@
+"""Where a trained binary model's errors are, on the real held-out data (issue 15).
+
+Two reports on a saved model (e.g. from ``TEMSEG_BENCH_SAVE=<folder> bench_train.py ...``),
+both predicted through the default ``predict_stack`` path (``PredictConfig()``):
+
+* ``thresholds {isbi,emps} MODEL`` - pooled Dice / IoU / precision / recall on the held-out
+  images for a range of probability thresholds: is 0.5 the right cut, are the
+  probabilities compressed, is the error over- or under-segmentation?
+* ``emps-images MODEL`` - per held-out EMPS micrograph: foreground share, particle count and
+  median size, contrast polarity ((mean particle - mean background) / image std), Dice,
+  precision, recall; then the mean per group, so the failing kind of image shows.
+
+Run from the repository root (data in ../shared/data)::
+
+    python benchmarks/bench_errors.py --threads 2 thresholds isbi /tmp/models/ours.safetensors
+    python benchmarks/bench_errors.py --threads 2 emps-images /tmp/models/ours.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import _realdata  # noqa: E402
+
+THRESHOLDS = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+
+
+def _cases(dataset: str) -> list:
+    """[(image, slices, truth)] of the held-out split of bench_train.py."""
+    if dataset == "isbi":
+        vol, lab = _realdata.isbi2012()
+        return [("sections 15-19", vol, list(range(15, vol.shape[0])), lab[15:])]
+    _, test = _realdata.emps_split(0.2, None, None)
+    return [(name, img, None, mask[None]) for name, img, mask in test]
+
+
+def _probabilities(model, image, slices, shape) -> np.ndarray:
+    from napari_temseg.core.config import PredictConfig
+    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.progress import run
+
+    res = run(predict_stack(model, image, PredictConfig(device="cpu"), slices=slices))
+    return np.asarray(res.prob[res.slices], np.float32).reshape(shape)
+
+
+def _counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return np.array([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()], float)
+
+
+def _scores(c: np.ndarray) -> tuple[float, float, float, float]:
+    tp, fp, fn = c
+    return (
+        2 * tp / max(1.0, 2 * tp + fp + fn),
+        tp / max(1.0, tp + fp + fn),
+        tp / max(1.0, tp + fp),
+        tp / max(1.0, tp + fn),
+    )
+
+
+def cmd_thresholds(args, model) -> None:
+    total = np.zeros((len(THRESHOLDS), 3))
+    for _, image, slices, truth in _cases(args.dataset):
+        p, t = _probabilities(model, image, slices, truth.shape), truth > 0
+        for i, th in enumerate(THRESHOLDS):
+            total[i] += _counts(p > th, t)
+    print(f"{'threshold':>9} {'Dice':>7} {'IoU':>7} {'prec':>6} {'recall':>6}")
+    for th, c in zip(THRESHOLDS, total, strict=True):
+        d, iou, pr, rc = _scores(c)
+        print(f"{th:>9.2f} {d:>7.4f} {iou:>7.4f} {pr:>6.3f} {rc:>6.3f}")
+
+
+def _image_row(name, image, p, truth) -> dict:
+    from scipy import ndimage
+
+    t = truth[0] > 0
+    labels, n = ndimage.label(t)
+    sizes = np.bincount(labels.ravel())[1:]
+    grey = image.astype(np.float32)
+    grey = grey.mean(-1) if grey.ndim == 3 else grey
+    polarity = (
+        (grey[t].mean() - grey[~t].mean()) / (grey.std() + 1e-6) if 0 < t.sum() < t.size else 0
+    )
+    d, _, pr, rc = _scores(_counts(p[0] > 0.5, t))
+    med = float(np.median(sizes)) if n else 0.0
+    return dict(name=name, fg=t.mean(), n=n, size=med, pol=polarity, dice=d, prec=pr, rec=rc)
+
+
+def _groups(rows: list[dict], key: str, edges: tuple) -> None:
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = [r for r in rows if lo <= r[key] < hi]
+        if sel:
+            mean = {k: np.mean([r[k] for r in sel]) for k in ("dice", "prec", "rec")}
+            print(
+                f"  {key} [{lo:g}, {hi:g}): {len(sel):3d} images, Dice {mean['dice']:.3f}, "
+                f"precision {mean['prec']:.3f}, recall {mean['rec']:.3f}"
+            )
+
+
+def cmd_emps_images(args, model) -> None:
+    rows = []
+    for name, image, slices, truth in _cases("emps"):
+        rows.append(
+            _image_row(name, image, _probabilities(model, image, slices, truth.shape), truth)
+        )
+        r = rows[-1]
+        print(
+            f"{r['name']:<14} fg {r['fg']:.3f} particles {r['n']:4d} median {r['size']:8.0f} px"
+            f" polarity {r['pol']:+.2f}  Dice {r['dice']:.3f} prec {r['prec']:.3f}"
+            f" rec {r['rec']:.3f}"
+        )
+    dice = np.array([r["dice"] for r in rows])
+    print(f"\n{len(rows)} images, mean image Dice {dice.mean():.3f}, median {np.median(dice):.3f}")
+    _groups(rows, "fg", (0, 0.05, 0.15, 0.3, 0.5, 1.01))
+    _groups(rows, "size", (0, 1000, 5000, 20000, 1e12))
+    _groups(rows, "pol", (-1e9, 0, 1e9))
+    bad = [r for r in rows if r["dice"] < 0.4]
+    over = [r for r in bad if r["prec"] < 0.3 and r["rec"] > 0.8]
+    print(
+        f"  Dice < 0.4: {len(bad)} images, {len(over)} of them over-segmented"
+        " (precision < 0.3, recall > 0.8)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("thresholds", help="pooled scores over a range of thresholds")
+    t.add_argument("dataset", choices=("isbi", "emps"))
+    t.add_argument("model")
+    e = sub.add_parser("emps-images", help="per-image errors on the EMPS held-out split")
+    e.add_argument("model")
+    args = ap.parse_args()
+
+    import torch
+
+    from napari_temseg.core.modelfile import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    {"thresholds": cmd_thresholds, "emps-images": cmd_emps_images}[args.cmd](args, model)
+
+
+if __name__ == "__main__":
+    main()

@@ -51,34 +51,22 @@ def _probabilities(model, image, slices, shape) -> np.ndarray:
     return np.asarray(res.prob[res.slices], np.float32).reshape(shape)
 
 
-def _counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    return np.array([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()], float)
-
-
-def _scores(c: np.ndarray) -> tuple[float, float, float, float]:
-    tp, fp, fn = c
-    return (
-        2 * tp / max(1.0, 2 * tp + fp + fn),
-        tp / max(1.0, tp + fp + fn),
-        tp / max(1.0, tp + fp),
-        tp / max(1.0, tp + fn),
-    )
-
-
 def cmd_thresholds(args, model) -> None:
-    total = np.zeros((len(THRESHOLDS), 3))
+    from napari_temseg.core.metrics import Counts, counts
+
+    total = [Counts(0, 0, 0, 0) for _ in THRESHOLDS]
     for _, image, slices, truth in _cases(args.dataset):
-        p, t = _probabilities(model, image, slices, truth.shape), truth > 0
-        for i, th in enumerate(THRESHOLDS):
-            total[i] += _counts(p > th, t)
+        p = _probabilities(model, image, slices, truth.shape)
+        total = [c + counts(p > th, truth) for c, th in zip(total, THRESHOLDS, strict=True)]
     print(f"{'threshold':>9} {'Dice':>7} {'IoU':>7} {'prec':>6} {'recall':>6}")
     for th, c in zip(THRESHOLDS, total, strict=True):
-        d, iou, pr, rc = _scores(c)
-        print(f"{th:>9.2f} {d:>7.4f} {iou:>7.4f} {pr:>6.3f} {rc:>6.3f}")
+        print(f"{th:>9.2f} {c.dice:>7.4f} {c.iou:>7.4f} {c.precision:>6.3f} {c.recall:>6.3f}")
 
 
 def _image_row(name, image, p, truth) -> dict:
     from scipy import ndimage
+
+    from napari_temseg.core.metrics import counts
 
     t = truth[0] > 0
     labels, n = ndimage.label(t)
@@ -88,9 +76,18 @@ def _image_row(name, image, p, truth) -> dict:
     polarity = (
         (grey[t].mean() - grey[~t].mean()) / (grey.std() + 1e-6) if 0 < t.sum() < t.size else 0
     )
-    d, _, pr, rc = _scores(_counts(p[0] > 0.5, t))
+    c = counts(p[0] > 0.5, t)
     med = float(np.median(sizes)) if n else 0.0
-    return dict(name=name, fg=t.mean(), n=n, size=med, pol=polarity, dice=d, prec=pr, rec=rc)
+    return dict(
+        name=name,
+        fg=t.mean(),
+        n=n,
+        size=med,
+        pol=polarity,
+        dice=c.dice,
+        prec=c.precision,
+        rec=c.recall,
+    )
 
 
 def _groups(rows: list[dict], key: str, edges: tuple) -> None:

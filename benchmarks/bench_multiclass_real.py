@@ -415,6 +415,8 @@ def bench(args, dataset: str) -> None:
             predict_jobs=args.threads or 1,
         ),
     ]
+    if args.no_reference:  # fit() contestants only (variants of the defaults)
+        contestants = [c for c in contestants if isinstance(c, Ours)]
     t0 = time.monotonic()
     race(contestants, args.seconds, args.slice)
     print(f"training done in {time.monotonic() - t0:.0f}s wall; predicting", flush=True)
@@ -471,6 +473,9 @@ def main(argv=None) -> None:
             action="append",
             default=[],
             help="another fit() contestant: name:key=value,... (TrainConfig/ModelConfig keys)",
+        )
+        s.add_argument(
+            "--no-reference", action="store_true", help="skip the plain smp loop and the forest"
         )
         s.add_argument("--held-out", type=float, default=0.25, help="share of images held out")
         s.add_argument("--rf-pixels", type=int, default=20000, help="rf: pixels drawn per image")

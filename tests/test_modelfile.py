@@ -93,7 +93,11 @@ def test_config_weights_mismatch_is_rejected(model, tmp_path):
     save_file(tensors, str(tmp_path / "edited.safetensors"), metadata={META_KEY: json.dumps(meta)})
     with pytest.raises(ModelFileError, match="do not match its config"):
         load_model(tmp_path / "edited.safetensors")
-    meta["model"]["base_width"] = None
+    meta["model"]["base_width"], meta["model"]["depth"] = None, 5  # or about its depth
+    save_file(tensors, str(tmp_path / "deep.safetensors"), metadata={META_KEY: json.dumps(meta)})
+    with pytest.raises(ModelFileError, match="do not match its config"):
+        load_model(tmp_path / "deep.safetensors")
+    meta["model"]["depth"] = None
     meta["model"]["in_channels"] = 5  # and about its input
     save_file(tensors, str(tmp_path / "lies.safetensors"), metadata={META_KEY: json.dumps(meta)})
     with pytest.raises(ModelFileError, match="in_channels = 5"):
@@ -150,6 +154,22 @@ def test_files_without_norm_field_load_as_batch_norm(tmp_path):
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(old.net(x), back.net(x))
+
+
+def test_depth_travels_with_the_model_and_old_files_load_as_depth_4(model, tmp_path):
+    import torch
+
+    from napari_temseg.core.models import build_model
+
+    cfg = ModelConfig(arch="small-unet", base_width=4, depth=5)
+    spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,))
+    deep = TrainedModel(build_model(cfg).eval(), cfg, spec)
+    back = load_model(deep.save(tmp_path / "deep.safetensors"))
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert back.model_cfg.depth == 5 and torch.equal(deep.net(x), back.net(x))
+    old = load_model(_rewrite(model, tmp_path, _set("model", "depth", _DELETE)))  # pre-depth file
+    assert old.model_cfg.depth is None and old.model_cfg.levels == 4
 
 
 def test_files_with_the_old_field_names_load(tmp_path):
@@ -214,6 +234,7 @@ def _set(section, key, value):
     [
         (_set("model", "base_width", 10**9), "model.base_width must be a whole number 4..1024"),
         (_set("model", "in_channels", -3), "model.in_channels must be a whole number"),
+        (_set("model", "depth", 9), "model.depth must be a whole number 3..6"),
         (_set("model", "classes", "1"), "model.classes must be a whole number"),
         (_set("model", "arch", 7), "model.arch"),
         (_set("model", "norm_layer", ["batch"]), "model.norm_layer must be text"),

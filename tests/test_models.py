@@ -191,3 +191,40 @@ def test_auto_norm_is_instance_for_the_default_and_batch_elsewhere():
     assert ModelConfig(arch="unet").norm_layer == ModelConfig(arch="resunet").norm_layer == "batch"
     assert ModelConfig(arch="Unet").norm_layer == "batch"
     assert not _modules(models.build_model(), torch.nn.BatchNorm2d)
+
+
+@pytest.mark.parametrize("arch", ["small-unet", "unet"])
+@pytest.mark.parametrize("depth", [3, 5])
+def test_depth_sets_pooling_levels_stride_and_capped_widths(arch, depth):
+    cfg = ModelConfig(arch=arch, base_width=4, depth=depth)
+    net = models.build_model(cfg).eval()
+    assert len(_modules(net, torch.nn.MaxPool2d)) == depth
+    assert len(_modules(net, torch.nn.ConvTranspose2d)) == depth
+    assert models.required_multiple(cfg) == 2**depth
+    widths = sorted({c.out_channels for c in _modules(net, torch.nn.Conv2d)} - {1})
+    assert widths == [4 * 2**i for i in range(min(depth, 4) + 1)]  # capped at 16 x base
+    hw = (2 * 2**depth, 3 * 2**depth)
+    with torch.no_grad():
+        assert net(torch.randn(1, 1, *hw)).shape == (1, 1, *hw)
+
+
+def test_depth_auto_is_the_four_level_network():
+    auto, four = ModelConfig(), ModelConfig(depth=4)
+    assert auto.depth is None and auto.levels == four.levels == 4
+    a, b = models.build_model(auto), models.build_model(four)
+    assert [p.shape for p in a.state_dict().values()] == [p.shape for p in b.state_dict().values()]
+    assert models.min_input_size(ModelConfig(depth=5)) == 64  # instance norm: two strides
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(arch="resunet", depth=5), "depth is an option of"),
+        (dict(arch="Unet", depth=4), "leave it on auto"),
+        (dict(depth=2), "depth must be 3..6"),
+        (dict(depth=7), "depth must be 3..6"),
+    ],
+)
+def test_depth_option_is_checked(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**kwargs)

@@ -361,3 +361,21 @@ def test_patch_below_the_instance_norm_minimum_is_refused(stack):
     with pytest.raises(InputError, match="patch 16 px is too small .*use patch >= 32"):
         run(fit(img, mask, train_cfg=cfg(patch=16)))
     run(fit(img, mask, train_cfg=cfg(patch=16), model_cfg=ModelConfig(norm_layer="batch")))
+
+
+def test_a_deeper_network_trains_saves_and_predicts_any_image_size(stack, tmp_path):
+    """depth 5: patches must be multiples of 32 (said in the error); prediction pads any
+    image size to the network's stride and returns the image's own shape."""
+    from napari_temseg.core.modelfile import load_model
+    from napari_temseg.core.predict import predict_stack
+
+    img, mask = stack
+    deep = ModelConfig(base_width=4, depth=5)
+    with pytest.raises(InputError, match="patch 80 px .* depth 5: use a multiple of 32"):
+        run(fit(img, mask, train_cfg=cfg(patch=80), model_cfg=deep))
+    model = run(fit(img, mask, train_cfg=cfg(patch=64), model_cfg=deep))
+    back = load_model(model.save(tmp_path / "deep.safetensors"))
+    assert back.model_cfg.levels == 5
+    odd = img[:1, :, :50, :37]
+    prob = run(predict_stack(back, odd, PredictConfig(tile=64, device="cpu"))).prob
+    assert prob.shape[-2:] == (50, 37) and np.isfinite(prob).all()

@@ -324,6 +324,19 @@ def test_norm_layer_choice_reaches_the_model_config(docks):
     assert not train.norm_layer.native.isHidden() and train.model_config().encoder is None
 
 
+def test_depth_choice_reaches_the_model_config_where_it_applies(docks):
+    _, _, train, _ = docks
+    assert train.model_config().depth is None and train.depth.native.text() == "auto"
+    train.depth.value = 5
+    assert train.model_config().depth == 5
+    train.arch.value = "resunet"  # no depth option there: hidden, and left on auto
+    assert train.depth.native.isHidden() and train.model_config().depth is None
+    train.arch.value = "small-unet"
+    assert not train.depth.native.isHidden() and train.model_config().depth == 5
+    train.depth.value = train.depth.min
+    assert train.model_config().depth is None
+
+
 def test_save_button_goes_through_the_file_dialog(docks, monkeypatch, tmp_path):
     from qtpy.QtWidgets import QFileDialog
 

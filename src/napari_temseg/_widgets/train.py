@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
 from ..adapters import layers as L
 from ..adapters.workers import start_worker
-from ..core.config import NATIVE_ARCHS, ModelConfig, TrainConfig
+from ..core.config import DEPTH_ARCHS, NATIVE_ARCHS, ModelConfig, TrainConfig
 from ..core.errors import InputError
 from ..core.export import SUFFIX
 from ..core.options import train_configs
@@ -116,6 +116,7 @@ class TrainWidget(Container):
             self.form.set_applicable(name, not native)
         for name in ("base_width", "norm_layer"):
             self.form.set_applicable(name, native)
+        self.form.set_applicable("depth", arch in DEPTH_ARCHS)
 
     def _inputs(self) -> tuple:
         layers, ca, vol = selected_image(

@@ -45,6 +45,9 @@ from .train_config import TrainConfig
 # tile; batch norm's are not), but batch norm lost clearly on EMPS again with precise
 # statistics (docs/benchmarks.md, "Tile invariance and precise batch norm"), so binary stays.
 _AUTO_DEFERRED = "small-unet"
+# native U-Nets whose number of pooling levels is an option (ModelConfig.depth; auto = 4)
+DEPTH_ARCHS = ("small-unet", "unet")
+MIN_DEPTH, MAX_DEPTH, DEFAULT_DEPTH = 3, 6, 4
 # fields renamed since format 1 files were written: {class name: {old: new}}
 RENAMED = {
     "ModelConfig": {"norm": "norm_layer"},
@@ -100,6 +103,17 @@ class ModelConfig:
         step=4,
         advanced=True,
     )
+    depth: int | None = opt(
+        None,
+        "pooling levels of a small-unet or unet (auto: 4); one more level doubles the context "
+        "the network sees (sparse objects on large flat backgrounds), and training patches "
+        "must then be multiples of 2^depth",
+        label="depth (levels)",
+        none="auto",
+        lo=MIN_DEPTH,
+        hi=MAX_DEPTH,
+        advanced=True,
+    )
     norm_layer: str = opt(
         "auto",
         "normalisation layers of a native network (auto: instance for a binary "
@@ -119,6 +133,15 @@ class ModelConfig:
         )
         if self.base_width is not None:
             check(self.base_width >= 4, f"base_width must be >= 4, got {self.base_width}")
+        if self.depth is not None:
+            check(
+                self.arch in DEPTH_ARCHS,
+                f"depth is an option of {DEPTH_ARCHS}, not of '{self.arch}': leave it on auto",
+            )
+            check(
+                MIN_DEPTH <= self.depth <= MAX_DEPTH,
+                f"depth must be {MIN_DEPTH}..{MAX_DEPTH} pooling levels, got {self.depth}",
+            )
         if self.norm_layer == "auto" and self.arch != _AUTO_DEFERRED:
             object.__setattr__(self, "norm_layer", "batch")
         check(
@@ -147,6 +170,11 @@ class ModelConfig:
     @property
     def is_native(self) -> bool:
         return self.arch in NATIVE_ARCHS
+
+    @property
+    def levels(self) -> int:
+        """Pooling levels of a native U-Net (``depth``, or 4 when auto / not an option)."""
+        return DEFAULT_DEPTH if self.depth is None else self.depth
 
     def resolved(self) -> ModelConfig:
         """This config with ``norm_layer="auto"`` made concrete for its number of output
@@ -224,6 +252,10 @@ def dumps(**parts: Any) -> str:
 __all__ = [
     "AUGMENT_PRESETS",
     "NATIVE_ARCHS",
+    "DEPTH_ARCHS",
+    "MIN_DEPTH",
+    "MAX_DEPTH",
+    "DEFAULT_DEPTH",
     "ModelConfig",
     "InputSpec",
     "TrainConfig",

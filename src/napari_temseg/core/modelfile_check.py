@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from .classes import ClassTable
+from .config import MAX_DEPTH, MIN_DEPTH
 from .errors import ModelFileError, TemsegError
 
 FORMAT_VERSION = 2  # 2: K-class models (a 'classes' table; binary files are still 1)
@@ -74,6 +75,8 @@ def _check_model_section(m: Any, name: str) -> None:
     _check_ints(m, limits, "model", name)
     if m.get("base_width") is not None:
         _check_ints(m, {"base_width": (None, 4, MAX_BASE_WIDTH)}, "model", name)
+    if m.get("depth") is not None:
+        _check_ints(m, {"depth": (None, MIN_DEPTH, MAX_DEPTH)}, "model", name)
 
 
 def _check_input_section(i: Any, model: dict, name: str) -> None:

@@ -4,8 +4,8 @@ Native architectures (implemented here, no downloads ever):
 
 * ``unet`` - classic U-Net (Ronneberger et al. 2015): two 3x3 conv + BN + ReLU per
   level, 2x2 max-pool, 2x2 transposed-conv up-sampling, skip concatenation, 1x1 head.
-  Four poolings; widths ``b, 2b, 4b, 8b`` + ``16b`` bottleneck (``b = cfg.base_width``,
-  default 32).
+  Four poolings (``cfg.depth``: 3..6); widths ``b, 2b, 4b, 8b`` + ``16b`` bottleneck
+  (``b = cfg.base_width``, default 32; deeper levels stay at ``16b``).
 * ``small-unet`` - the compact U-Net of the Keras/Kaggle recipe: 16-32-64-128 encoder,
   256 bottleneck, 3x3 stride-2 transposed convolutions, ~2.16 M parameters for one input
   channel (``cfg.base_width`` scales it; default 16).
@@ -20,8 +20,8 @@ Native architectures (implemented here, no downloads ever):
 Any other ``arch`` is a segmentation-models-pytorch architecture (``Unet``, ``FPN``,
 ``UnetPlusPlus``...) with ``cfg.encoder`` (``resnet18``, ``mobilenet_v2``...).
 
-Input height and width must be multiples of :func:`required_multiple` (16 for the
-native archs, 32 for smp encoders): pad, don't resize.
+Input height and width must be multiples of :func:`required_multiple` (2^depth = 16 for
+the native archs, 32 for smp encoders): pad, don't resize.
 
 torch is imported lazily: importing this module is cheap (the napari manifest and
 the CLI import it at start-up).
@@ -129,17 +129,26 @@ def _double_conv(cin: int, cout: int, norm: str = "batch"):
     )
 
 
-def _plain_unet(cin: int, classes: int, base: int, up_kernel: int, norm: str = "batch"):
-    """Four-pooling U-Net; ``up_kernel`` 2 (Ronneberger) or 3 (Keras small U-Net)."""
+def _plain_unet(
+    cin: int, classes: int, base: int, up_kernel: int, norm: str = "batch", depth: int = 4
+):
+    """U-Net with ``depth`` poolings; ``up_kernel`` 2 (Ronneberger) or 3 (Keras small U-Net).
+
+    Widths double per level up to ``16 * base`` (the 4-level bottleneck), then stay: a fifth
+    level adds context (receptive field x2) for ~1.2x the compute, not 4x the parameters.
+    """
     from torch import nn
 
-    w = [base * 2**i for i in range(5)]  # 4 levels + bottleneck
+    w = [base * 2 ** min(i, 4) for i in range(depth + 1)]  # levels + bottleneck
     enc = [_double_conv(cin, w[0], norm)]
-    enc += [nn.Sequential(nn.MaxPool2d(2), _double_conv(w[i - 1], w[i], norm)) for i in range(1, 4)]
-    bridge = nn.Sequential(nn.MaxPool2d(2), _double_conv(w[3], w[4], norm))
+    enc += [
+        nn.Sequential(nn.MaxPool2d(2), _double_conv(w[i - 1], w[i], norm)) for i in range(1, depth)
+    ]
+    bridge = nn.Sequential(nn.MaxPool2d(2), _double_conv(w[depth - 1], w[depth], norm))
     pad, out_pad = (0, 0) if up_kernel == 2 else (1, 1)
-    ups = [nn.ConvTranspose2d(w[i + 1], w[i], up_kernel, 2, pad, out_pad) for i in (3, 2, 1, 0)]
-    decs = [_double_conv(2 * w[i], w[i], norm) for i in (3, 2, 1, 0)]
+    up_levels = range(depth - 1, -1, -1)
+    ups = [nn.ConvTranspose2d(w[i + 1], w[i], up_kernel, 2, pad, out_pad) for i in up_levels]
+    decs = [_double_conv(2 * w[i], w[i], norm) for i in up_levels]
     return _classes()["UNet"](enc, bridge, ups, decs, nn.Conv2d(w[0], classes, 1))
 
 
@@ -234,9 +243,9 @@ def build_model(cfg: ModelConfig | None = None):
         return _build_smp(cfg)
     base = cfg.base_width or _DEFAULT_WIDTH[cfg.arch]
     if cfg.arch == "unet":
-        return _plain_unet(cfg.in_channels, cfg.classes, base, 2, cfg.norm_layer)
+        return _plain_unet(cfg.in_channels, cfg.classes, base, 2, cfg.norm_layer, cfg.levels)
     if cfg.arch == "small-unet":
-        return _plain_unet(cfg.in_channels, cfg.classes, base, 3, cfg.norm_layer)
+        return _plain_unet(cfg.in_channels, cfg.classes, base, 3, cfg.norm_layer, cfg.levels)
     if cfg.arch == "sensor3d":
         from functools import partial
 
@@ -248,9 +257,9 @@ def build_model(cfg: ModelConfig | None = None):
 
 
 def required_multiple(cfg: ModelConfig | None = None) -> int:
-    """Input H and W must be multiples of this: 16 for native archs, 32 for smp encoders."""
+    """Input H and W must be multiples of this: 2^depth (16) for native archs, 32 for smp."""
     cfg = DEFAULT_MODEL if cfg is None else cfg
-    return 16 if cfg.is_native else 32
+    return 2**cfg.levels if cfg.is_native else 32
 
 
 def min_input_size(cfg: ModelConfig | None = None) -> int:
@@ -258,7 +267,7 @@ def min_input_size(cfg: ModelConfig | None = None) -> int:
 
     One stride for most networks; two for native networks with instance norm, which
     normalises each channel over its pixels and needs more than one pixel at the
-    1/16-resolution bottleneck.
+    bottleneck (1/16 resolution at depth 4).
     """
     cfg = (DEFAULT_MODEL if cfg is None else cfg).resolved()
     m = required_multiple(cfg)

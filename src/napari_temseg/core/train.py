@@ -65,13 +65,18 @@ def _make_net(
 
 
 def _check_patch(patch: int, model_cfg: ModelConfig) -> None:
-    from .models import min_input_size
+    from .models import min_input_size, required_multiple
 
-    need = min_input_size(model_cfg)
+    need, m = min_input_size(model_cfg), required_multiple(model_cfg)
     if patch < need:
         raise InputError(
             f"patch {patch} px is too small for {model_cfg.arch} with {model_cfg.norm_layer} "
             f"norm (it needs more than one pixel at its bottleneck): use patch >= {need}"
+        )
+    if patch % m:
+        raise InputError(
+            f"patch {patch} px does not fit {model_cfg.arch} at depth {model_cfg.levels}: "
+            f"use a multiple of {m}, e.g. patch {patch + m - patch % m}"
         )
 
 

@@ -17,7 +17,7 @@ from napari_temseg.core.train import fit
 onnxruntime = pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime")
 
 
-def trained(classes=2, context=0, arch="small-unet"):
+def trained(classes=2, context=0, arch="small-unet", depth=None):
     rng = np.random.default_rng(0)
     img = (rng.random((3, 64, 64)) * 200 + 30).astype(np.float32)  # raw, not 0..1
     lab = (img > 130).astype(np.uint8)
@@ -25,7 +25,8 @@ def trained(classes=2, context=0, arch="small-unet"):
         lab[img > 190] = 2
     cfg = TrainConfig(epochs=1, seconds=None, steps_per_epoch=2, patch=64, batch=2,
                       device="cpu", context=context)  # fmt: skip
-    return img, run(fit(img, lab, train_cfg=cfg, model_cfg=ModelConfig(arch=arch, base_width=8)))
+    mcfg = ModelConfig(arch=arch, base_width=8, depth=depth)
+    return img, run(fit(img, lab, train_cfg=cfg, model_cfg=mcfg))
 
 
 def reference(model, img):
@@ -37,12 +38,15 @@ def reference(model, img):
 
 
 @pytest.mark.parametrize(
-    "classes,context,arch,fmt",
-    [(2, 0, "small-unet", "onnx"), (2, 0, "small-unet", "torchscript"),
-     (3, 1, "small-unet", "onnx"), (2, 1, "sensor3d", "torchscript")],
+    "classes,context,arch,fmt,depth",
+    [(2, 0, "small-unet", "onnx", None), (2, 0, "small-unet", "torchscript", None),
+     (3, 1, "small-unet", "onnx", None), (2, 1, "sensor3d", "torchscript", None),
+     (2, 0, "small-unet", "onnx", 5)],
 )  # fmt: skip
-def test_exported_model_gives_the_package_probabilities(tmp_path, classes, context, arch, fmt):
-    img, model = trained(classes, context, arch)
+def test_exported_model_gives_the_package_probabilities(
+    tmp_path, classes, context, arch, fmt, depth
+):
+    img, model = trained(classes, context, arch, depth)
     path = export(model, tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt"))
     z = 1  # the middle slice: its 2.5D window is slices 0..2
     x = img[z - context : z + context + 1][None].astype(np.float32)  # (1, 2k+1, 64, 64) raw

@@ -135,7 +135,8 @@ def _plain_unet(
     """U-Net with ``depth`` poolings; ``up_kernel`` 2 (Ronneberger) or 3 (Keras small U-Net).
 
     Widths double per level up to ``16 * base`` (the 4-level bottleneck), then stay: a fifth
-    level adds context (receptive field x2) for ~1.2x the compute, not 4x the parameters.
+    level doubles the receptive field for ~1.1x the training time (measured), not 4x the
+    parameters.
     """
     from torch import nn
 

@@ -80,7 +80,7 @@ class TrainConfig:
     )
     patch: int = opt(
         256,
-        "training patch size in pixels (multiple of 16)",
+        "training patch size in pixels (multiple of 16; of 2^depth for a deeper network)",
         label="patch (px)",
         lo=16,
         hi=4096,

@@ -13,6 +13,9 @@ clear message when the folder is absent, so tests can ``pytest.skip`` on it.
   folders (MetalDAM SEM, 5 phases; HAADF-STEM alumina + Pt, 3 classes), sorted by name,
   masks uint8 class ids; :data:`METALDAM_CLASSES` / :data:`STEM_CLASSES` name them.
   :func:`hash_split` holds out a deterministic share of the names (ranked by name hash).
+* :func:`default_probabilities` -> a trained model's probabilities through the default
+  prediction path (``predict_stack``, ``PredictConfig(device="cpu")``), as users get them:
+  the one way the benchmarks score fit()'s models.
 """
 
 from __future__ import annotations
@@ -141,6 +144,17 @@ def hash_split(names: list[str], fraction: float = 0.25) -> tuple[list[int], lis
     ranked = sorted(range(len(names)), key=lambda i: (_name_hash(names[i]), names[i]))
     test = sorted(ranked[:n_out])
     return [i for i in range(len(names)) if i not in set(test)], test
+
+
+def default_probabilities(model, image: np.ndarray, slices: list[int] | None = None) -> np.ndarray:
+    """Probabilities of ``slices`` (all when None), stacked in that order, predicted through
+    the default path: tiles, calibrated norm statistics, ``PredictConfig(device="cpu")``."""
+    from napari_temseg.core.config import PredictConfig
+    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.progress import run
+
+    res = run(predict_stack(model, image, PredictConfig(device="cpu"), slices=slices))
+    return np.asarray(res.prob[res.slices], np.float32)
 
 
 def available(what: str = "all") -> bool:

@@ -43,12 +43,7 @@ def _cases(dataset: str) -> list:
 
 
 def _probabilities(model, image, slices, shape) -> np.ndarray:
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.predict import predict_stack
-    from napari_temseg.core.progress import run
-
-    res = run(predict_stack(model, image, PredictConfig(device="cpu"), slices=slices))
-    return np.asarray(res.prob[res.slices], np.float32).reshape(shape)
+    return _realdata.default_probabilities(model, image, slices).reshape(shape)
 
 
 def cmd_thresholds(args, model) -> None:

@@ -218,15 +218,11 @@ class Ours:
             f"{c.optimizer}, loss {c.loss}, augment '{c.augment}', val_fraction {c.val_fraction}"
         )
 
-    def predict(self, image: np.ndarray, z: int) -> np.ndarray:
-        """Slice ``z`` labelled through the default prediction path (``predict_stack`` with
-        ``PredictConfig(device="cpu")``: tiles, calibrated norm statistics), as users get it."""
-        from napari_temseg.core.config import PredictConfig
-        from napari_temseg.core.predict import predict_stack
-        from napari_temseg.core.progress import run
-
-        res = run(predict_stack(self.model, image, PredictConfig(device="cpu"), slices=[z]))
-        return np.asarray(res.prob[z], np.float32).reshape(image.shape[-2:]) > self.model.threshold
+    def predict(self, image: np.ndarray, slices: list[int]) -> list[np.ndarray]:
+        """``slices`` labelled through the default prediction path, in one call (the norm
+        statistics are calibrated once per image)."""
+        prob = _realdata.default_probabilities(self.model, image, slices)
+        return list(prob.reshape(len(slices), *image.shape[-2:]) > self.model.threshold)
 
 
 class Reference:
@@ -311,9 +307,9 @@ class Reference:
             self.steps += 1
             self.elapsed += time.monotonic() - t
 
-    def predict(self, image: np.ndarray, z: int) -> np.ndarray:
-        img = image[z] if image.ndim == 3 else image
-        return predict_full(self.net, img[None].astype(np.float32) / 255.0, 32)
+    def predict(self, image: np.ndarray, slices: list[int]) -> list[np.ndarray]:
+        imgs = [image[z] if image.ndim == 3 else image for z in slices]
+        return [predict_full(self.net, img[None].astype(np.float32) / 255.0, 32) for img in imgs]
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -418,7 +414,7 @@ def bench_isbi(args) -> None:
     race(contestants, args.seconds, args.slice)
     truths = [lab[z] for z in test]
     # prediction sees the whole image stack (context slices 14 and 16.. are images, not labels)
-    results = {c.name: _dice_report([c.predict(vol, z) for z in test], truths) for c in contestants}
+    results = {c.name: _dice_report(c.predict(vol, test), truths) for c in contestants}
     _report(
         contestants,
         results,
@@ -443,7 +439,8 @@ def bench_emps(args) -> None:
     race(contestants, args.seconds, args.slice)
     truths = [t[2] for t in test_eval]
     results = {
-        c.name: _dice_report([c.predict(t[1], 0) for t in test_eval], truths) for c in contestants
+        c.name: _dice_report([c.predict(t[1], [0])[0] for t in test_eval], truths)
+        for c in contestants
     }
     _report(
         contestants,

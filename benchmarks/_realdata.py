@@ -146,14 +146,17 @@ def hash_split(names: list[str], fraction: float = 0.25) -> tuple[list[int], lis
     return [i for i in range(len(names)) if i not in set(test)], test
 
 
-def default_probabilities(model, image: np.ndarray, slices: list[int] | None = None) -> np.ndarray:
+def default_probabilities(
+    model, image: np.ndarray, slices: list[int] | None = None, **options
+) -> np.ndarray:
     """Probabilities of ``slices`` (all when None), stacked in that order, predicted through
-    the default path: tiles, calibrated norm statistics, ``PredictConfig(device="cpu")``."""
+    the default path: tiles, calibrated norm statistics, ``PredictConfig(device="cpu")``
+    (``options``: other PredictConfig fields, e.g. ``tta=True``)."""
     from napari_temseg.core.config import PredictConfig
     from napari_temseg.core.predict import predict_stack
     from napari_temseg.core.progress import run
 
-    res = run(predict_stack(model, image, PredictConfig(device="cpu"), slices=slices))
+    res = run(predict_stack(model, image, PredictConfig(device="cpu", **options), slices=slices))
     return np.asarray(res.prob[res.slices], np.float32)
 
 

@@ -42,8 +42,8 @@ def _cases(dataset: str) -> list:
     return [(name, img, None, mask[None]) for name, img, mask in test]
 
 
-def _probabilities(model, image, slices, shape) -> np.ndarray:
-    return _realdata.default_probabilities(model, image, slices).reshape(shape)
+def _probabilities(model, image, slices, shape, tta=False) -> np.ndarray:
+    return _realdata.default_probabilities(model, image, slices, tta=tta).reshape(shape)
 
 
 def cmd_thresholds(args, model) -> None:
@@ -51,7 +51,7 @@ def cmd_thresholds(args, model) -> None:
 
     total = [Counts(0, 0, 0, 0) for _ in THRESHOLDS]
     for _, image, slices, truth in _cases(args.dataset):
-        p = _probabilities(model, image, slices, truth.shape)
+        p = _probabilities(model, image, slices, truth.shape, args.tta)
         total = [c + counts(p > th, truth) for c, th in zip(total, THRESHOLDS, strict=True)]
     print(f"{'threshold':>9} {'Dice':>7} {'IoU':>7} {'prec':>6} {'recall':>6}")
     for th, c in zip(THRESHOLDS, total, strict=True):
@@ -99,9 +99,8 @@ def _groups(rows: list[dict], key: str, edges: tuple) -> None:
 def cmd_emps_images(args, model) -> None:
     rows = []
     for name, image, slices, truth in _cases("emps"):
-        rows.append(
-            _image_row(name, image, _probabilities(model, image, slices, truth.shape), truth)
-        )
+        p = _probabilities(model, image, slices, truth.shape, args.tta)
+        rows.append(_image_row(name, image, p, truth))
         r = rows[-1]
         print(
             f"{r['name']:<14} fg {r['fg']:.3f} particles {r['n']:4d} median {r['size']:8.0f} px"
@@ -124,6 +123,7 @@ def cmd_emps_images(args, model) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    ap.add_argument("--tta", action="store_true", help="predict with test-time augmentation")
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("thresholds", help="pooled scores over a range of thresholds")
     t.add_argument("dataset", choices=("isbi", "emps"))

@@ -213,6 +213,8 @@ class Ours:
     def describe(self) -> str:
         c, m = self.train_cfg, self.model_cfg
         arch = m.arch + (f"/{m.encoder}" if m.encoder else f", depth {m.levels}")
+        if self.model is not None:  # binning: the option's or auto's choice
+            arch += f", binning {self.model.input_spec.binning}"
         return (
             f"fit(): {arch}, context {self.context}, patch {c.patch}, batch {c.batch}, lr {c.lr}, "
             f"{c.optimizer}, loss {c.loss}, augment '{c.augment}', val_fraction {c.val_fraction}"

@@ -29,16 +29,16 @@ def predicted(model, x):
     return prob[None] if model.classes.binary else prob
 
 
-@pytest.mark.parametrize("classes,context", [(2, 0), (3, 1)])
+@pytest.mark.parametrize("classes,context,binning", [(2, 0, 1), (3, 1, 1), (2, 0, 2)])
 def test_package_validates_passes_the_core_test_and_gives_our_probabilities(
-    tmp_path, classes, context
+    tmp_path, classes, context, binning
 ):
     from bioimageio.core import test_model
     from bioimageio.spec import load_description
 
     from napari_temseg import api
 
-    _, model = trained(classes, context)
+    _, model = trained(classes, context, binning=binning)  # binned: the graph bins itself
     path = api.export(model, tmp_path / "m.zip", author="A. Tester")
     assert not list(tmp_path.glob(".tmp-*"))
     descr = load_description(path)

@@ -17,14 +17,14 @@ from napari_temseg.core.train import fit
 onnxruntime = pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime")
 
 
-def trained(classes=2, context=0, arch="small-unet", depth=None):
+def trained(classes=2, context=0, arch="small-unet", depth=None, binning=1):
     rng = np.random.default_rng(0)
     img = (rng.random((3, 64, 64)) * 200 + 30).astype(np.float32)  # raw, not 0..1
     lab = (img > 130).astype(np.uint8)
     if classes == 3:
         lab[img > 190] = 2
     cfg = TrainConfig(epochs=1, seconds=None, steps_per_epoch=2, patch=64, batch=2,
-                      device="cpu", context=context)  # fmt: skip
+                      device="cpu", context=context, binning=binning)  # fmt: skip
     mcfg = ModelConfig(arch=arch, base_width=8, depth=depth)
     return img, run(fit(img, lab, train_cfg=cfg, model_cfg=mcfg))
 
@@ -38,15 +38,17 @@ def reference(model, img):
 
 
 @pytest.mark.parametrize(
-    "classes,context,arch,fmt,depth",
-    [(2, 0, "small-unet", "onnx", None), (2, 0, "small-unet", "torchscript", None),
-     (3, 1, "small-unet", "onnx", None), (2, 1, "sensor3d", "torchscript", None),
-     (2, 0, "small-unet", "onnx", 5)],
+    "classes,context,arch,fmt,depth,binning",
+    [(2, 0, "small-unet", "onnx", None, 1), (2, 0, "small-unet", "torchscript", None, 1),
+     (3, 1, "small-unet", "onnx", None, 1), (2, 1, "sensor3d", "torchscript", None, 1),
+     (2, 0, "small-unet", "onnx", 5, 1), (2, 0, "small-unet", "onnx", None, 2)],
 )  # fmt: skip
 def test_exported_model_gives_the_package_probabilities(
-    tmp_path, classes, context, arch, fmt, depth
+    tmp_path, classes, context, arch, fmt, depth, binning
 ):
-    img, model = trained(classes, context, arch, depth)
+    """... including a binned model: the graph bins and interpolates back itself."""
+    img, model = trained(classes, context, arch, depth, binning)
+    assert model.input_spec.binning == binning
     path = export(model, tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt"))
     z = 1  # the middle slice: its 2.5D window is slices 0..2
     x = img[z - context : z + context + 1][None].astype(np.float32)  # (1, 2k+1, 64, 64) raw

@@ -239,6 +239,7 @@ def _set(section, key, value):
         (_set("model", "arch", 7), "model.arch"),
         (_set("model", "norm_layer", ["batch"]), "model.norm_layer must be text"),
         (_set("input", "context", 0.5), "input.context must be a whole number 0..8"),
+        (_set("input", "binning", 0), "input.binning must be a whole number 1..4"),
         (_set("input", "channels", True), "input.channels must be a whole number"),
         (_set("input", "norm_lo", [0.1, 0.2]), "input.norm_lo must be 1 finite number"),
         (_set("input", "norm_hi", ["x"]), "input.norm_hi must be 1 finite number"),

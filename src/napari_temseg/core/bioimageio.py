@@ -105,8 +105,9 @@ def _tensors(v: Any, model: Any, files: dict[str, Path]) -> tuple[Any, Any]:
     from .models import min_input_size, required_multiple
 
     ins, outs = _channel_names(model)
+    b = model.input_spec.binning  # the package bins and interpolates back itself
     size = v.ParameterizedSize(
-        min=min_input_size(model.model_cfg), step=required_multiple(model.model_cfg)
+        min=min_input_size(model.model_cfg) * b, step=required_multiple(model.model_cfg) * b
     )
     inp = v.InputTensorDescr(
         id=v.TensorId("raw"),

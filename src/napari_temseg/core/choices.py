@@ -26,6 +26,7 @@ def check(cond: bool, msg: str) -> None:
 NATIVE_ARCHS = ("unet", "small-unet", "resunet", "sensor3d")
 SMP_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus")  # offered in the dock
 ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")  # offered in the dock
+MAX_BINNING = 4  # InputSpec.binning / TrainConfig.binning: 1 (none) .. 4 x 4
 LOSSES = ("bce", "dice", "bce+dice")  # multi-class: cross-entropy and soft Dice
 CLASS_WEIGHTS = ("none", "balanced")
 OPTIMIZERS = ("adam", "adamw")

@@ -26,6 +26,7 @@ from .choices import (
     AUGMENT_PRESETS,
     ENCODERS,
     INTENSITY_NORMS,
+    MAX_BINNING,
     NATIVE_ARCHS,
     NORM_LAYERS,
     SMP_ARCHS,
@@ -203,6 +204,7 @@ class InputSpec:
     norm_lo: tuple[float, ...] = (0.0,)
     norm_hi: tuple[float, ...] = (1.0,)
     intensity_norm: str = "dataset"
+    binning: int = 1  # the network sees the image binned binning x binning (core/binning.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm_lo", tuple(float(v) for v in self.norm_lo))
@@ -219,6 +221,10 @@ class InputSpec:
         check(
             self.intensity_norm in INTENSITY_NORMS,
             f"intensity_norm must be one of {INTENSITY_NORMS}, got '{self.intensity_norm}'",
+        )
+        check(
+            1 <= self.binning <= MAX_BINNING,
+            f"binning must be 1..{MAX_BINNING}, got {self.binning}",
         )
 
     @property
@@ -256,6 +262,7 @@ __all__ = [
     "MIN_DEPTH",
     "MAX_DEPTH",
     "DEFAULT_DEPTH",
+    "MAX_BINNING",
     "ModelConfig",
     "InputSpec",
     "TrainConfig",

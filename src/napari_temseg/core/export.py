@@ -2,14 +2,15 @@
 
 The exported network takes what a user has - raw intensities, ``(N, C * (2k + 1), H, W)``
 float32 (the image's channels for each slice of the 2.5D window, slice-major; ``H``, ``W``
-multiples of 16, or 32 for instance-norm models) - and returns probabilities ``(N, 1, H, W)``
-(binary, sigmoid) or ``(N, K, H, W)`` (K classes, softmax). With ``intensity_norm="dataset"``
-(the default) the training data's intensity range is part of the graph; with ``"image"`` the
-input must already be scaled to [0, 1] by the image's own 0.5-99.5 % range (the metadata says
-so). The file carries the model's header (``napari_temseg.json``: classes, threshold, input
-spec) - TorchScript as an extra file, ONNX as metadata. Every export is checked: the exported
-model and this package's network give the same probabilities on a test input (max difference
-<= 1e-4), else nothing is written.
+multiples of 16, or 32 for instance-norm models, times the model's binning) - and returns
+probabilities ``(N, 1, H, W)`` (binary, sigmoid) or ``(N, K, H, W)`` (K classes, softmax); a
+binned model's graph bins the input and interpolates the probabilities back itself. With
+``intensity_norm="dataset"`` (the default) the training data's intensity range is part of the
+graph; with ``"image"`` the input must already be scaled to [0, 1] by the image's own 0.5-99.5
+% range (the metadata says so). The file carries the model's header (``napari_temseg.json``:
+classes, threshold, input spec) - TorchScript as an extra file, ONNX as metadata. Every export
+is checked: the exported model and this package's network give the same probabilities on a test
+input (max difference <= 1e-4), else nothing is written.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _wrapped(model: Any) -> Any:
     from torch import nn
 
     lo, hi = _ranges(model.input_spec)
-    binary = model.classes.binary
+    binary, b = model.classes.binary, model.input_spec.binning
 
     class Exported(nn.Module):
         def __init__(self, net: Any):
@@ -60,8 +61,16 @@ def _wrapped(model: Any) -> Any:
             self.register_buffer("scale", 1.0 / (hi - lo).clamp_min(1e-12))
 
         def forward(self, x):
-            logits = self.net((x - self.lo) * self.scale)
-            return torch.sigmoid(logits) if binary else torch.softmax(logits, 1)
+            x = (x - self.lo) * self.scale
+            if b > 1:  # binned as in training (core/binning.py), interpolated back
+                x = nn.functional.avg_pool2d(x, b, ceil_mode=True)
+            logits = self.net(x)
+            p = torch.sigmoid(logits) if binary else torch.softmax(logits, 1)
+            if b > 1:
+                p = nn.functional.interpolate(
+                    p, scale_factor=b, mode="bilinear", align_corners=False
+                )
+            return p
 
     import copy
 
@@ -75,7 +84,7 @@ def _example(model: Any, size: int = 64) -> Any:
 
     from .models import min_input_size
 
-    s = max(size, min_input_size(model.model_cfg))
+    s = max(size, min_input_size(model.model_cfg)) * model.input_spec.binning
     g = torch.Generator().manual_seed(0)
     lo, hi = _ranges(model.input_spec)
     x = torch.rand(2, model.input_spec.network_channels, s, s, generator=g)

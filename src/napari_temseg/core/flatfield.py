@@ -117,10 +117,13 @@ class Flattened(Volume):
 
 
 def prepared(model: Any, net: Any, vol: Volume, cfg: Any) -> Volume:
-    """``vol`` as the network should see it with PredictConfig ``cfg``: flattened when
-    ``norm_stats`` is 'local' and ``net`` has instance norm, else unchanged."""
+    """``vol`` as the network should see it with PredictConfig ``cfg``: binned as the model
+    was trained (``binning.view``), then flattened when ``norm_stats`` is 'local' and ``net``
+    has instance norm."""
+    from .binning import view
     from .calibrate import instance_norms
 
+    vol = view(vol, getattr(model.input_spec, "binning", 1))
     if cfg.norm_stats != "local" or isinstance(vol, Flattened) or not instance_norms(net):
         return vol
     return Flattened(vol, window(model))

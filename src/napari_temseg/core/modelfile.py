@@ -82,6 +82,7 @@ class TrainedModel:
         return (
             f"TrainedModel({arch}, channels={self.channels}, context={self.context}, "
             f"threshold={self.threshold}, epochs={len(self.history)}"
+            + (f", binning={self.input_spec.binning}" if self.input_spec.binning > 1 else "")
             + ("" if self.classes.binary else f", classes={list(self.classes.names)}")
             + ")"
         )

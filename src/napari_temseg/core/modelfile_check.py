@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from .classes import ClassTable
-from .config import MAX_DEPTH, MIN_DEPTH
+from .config import MAX_BINNING, MAX_DEPTH, MIN_DEPTH
 from .errors import ModelFileError, TemsegError
 
 FORMAT_VERSION = 2  # 2: K-class models (a 'classes' table; binary files are still 1)
@@ -81,7 +81,11 @@ def _check_model_section(m: Any, name: str) -> None:
 
 def _check_input_section(i: Any, model: dict, name: str) -> None:
     _need(isinstance(i, dict), name, f"'input' must be an object, got {_show(i)}")
-    limits = {"channels": (1, 1, MAX_CHANNELS), "context": (0, 0, MAX_CONTEXT)}
+    limits = {
+        "channels": (1, 1, MAX_CHANNELS),
+        "context": (0, 0, MAX_CONTEXT),
+        "binning": (1, 1, MAX_BINNING),
+    }
     _check_ints(i, limits, "input", name)
     c, k = i.get("channels", 1), i.get("context", 0)
     for key, default in (("norm_lo", [0.0]), ("norm_hi", [1.0])):

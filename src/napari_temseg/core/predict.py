@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import flatfield, tiling
+from .binning import Unbinned
 from .data import Volume, as_volume, network_input
 from .device import resolve_device
 from .engine import Engine
@@ -209,17 +210,17 @@ def predict_stack(
     from .models import min_input_size, required_multiple
 
     cfg, thr = _check_args(model, cfg)
-    vol = as_volume(image, channel_axis=channel_axis)
-    zs = _slices(slices, vol.shape[0])
+    full = as_volume(image, channel_axis=channel_axis)
+    zs = _slices(slices, full.shape[0])
+    outs = SliceWriter(full, prob_out, labels_out, uncertainty_out, cfg, thr, model.classes.k)
+    dev = resolve_device(cfg.device)
+    was_training = model.net.training
+    net, cl = _net_on(model, dev)
+    vol = flatfield.prepared(model, net, full, cfg)  # binned, flattened: the network's view
     mc = model.model_cfg
     plan = _Plan(
         vol.shape[2:], cfg.tile, cfg.overlap, required_multiple(mc), cfg.blend, min_input_size(mc)
     )
-    outs = SliceWriter(vol, prob_out, labels_out, uncertainty_out, cfg, thr, model.classes.k)
-    dev = resolve_device(cfg.device)
-    was_training = model.net.training
-    net, cl = _net_on(model, dev)
-    vol = flatfield.prepared(model, net, vol, cfg)
     net = _stack_norm(model, net, vol, cfg, dev, norm_tiles, cl)
     opts = dict(
         tta=cfg.tta,
@@ -228,7 +229,10 @@ def predict_stack(
         cl=cl,
         k=model.classes.k,
     )
-    engine = Engine(net.eval(), plan, dev, opts, outs)
+    b = model.input_spec.binning
+    engine = Engine(
+        net.eval(), plan, dev, opts, Unbinned(outs, full.shape[2:], b) if b > 1 else outs
+    )
     pin = dev.type == "cuda"
     reader = Worker(
         producer=_pinned(_batches(vol, model.input_spec, plan, zs, cfg.batch), pin), depth=2
@@ -240,7 +244,7 @@ def predict_stack(
             engine.run_batch(buf, meta)
             res.tiles += len(meta)
             el = time.monotonic() - t0
-            rate = res.tiles / plan.n * plan.Y * plan.X / max(el, 1e-9) / 1e6
+            rate = res.tiles / plan.n * full.shape[2] * full.shape[3] / max(el, 1e-9) / 1e6
             yield Progress(
                 stage="predict",
                 step=res.tiles,
@@ -258,7 +262,7 @@ def predict_stack(
     _cleanup(reader, engine.writer, model.net, was_training, raise_errors=True)
     res.slices = list(engine.done)
     res.seconds = time.monotonic() - t0
-    res.mpix_per_s = len(res.slices) * plan.Y * plan.X / max(res.seconds, 1e-9) / 1e6
+    res.mpix_per_s = len(res.slices) * full.shape[2] * full.shape[3] / max(res.seconds, 1e-9) / 1e6
     return res
 
 

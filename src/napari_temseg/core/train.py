@@ -125,11 +125,11 @@ class _Session:
 
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
-        vols, mvols, items, train_r, val_r = training_regions(
-            cfg, images, masks, channel_axis, val_images, val_masks, annotated
+        binning, vols, mvols, items, train_r, val_r = training_regions(
+            cfg, images, masks, channel_axis, val_images, val_masks, annotated, resume
         )
         self.classes = class_table(cfg, classes, mvols, items, resume)
-        self.spec = input_spec(vols, items, cfg.context, resume, cfg.intensity_norm)
+        self.spec = input_spec(vols, items, cfg.context, resume, cfg.intensity_norm, binning)
         k = self.classes.k
         self.sampler = PatchSampler(
             vols,

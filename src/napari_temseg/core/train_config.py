@@ -9,6 +9,7 @@ from .choices import (
     CLASS_WEIGHTS,
     INTENSITY_NORMS,
     LOSSES,
+    MAX_BINNING,
     OPTIMIZERS,
     amp_opt,
     check,
@@ -106,6 +107,17 @@ class TrainConfig:
         label="intensity normalisation",
         choices=INTENSITY_NORMS,
     )
+    binning: int | None = opt(
+        None,
+        "train and predict on the image binned N x N (block means): N times the context and "
+        "N^2 times the specimen area per step, for large objects on large backgrounds "
+        "(particles, nuclei, phases); outlines are interpolated back to full resolution. "
+        "auto: 2 where most painted pixels lie far from any class boundary, else 1",
+        none="auto",
+        lo=1,
+        hi=MAX_BINNING,
+        advanced=True,
+    )
     device: str = device_opt("train")
     val_fraction: float = opt(
         0.2,
@@ -187,6 +199,11 @@ class TrainConfig:
             self.intensity_norm in INTENSITY_NORMS,
             f"intensity_norm must be one of {INTENSITY_NORMS}, got '{self.intensity_norm}'",
         )
+        if self.binning is not None:
+            check(
+                1 <= self.binning <= MAX_BINNING,
+                f"binning must be 1..{MAX_BINNING} (or auto), got {self.binning}",
+            )
         check(0 <= self.val_fraction < 0.9, "val_fraction must be in [0, 0.9)")
         check(0 <= self.foreground_oversample <= 1, "foreground_oversample must be in [0, 1]")
         check(0 < self.threshold < 1, f"threshold must be in (0, 1), got {self.threshold}")

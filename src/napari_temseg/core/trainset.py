@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .binning import auto_binning, mask_view, view
 from .classes import ClassTable
 from .config import InputSpec, TrainConfig
 from .data import annotated_slices, as_mask, as_volume, compute_norm, mask_values
@@ -95,27 +96,49 @@ def class_table(cfg: TrainConfig, given: ClassTable | None, mvols, items, resume
     return ClassTable.default(infer_k(values, cfg.sparse))
 
 
+def training_binning(cfg: TrainConfig, mvols, items, resume: TrainedModel | None) -> int:
+    """The binning of this training: the resumed model's, the option's, or ``auto``'s."""
+    if resume is not None:
+        have = resume.input_spec.binning
+        if cfg.binning is not None and cfg.binning != have:
+            raise InputError(
+                f"cannot continue training with binning {cfg.binning}: the model was trained "
+                f"binned {have} x {have}; leave binning on auto"
+            )
+        return have
+    if cfg.binning is not None:
+        return cfg.binning
+    return auto_binning(mvols, items, cfg.sparse)
+
+
+def _binned(vols, mvols, s: int, sparse: bool):
+    return [view(v, s) for v in vols], [mask_view(m, s, sparse) for m in mvols]
+
+
 def training_regions(
-    cfg: TrainConfig, images, masks, channel_axis, val_images, val_masks, annotated
+    cfg: TrainConfig, images, masks, channel_axis, val_images, val_masks, annotated, resume=None
 ):
-    """Volumes, masks, annotated (image, z) and the training / validation regions."""
+    """Binning, volumes and masks as the network sees them, annotated (image, z), and the
+    training / validation regions."""
     vols, mvols = load_inputs(images, masks, channel_axis, cfg.sparse)
     items = annotated_items(mvols, annotated)
+    s = training_binning(cfg, mvols, items, resume)
+    vols, mvols = _binned(vols, mvols, s, cfg.sparse)
     if val_images is None:
         train_r, val_r = split_regions(
             items, [v.shape[2:] for v in vols], cfg.val_fraction, cfg.seed
         )
-        return vols, mvols, items, train_r, val_r
-    vv, vm = load_inputs(val_images, val_masks, channel_axis, cfg.sparse)
+        return s, vols, mvols, items, train_r, val_r
+    vv, vm = _binned(*load_inputs(val_images, val_masks, channel_axis, cfg.sparse), s, cfg.sparse)
     val_items = [(i + len(vols), z) for i, z in annotated_items(vm, None)]
     shapes = [v.shape[2:] for v in vols + vv]
     train_r, _ = split_regions(items, shapes, 0.0, cfg.seed)
     val_r, _ = split_regions(val_items, shapes, 0.0, cfg.seed)
-    return vols + vv, mvols + vm, items, train_r, val_r
+    return s, vols + vv, mvols + vm, items, train_r, val_r
 
 
 def input_spec(
-    vols, items, context: int, resume: TrainedModel | None, intensity_norm: str
+    vols, items, context: int, resume: TrainedModel | None, intensity_norm: str, binning: int = 1
 ) -> InputSpec:
     if resume is not None:
         want, got = resume.input_spec.channels, vols[0].shape[1]
@@ -138,4 +161,5 @@ def input_spec(
         norm_lo=lo,
         norm_hi=hi,
         intensity_norm=intensity_norm,
+        binning=binning,
     )

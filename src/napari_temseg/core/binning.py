@@ -57,6 +57,13 @@ def bin_image(a: np.ndarray, s: int) -> np.ndarray:
     return sums / np.outer(cy, cx)
 
 
+def _values(a: np.ndarray) -> np.ndarray:
+    """The label values present (a histogram for small non-negative labels: no sort)."""
+    if a.size and a.dtype.kind in "ub" and a.dtype.itemsize <= 2:
+        return np.flatnonzero(np.bincount(a.ravel().astype(np.intp))).astype(a.dtype)
+    return np.unique(a)
+
+
 def bin_labels(a: np.ndarray, s: int, unlabelled: int | None = None) -> np.ndarray:
     """The most frequent label of each block (ties: the smaller label); ``unlabelled`` (the
     sparse masks' 0) only where the block has no other label. Keeps the dtype."""
@@ -64,7 +71,7 @@ def bin_labels(a: np.ndarray, s: int, unlabelled: int | None = None) -> np.ndarr
     if s == 1:
         return a
     blocks = _blocks(a, s)
-    values = np.unique(a)
+    values = _values(a)
     best = np.zeros(blocks.shape[:-1], a.dtype)
     best_n = np.full(blocks.shape[:-1], -1, np.int32)
     for v in values:

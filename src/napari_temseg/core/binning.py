@@ -1,9 +1,10 @@
-"""Binning: a network that works on the image binned ``s x s`` (``ModelConfig.binning``).
+"""Binning: a network that works on the image binned ``s x s`` (``TrainConfig.binning``,
+saved as ``InputSpec.binning``).
 
 Large objects on large flat backgrounds (particles, nuclei, material phases) need more
 context than a tile at full resolution gives, and their outlines do not need every pixel.
-Binned ``s x s`` (block means, as a camera bins), a ``4^k``-level U-Net sees ``s`` times
-farther and every training step covers ``s^2`` times the specimen area.
+On the image binned ``s x s`` (block means, as a camera bins) the same U-Net sees ``s``
+times farther and every training step covers ``s^2`` times the specimen area.
 
 * training: images are binned by block means, masks by the block's most frequent label
   (unlabelled pixels of sparse scribbles only win a block that has nothing else);
@@ -165,8 +166,8 @@ class Unbinned:
 
 
 # auto binning: 2 x 2 when the 90th percentile of the painted pixels' distance to the nearest
-# class boundary is at least this (EMPS particles 148 px, STEM alumina / Pt 235; ISBI
-# membranes 22, MetalDAM phases 9: docs/benchmarks.md "Binning"), on images of at least
+# class boundary is at least this (EMPS particles 175 px, STEM alumina / Pt 256; ISBI
+# membranes 22, MetalDAM phases 8: docs/benchmarks.md "Binning"), on images of at least
 # AUTO_MIN_SIDE px per side (binned, still a 128 px training patch or more).
 # Measured on at most AUTO_SLICES slices, subsampled to at most AUTO_SIDE px a side (a 4k
 # slice costs ~0.2 s instead of ~5 s; distances within the step).

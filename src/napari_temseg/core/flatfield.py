@@ -123,8 +123,10 @@ def prepared(model: Any, net: Any, vol: Volume, cfg: Any) -> Volume:
     from .binning import view
     from .calibrate import instance_norms
 
+    if isinstance(vol, Flattened):  # prepared already
+        return vol
     vol = view(vol, getattr(model.input_spec, "binning", 1))
-    if cfg.norm_stats != "local" or isinstance(vol, Flattened) or not instance_norms(net):
+    if cfg.norm_stats != "local" or not instance_norms(net):
         return vol
     return Flattened(vol, window(model))
 

@@ -125,7 +125,7 @@ def prepared(model: Any, net: Any, vol: Volume, cfg: Any) -> Volume:
 
     if isinstance(vol, Flattened):  # prepared already
         return vol
-    vol = view(vol, getattr(model.input_spec, "binning", 1))
+    vol = view(vol, getattr(getattr(model, "input_spec", None), "binning", 1))
     if cfg.norm_stats != "local" or not instance_norms(net):
         return vol
     return Flattened(vol, window(model))

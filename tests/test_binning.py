@@ -157,3 +157,18 @@ def test_binning_of_a_resumed_model_cannot_change():
     assert more.input_spec.binning == 2
     with pytest.raises(InputError, match="cannot continue training with binning 1"):
         run(fit(img, mask, train_cfg=_cfg(binning=1), resume=model))
+
+
+def test_a_class_binned_away_names_the_fix():
+    """Painted areas smaller than a block vanish when binned: the error says so."""
+    from napari_temseg.core.errors import InputError
+    from napari_temseg.core.progress import run
+    from napari_temseg.core.train import fit
+
+    img, mask = _disks()
+    mask[:, 10, 10] = 2  # a third class painted on single pixels only
+    mask[:, 40, 200] = 2
+    with pytest.raises(InputError, match="binned 2 x 2 .* try binning 1"):
+        run(fit(img, mask, train_cfg=_cfg(binning=2)))
+    model = run(fit(img, mask, train_cfg=_cfg(binning=1)))
+    assert model.classes.k == 3

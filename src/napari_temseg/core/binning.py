@@ -133,11 +133,11 @@ class BinnedLabels(BinnedArray):
 
 
 class Binned(Volume):
-    """A :class:`~.data.Volume` read binned ``s x s`` (float32 block means); ``source`` is
-    the full-resolution volume."""
+    """A :class:`~.data.Volume` read binned ``s x s`` (float32 block means, or ``array``: a
+    :class:`BinnedLabels`); ``source`` is the full-resolution volume."""
 
-    def __init__(self, vol: Volume, s: int):
-        super().__init__(BinnedArray(vol, s), "ZCYX")
+    def __init__(self, vol: Volume, s: int, array: BinnedArray | None = None):
+        super().__init__(BinnedArray(vol, s) if array is None else array, "ZCYX")
         self.source, self.s = vol, int(s)
 
 
@@ -150,7 +150,7 @@ def mask_view(mask: Volume, s: int, sparse: bool) -> Volume:
     """A mask Volume binned by :func:`bin_labels` (sparse: 0 = unlabelled)."""
     if int(s) == 1:
         return mask
-    return Volume(BinnedLabels(mask, s, 0 if sparse else None), "ZCYX")
+    return Binned(mask, s, BinnedLabels(mask, s, 0 if sparse else None))
 
 
 class Unbinned:

@@ -128,7 +128,8 @@ class _Session:
         binning, vols, mvols, items, train_r, val_r = training_regions(
             cfg, images, masks, channel_axis, val_images, val_masks, annotated, resume
         )
-        self.classes = class_table(cfg, classes, mvols, items, resume)
+        painted = [getattr(m, "source", m) for m in mvols]  # classes: as painted, unbinned
+        self.classes = class_table(cfg, classes, painted, items, resume)
         self.spec = input_spec(vols, items, cfg.context, resume, cfg.intensity_norm, binning)
         k = self.classes.k
         self.sampler = PatchSampler(
@@ -149,7 +150,10 @@ class _Session:
         )
         pixels = self.sampler.class_pixels()
         check_labels(
-            pixels + (val_sampler.class_pixels() if val_sampler else 0), cfg.sparse, self.classes
+            pixels + (val_sampler.class_pixels() if val_sampler else 0),
+            cfg.sparse,
+            self.classes,
+            binning,
         )
         self.val = validation_patches(val_sampler) if val_sampler else None
         self._model(model_cfg, resume)

@@ -41,8 +41,21 @@ def annotated_items(mvols: list, annotated: Sequence[int] | None) -> list[tuple[
     return items
 
 
-def check_labels(pixels: np.ndarray, sparse: bool, table: ClassTable) -> None:
-    """Every class must be painted somewhere (binary: the messages of earlier versions)."""
+def check_labels(pixels: np.ndarray, sparse: bool, table: ClassTable, binning: int = 1) -> None:
+    """Every class must be painted somewhere (binary: the messages of earlier versions);
+    with ``binning`` > 1 the message says that binning may have merged a class away."""
+    try:
+        _check_labels(pixels, sparse, table)
+    except InputError as e:
+        if binning == 1:
+            raise
+        raise InputError(
+            f"{e} - the masks were binned {binning} x {binning} and blocks take their most "
+            "frequent label, so small painted areas can vanish: try binning 1 (--binning 1)"
+        ) from None
+
+
+def _check_labels(pixels: np.ndarray, sparse: bool, table: ClassTable) -> None:
     if table.binary:
         if not pixels[1]:
             raise InputError(

@@ -138,7 +138,7 @@ class Binned(Volume):
 
     def __init__(self, vol: Volume, s: int, array: BinnedArray | None = None):
         super().__init__(BinnedArray(vol, s) if array is None else array, "ZCYX")
-        self.source, self.s = vol, int(s)
+        self.source = vol
 
 
 def view(vol: Volume, s: int) -> Volume:

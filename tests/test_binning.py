@@ -172,3 +172,24 @@ def test_a_class_binned_away_names_the_fix():
         run(fit(img, mask, train_cfg=_cfg(binning=2)))
     model = run(fit(img, mask, train_cfg=_cfg(binning=1)))
     assert model.classes.k == 3
+
+
+def test_auto_binning_falls_back_when_a_class_would_vanish():
+    """auto would bin these large disks 2 x 2, but a class painted only in specks cannot
+    survive that: training runs at full resolution instead, and says so once."""
+    from napari_temseg.core.train import fit
+
+    img, mask = _disks()
+    mask[:, 10, 10] = 2
+    mask[:, 40, 200] = 2
+    gen = fit(img, mask, train_cfg=_cfg())
+    warnings = []
+    try:
+        while True:
+            warnings.append(next(gen).warning)
+    except StopIteration as done:
+        model = done.value
+    assert model.input_spec.binning == 1 and model.classes.k == 3
+    assert warnings and "merge away small painted areas" in warnings[0]
+    mask[:, 10:14, 10:14] = 2  # a painted area that survives binning: auto keeps 2
+    assert next(fit(img, mask, train_cfg=_cfg())).warning is None

@@ -28,10 +28,10 @@ from .config import InputSpec, ModelConfig, TrainConfig
 from .errors import InputError
 from .modelfile import TrainedModel
 from .progress import Progress, StopToken
-from .sampling import PatchSampler, validation_patches
+from .sampling import validation_patches
 from .threads import Worker
 from .train_config import learning_rate
-from .trainset import check_labels, class_table, input_spec, training_regions
+from .trainset import training_data
 
 FLAT_EPOCHS = 4  # epochs after which an unchanged loss is reported as "not learning"
 
@@ -125,46 +125,20 @@ class _Session:
 
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
-        binning, vols, mvols, items, train_r, val_r = training_regions(
-            cfg, images, masks, channel_axis, val_images, val_masks, annotated, resume
-        )
-        painted = [getattr(m, "source", m) for m in mvols]  # classes: as painted, unbinned
-        self.classes = class_table(cfg, classes, painted, items, resume)
-        self.spec = input_spec(vols, items, cfg.context, resume, cfg.intensity_norm, binning)
-        k = self.classes.k
-        self.sampler = PatchSampler(
-            vols,
-            mvols,
-            train_r,
-            self.spec,
-            cfg.patch,
-            cfg.sparse,
-            cfg.foreground_oversample,
-            cfg.seed,
-            k=k,
-        )
-        val_sampler = (
-            PatchSampler(vols, mvols, val_r, self.spec, cfg.patch, cfg.sparse, 0.0, cfg.seed, k=k)
-            if val_r
-            else None
-        )
-        pixels = self.sampler.class_pixels()
-        check_labels(
-            pixels + (val_sampler.class_pixels() if val_sampler else 0),
-            cfg.sparse,
-            self.classes,
-            binning,
-        )
-        self.val = validation_patches(val_sampler) if val_sampler else None
+        inputs = (images, masks, channel_axis, val_images, val_masks, annotated)
+        d, self.notice = training_data(cfg, inputs, classes, resume)
+        self.classes, self.spec, self.sampler = d.classes, d.spec, d.sampler
+        self.val = validation_patches(d.val_sampler) if d.val_sampler else None
         self._model(model_cfg, resume)
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         wd = cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
         self.lr = learning_rate(cfg, self.classes.binary)
         self.opt = opt(self.net.parameters(), lr=self.lr, weight_decay=wd)
         self.augment = Augmenter(cfg.augment, seed=cfg.seed)
-        self.loss_fn = loss_fn(cfg.loss, k, class_weights(pixels, cfg.class_weights))
+        self.loss_fn = loss_fn(
+            cfg.loss, d.classes.k, class_weights(d.train_pixels, cfg.class_weights)
+        )
         self.history = list(resume.history) if resume is not None else []
-        self.n_train, self.n_val = len(train_r), len(val_r)
 
     def _model(self, model_cfg: ModelConfig | None, resume: TrainedModel | None) -> None:
         """The network on the training device, in the memory format that pays there."""
@@ -234,7 +208,7 @@ class _Loop:
         self.epoch = len(s.history)
         self.losses: list[float] = []
         self.best_dice, self.best_state, self.since_best = -1.0, None, 0
-        self.warning: str | None = None
+        self.warning: str | None = s.notice  # until the first epoch's check
         self.batches: Any = None  # the training batches (precise batch norm draws from them)
         self.t0 = self.last_preview = time.monotonic()
 

@@ -112,7 +112,8 @@ class TrainConfig:
         "train and predict on the image binned N x N (block means): N times the context and "
         "N^2 times the specimen area per step, for large objects on large backgrounds "
         "(particles, nuclei, phases); outlines are interpolated back to full resolution. "
-        "auto: 2 where most painted pixels lie far from any class boundary, else 1",
+        "auto: 2 where most painted pixels lie far from any class boundary (1 if a class "
+        "is painted only in specks), else 1",
         none="auto",
         lo=1,
         hi=MAX_BINNING,

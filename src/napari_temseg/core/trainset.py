@@ -4,6 +4,7 @@ training / validation regions and the input normalisation (numpy, CPU side)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from .config import InputSpec, TrainConfig
 from .data import annotated_slices, as_mask, as_volume, compute_norm, mask_values
 from .errors import InputError
 from .modelfile import TrainedModel
-from .sampling import split_regions
+from .sampling import PatchSampler, split_regions
 
 
 def _as_list(x: Any) -> list:
@@ -129,13 +130,21 @@ def _binned(vols, mvols, s: int, sparse: bool):
 
 
 def training_regions(
-    cfg: TrainConfig, images, masks, channel_axis, val_images, val_masks, annotated, resume=None
+    cfg: TrainConfig,
+    images,
+    masks,
+    channel_axis,
+    val_images,
+    val_masks,
+    annotated,
+    resume=None,
+    binning: int | None = None,
 ):
     """Binning, volumes and masks as the network sees them, annotated (image, z), and the
-    training / validation regions."""
+    training / validation regions. ``binning`` overrides the option's / auto's choice."""
     vols, mvols = load_inputs(images, masks, channel_axis, cfg.sparse)
     items = annotated_items(mvols, annotated)
-    s = training_binning(cfg, mvols, items, resume)
+    s = binning or training_binning(cfg, mvols, items, resume)
     vols, mvols = _binned(vols, mvols, s, cfg.sparse)
     if val_images is None:
         train_r, val_r = split_regions(
@@ -176,3 +185,54 @@ def input_spec(
         intensity_norm=intensity_norm,
         binning=binning,
     )
+
+
+@dataclass
+class TrainingData:
+    """What fit() trains on: the binning, class table, input spec, samplers and the painted
+    pixels per class (of the training regions, and of training + validation)."""
+
+    binning: int
+    classes: ClassTable
+    spec: InputSpec
+    sampler: PatchSampler
+    val_sampler: PatchSampler | None
+    train_pixels: np.ndarray
+    pixels: np.ndarray
+
+
+def _training_data(cfg: TrainConfig, inputs: tuple, given, resume, binning=None) -> TrainingData:
+    binning, vols, mvols, items, train_r, val_r = training_regions(cfg, *inputs, resume, binning)
+    painted = [getattr(m, "source", m) for m in mvols]  # classes: as painted, unbinned
+    table = class_table(cfg, given, painted, items, resume)
+    spec = input_spec(vols, items, cfg.context, resume, cfg.intensity_norm, binning)
+    args = (spec, cfg.patch, cfg.sparse)
+    sampler = PatchSampler(
+        vols, mvols, train_r, *args, cfg.foreground_oversample, cfg.seed, k=table.k
+    )
+    val = PatchSampler(vols, mvols, val_r, *args, 0.0, cfg.seed, k=table.k) if val_r else None
+    train_pixels = sampler.class_pixels()
+    pixels = train_pixels + (val.class_pixels() if val else 0)
+    return TrainingData(binning, table, spec, sampler, val, train_pixels, pixels)
+
+
+def training_data(
+    cfg: TrainConfig, inputs: tuple, given: ClassTable | None, resume: TrainedModel | None
+) -> tuple[TrainingData, str | None]:
+    """The checked training data of fit() and a notice for the user (or None).
+
+    ``inputs``: images, masks, channel_axis, val_images, val_masks, annotated. When auto's
+    binning merges away a class painted only in specks, training falls back to binning 1."""
+    d = _training_data(cfg, inputs, given, resume)
+    notice = None
+    if d.binning > 1 and resume is None and cfg.binning is None:
+        try:
+            check_labels(d.pixels, cfg.sparse, d.classes)
+        except InputError:
+            notice = (
+                f"binning {d.binning} would merge away small painted areas: training at "
+                "full resolution (binning 1)"
+            )
+            d = _training_data(cfg, inputs, given, resume, binning=1)
+    check_labels(d.pixels, cfg.sparse, d.classes, d.binning)
+    return d, notice

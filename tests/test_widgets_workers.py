@@ -175,6 +175,11 @@ def test_every_progress_display_shows_an_eta(qtbot, capsys):
     assert (hms(5), hms(185), hms(7800)) == ("5s", "3m05s", "2h10m")
     TextBar()(p)
     assert "ETA 1m30s" in capsys.readouterr().err
+    bar_ = TextBar()  # a warning gets a line of its own, once, even between throttled lines
+    for step in (1, 2, 3):
+        bar_(Progress("train", step, 100, warning="binning 2 would merge away small areas"))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines.count("WARNING: binning 2 would merge away small areas") == 1
     bar = progress_widget()
     qtbot.addWidget(bar)
     show_fraction(bar, p)

@@ -22,8 +22,14 @@ class TextBar:
 
     def __init__(self, quiet: bool = False, every: float = 1.0):
         self.quiet, self.every, self._last = quiet, every, 0.0
+        self._warned: set[str] = set()
 
     def __call__(self, p: Any) -> None:
+        warning = getattr(p, "warning", None)
+        if warning and warning not in self._warned:  # on a line of its own, once: the bar
+            self._warned.add(warning)  # cuts long lines and overwrites itself on a terminal
+            lead = "\n" if self._last and sys.stderr.isatty() else ""
+            print(f"{lead}WARNING: {warning}", file=sys.stderr, flush=True)
         now = time.monotonic()
         if self.quiet or (now - self._last < self.every and p.step != p.total):
             return

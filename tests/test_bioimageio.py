@@ -21,9 +21,12 @@ pytest.importorskip("bioimageio.core", reason="pip install bioimageio.core")
 def predicted(model, x):
     """predict_stack's probabilities for the middle slice of the test input's 2.5D window
     (channels = slices, one channel per slice here); one tile, no blending, the tile's own
-    instance-norm statistics (the exported network normalises each tile)."""
+    instance-norm statistics (the exported network normalises each tile). fp32: on CPUs with
+    native bf16 predict_stack would autocast and round differently from the fp32 graphs."""
     k, s = model.context, x.shape[-1]
-    cfg = PredictConfig(tile=s, overlap=0.0, device="cpu", prob_dtype="float32", norm_stats="tile")
+    cfg = PredictConfig(
+        tile=s, overlap=0.0, device="cpu", prob_dtype="float32", norm_stats="tile", amp=False
+    )
     res = run(predict_stack(model, x[0], cfg))
     prob = np.asarray(res.prob)[k]
     return prob[None] if model.classes.binary else prob

@@ -27,6 +27,7 @@ def _predict(model, image, **kw):
 
     slices = kw.pop("slices", None)
     kw.setdefault("norm_stats", "stack")
+    kw.setdefault("amp", False)  # fp32: bf16 autocast (CPUs with bf16 units) rounds per batch
     res = run(predict_stack(model, image, PredictConfig(device="cpu", **kw), slices=slices))
     return np.asarray(res.prob[res.slices], np.float32)
 
@@ -157,7 +158,7 @@ def test_dask_chunks_share_the_statistics(trained, tmp_path):
         model,
         da.from_array(stack, chunks=(1, -1, -1)),
         tmp_path / "p.zarr",
-        PredictConfig(tile=128, norm_stats="stack"),
+        PredictConfig(tile=128, norm_stats="stack", amp=False),
     )
     ref = _predict(model, stack, tile=128)
     np.testing.assert_allclose(np.asarray(res.prob[:], np.float32), ref, atol=1e-4)
@@ -267,7 +268,10 @@ def test_dask_chunks_flatten_each_slice_alike(trained, tmp_path):
     model, stack = trained
     lit = stack.astype(np.float32) * np.linspace(1.3, 0.7, stack.shape[1])[None, :, None]
     res = predict_dask(
-        model, da.from_array(lit, chunks=(1, -1, -1)), tmp_path / "p.zarr", PredictConfig(tile=128)
+        model,
+        da.from_array(lit, chunks=(1, -1, -1)),
+        tmp_path / "p.zarr",
+        PredictConfig(tile=128, amp=False),
     )
     ref = _predict(model, lit, tile=128, norm_stats="local")
     np.testing.assert_allclose(np.asarray(res.prob[:], np.float32), ref, atol=1e-4)

@@ -31,8 +31,11 @@ def trained(classes=2, context=0, arch="small-unet", depth=None, binning=1):
 
 def reference(model, img):
     """predict_stack's probabilities with one tile = the whole 64 x 64 slice (no blending),
-    normalised by its own statistics as the exported network does."""
-    cfg = PredictConfig(tile=64, overlap=0.0, device="cpu", prob_dtype="float32", norm_stats="tile")
+    normalised by its own statistics as the exported network does; fp32 like the exported
+    graphs (on CPUs with native bf16 predict_stack would autocast)."""
+    cfg = PredictConfig(
+        tile=64, overlap=0.0, device="cpu", prob_dtype="float32", norm_stats="tile", amp=False
+    )
     res = run(predict_stack(model, img, cfg))
     return np.asarray(res.prob)
 

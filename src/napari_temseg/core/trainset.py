@@ -189,10 +189,9 @@ def input_spec(
 
 @dataclass
 class TrainingData:
-    """What fit() trains on: the binning, class table, input spec, samplers and the painted
-    pixels per class (of the training regions, and of training + validation)."""
+    """What fit() trains on: the class table, input spec (with the binning), samplers and the
+    painted pixels per class (of the training regions, and of training + validation)."""
 
-    binning: int
     classes: ClassTable
     spec: InputSpec
     sampler: PatchSampler
@@ -213,7 +212,7 @@ def _training_data(cfg: TrainConfig, inputs: tuple, given, resume, binning=None)
     val = PatchSampler(vols, mvols, val_r, *args, 0.0, cfg.seed, k=table.k) if val_r else None
     train_pixels = sampler.class_pixels()
     pixels = train_pixels + (val.class_pixels() if val else 0)
-    return TrainingData(binning, table, spec, sampler, val, train_pixels, pixels)
+    return TrainingData(table, spec, sampler, val, train_pixels, pixels)
 
 
 def training_data(
@@ -225,14 +224,14 @@ def training_data(
     binning merges away a class painted only in specks, training falls back to binning 1."""
     d = _training_data(cfg, inputs, given, resume)
     notice = None
-    if d.binning > 1 and resume is None and cfg.binning is None:
+    if d.spec.binning > 1 and resume is None and cfg.binning is None:
         try:
             check_labels(d.pixels, cfg.sparse, d.classes)
         except InputError:
             notice = (
-                f"binning {d.binning} would merge away small painted areas: training at "
+                f"binning {d.spec.binning} would merge away small painted areas: training at "
                 "full resolution (binning 1)"
             )
             d = _training_data(cfg, inputs, given, resume, binning=1)
-    check_labels(d.pixels, cfg.sparse, d.classes, d.binning)
+    check_labels(d.pixels, cfg.sparse, d.classes, d.spec.binning)
     return d, notice

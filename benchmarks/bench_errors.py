@@ -135,16 +135,15 @@ def cmd_boundary(args, model) -> None:
 
     from napari_temseg.core.metrics import Counts, counts
 
-    total, fp_d, fn_d = Counts(0, 0, 0, 0), [], []
+    c, fp_d, fn_d = Counts(0, 0, 0, 0), [], []
     for _, image, slices, truth in _cases(args.dataset):
         p = _probabilities(model, image, slices, truth.shape, args.tta)
         for pi, ti in zip(p > 0.5, truth > 0, strict=True):
-            total = total + counts(pi, ti)
+            c = c + counts(pi, ti)
             if ti.any():  # distance to the nearest true foreground pixel
                 fp_d.append(ndimage.distance_transform_edt(~ti)[pi & ~ti])
             if not ti.all():
                 fn_d.append(ndimage.distance_transform_edt(ti)[~pi & ti])
-    c = total
     print(f"pooled Dice {c.dice:.4f}, precision {c.precision:.3f}, recall {c.recall:.3f}")
     for name, d in (("false positives", fp_d), ("false negatives", fn_d)):
         d = np.concatenate(d) if d else np.zeros(0)

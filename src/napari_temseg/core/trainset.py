@@ -223,15 +223,16 @@ def training_data(
     ``inputs``: images, masks, channel_axis, val_images, val_masks, annotated. When auto's
     binning merges away a class painted only in specks, training falls back to binning 1."""
     d = _training_data(cfg, inputs, given, resume)
-    notice = None
-    if d.spec.binning > 1 and resume is None and cfg.binning is None:
-        try:
-            check_labels(d.pixels, cfg.sparse, d.classes)
-        except InputError:
-            notice = (
-                f"binning {d.spec.binning} would merge away small painted areas: training at "
-                "full resolution (binning 1)"
-            )
-            d = _training_data(cfg, inputs, given, resume, binning=1)
-    check_labels(d.pixels, cfg.sparse, d.classes, d.spec.binning)
+    try:
+        check_labels(d.pixels, cfg.sparse, d.classes, d.spec.binning)
+        return d, None
+    except InputError:
+        if d.spec.binning == 1 or resume is not None or cfg.binning is not None:
+            raise  # binning 1, or set by hand / by the resumed model: the message says what to do
+    notice = (
+        f"binning {d.spec.binning} would merge away small painted areas: training at "
+        "full resolution (binning 1)"
+    )
+    d = _training_data(cfg, inputs, given, resume, binning=1)
+    check_labels(d.pixels, cfg.sparse, d.classes)
     return d, notice

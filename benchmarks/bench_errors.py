@@ -135,9 +135,10 @@ def cmd_boundary(args, model) -> None:
 
     from napari_temseg.core.metrics import Counts, counts
 
-    c, fp_d, fn_d = Counts(0, 0, 0, 0), [], []
+    c, fp_d, fn_d, truths = Counts(0, 0, 0, 0), [], [], []
     for _, image, slices, truth in _cases(args.dataset):
         p = _probabilities(model, image, slices, truth.shape, args.tta)
+        truths.extend(truth > 0)
         for pi, ti in zip(p > 0.5, truth > 0, strict=True):
             c = c + counts(pi, ti)
             if ti.any():  # distance to the nearest true foreground pixel
@@ -154,22 +155,21 @@ def cmd_boundary(args, model) -> None:
     fixed = Counts(c.tp + fn_near, c.fp - fp_near, c.fn - fn_near, c.tn + fp_near)
     print(f"Dice if every error within 1 px of the outline were right: {fixed.dice:.4f}")
     if args.dataset == "isbi":  # thin membranes: is their width a rule a network can learn?
-        _fixed_width(args.dataset)
+        _fixed_width(truths)
 
 
-def _fixed_width(dataset: str) -> None:
+def _fixed_width(truths: list) -> None:
     """How well a line of one width on the truth's own centre lines matches the truth."""
     from scipy import ndimage
     from skimage.morphology import disk, skeletonize
 
     from napari_temseg.core.metrics import Counts, counts
 
-    cases = _cases(dataset)
+    lines = [skeletonize(t) for t in truths]
     for r in (1, 2, 3):
         c = Counts(0, 0, 0, 0)
-        for *_, truth in cases:
-            for t in truth > 0:
-                c = c + counts(ndimage.binary_dilation(skeletonize(t), disk(r)), t)
+        for line, t in zip(lines, truths, strict=True):
+            c = c + counts(ndimage.binary_dilation(line, disk(r)), t)
         print(f"truth's centre lines drawn {2 * r + 1} px wide: Dice {c.dice:.4f} vs the truth")
 
 

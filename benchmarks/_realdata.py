@@ -152,8 +152,8 @@ def default_probabilities(
     """Probabilities of ``slices`` (all when None), stacked in that order, predicted through
     the default path: tiles, calibrated norm statistics, ``PredictConfig(device="cpu")``
     (``options``: other PredictConfig fields, e.g. ``tta=True``)."""
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_stack
     from napari_temseg.core.progress import run
 
     res = run(predict_stack(model, image, PredictConfig(device="cpu", **options), slices=slices))

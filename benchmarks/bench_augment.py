@@ -51,7 +51,7 @@ def _data(n: int, size: int, seed: int = 0):
 
 
 def ours(**kw):
-    from napari_temseg.core.augment import Augmenter
+    from napari_temseg.core.training.augment.augmenter import Augmenter
 
     full = dict(
         p_flip=0.5,
@@ -242,8 +242,8 @@ def _presets_on_train_batch(rounds: int) -> None:
     """Cost of each preset on fit()'s default batch (4 x 1 x 256^2), ms per batch."""
     import torch
 
-    from napari_temseg.core.augment import Augmenter
-    from napari_temseg.core.config import AUGMENT_PRESETS
+    from napari_temseg.core.config.choices import AUGMENT_PRESETS
+    from napari_temseg.core.training.augment.augmenter import Augmenter
 
     batch = tuple(torch.from_numpy(a[:, :1]) for a in _data(4, 256, seed=1))
     print("\npresets on a training batch (4 x 1 x 256^2, CPU), ms per batch:")

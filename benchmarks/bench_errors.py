@@ -54,7 +54,7 @@ def _probabilities(model, image, slices, shape, tta=False) -> np.ndarray:
 
 
 def cmd_thresholds(args, model) -> None:
-    from napari_temseg.core.metrics import Counts, counts
+    from napari_temseg.core.evaluation.metrics import Counts, counts
 
     total = [Counts(0, 0, 0, 0) for _ in THRESHOLDS]
     for _, image, slices, truth in _cases(args.dataset):
@@ -68,7 +68,7 @@ def cmd_thresholds(args, model) -> None:
 def _image_row(name, image, p, truth) -> dict:
     from scipy import ndimage
 
-    from napari_temseg.core.metrics import counts
+    from napari_temseg.core.evaluation.metrics import counts
 
     t = truth[0] > 0
     labels, n = ndimage.label(t)
@@ -133,7 +133,7 @@ DISTANCES = (1, 2, 3, 5, 10)
 def cmd_boundary(args, model) -> None:
     from scipy import ndimage
 
-    from napari_temseg.core.metrics import Counts, counts
+    from napari_temseg.core.evaluation.metrics import Counts, counts
 
     c, fp_d, fn_d, truths = Counts(0, 0, 0, 0), [], [], []
     for _, image, slices, truth in _cases(args.dataset):
@@ -163,7 +163,7 @@ def _fixed_width(truths: list) -> None:
     from scipy import ndimage
     from skimage.morphology import disk, skeletonize
 
-    from napari_temseg.core.metrics import Counts, counts
+    from napari_temseg.core.evaluation.metrics import Counts, counts
 
     lines = [skeletonize(t) for t in truths]
     for r in (1, 2, 3):
@@ -190,7 +190,7 @@ def main() -> None:
 
     import torch
 
-    from napari_temseg.core.modelfile import load_model
+    from napari_temseg.core.modelfile.format import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

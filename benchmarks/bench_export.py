@@ -3,10 +3,10 @@
     python benchmarks/bench_export.py --threads 1 --tiles 16 --tile 512 --reps 3
 
 The default binary model (small-unet, random weights: speed and agreement do not depend on
-training) is exported with ``core/export.py`` (normalisation and sigmoid baked in), and the
+training) is exported with ``core/interop/formats.py`` (normalisation and sigmoid baked in), and the
 same batches of raw tiles go through:
 
-* ``torch (ours)``: the predictor's forward (``core.engine.forward``: inference mode, the
+* ``torch (ours)``: the predictor's forward (``core.inference.engine.forward``: inference mode, the
   package's precision policy - bf16 autocast on CPUs with native bf16, else fp32 - and
   memory format - channels_last where ``device.channels_last_pays`` -, normalisation in
   numpy first, sigmoid after);
@@ -34,9 +34,9 @@ def _contestants(model, onnx_path: Path, threads: int) -> dict:
     import onnxruntime as ort
     import torch
 
-    from napari_temseg.core.data import normalize
+    from napari_temseg.core.data.volume import normalize
     from napari_temseg.core.device import channels_last_pays, resolve_device
-    from napari_temseg.core.engine import forward
+    from napari_temseg.core.inference.engine import forward
 
     dev = resolve_device("cpu")
     net = model.net.eval()
@@ -77,10 +77,10 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from napari_temseg.core.config import InputSpec, ModelConfig
-    from napari_temseg.core.export import export
-    from napari_temseg.core.modelfile import TrainedModel
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.interop.formats import export
+    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.nets.build import build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig().resolved()

@@ -42,8 +42,8 @@ CANDIDATES = {
 
 
 def _build(name: str, in_ch: int):
-    from napari_temseg.core.config import ModelConfig
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.nets.build import build_model
 
     return build_model(ModelConfig(in_channels=in_ch, **CANDIDATES[name]))
 
@@ -92,7 +92,7 @@ def _timed(fn, reps: int) -> tuple[float, float]:
 def throughput(name: str, in_ch: int, batch: int, size: int, reps: int) -> dict:
     import torch
 
-    from napari_temseg.core.models import count_parameters
+    from napari_temseg.core.nets.build import count_parameters
 
     torch.manual_seed(0)
     net = _build(name, in_ch)
@@ -128,7 +128,7 @@ class Contestant:
     def __init__(self, name: str, data, batch: int, patch: int, seed: int):
         import torch
 
-        from napari_temseg.core.augment import Augmenter
+        from napari_temseg.core.training.augment.augmenter import Augmenter
 
         torch.manual_seed(seed)
         self.name, self.data, self.batch, self.patch = name, data, batch, patch
@@ -170,7 +170,7 @@ class Contestant:
     def dice(self, val_z) -> float:
         import torch
 
-        from napari_temseg.core.metrics import Counts, counts
+        from napari_temseg.core.evaluation.metrics import Counts, counts
 
         self.net.eval()
         total = Counts()
@@ -182,7 +182,7 @@ class Contestant:
 
 
 def dice_race(names, seconds: float, slice_s: float, batch: int, patch: int, size: int):
-    from napari_temseg.core.synthetic import make_fibsem
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
 
     img, mask = make_fibsem((12, 2, size, size), seed=0)
     train_z, val_z = list(range(0, 9)), [9, 10, 11]

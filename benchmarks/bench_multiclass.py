@@ -46,13 +46,15 @@ def _variants(items: list[str]) -> list[tuple[str, dict]]:
 
 
 def cmd_synthetic(args) -> None:
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.config import ModelConfig, PredictConfig, TrainConfig
-    from napari_temseg.core.metrics import evaluate_classes
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.data.synthetic.phases import PHASE_COLORS, PHASE_NAMES, make_phases
+    from napari_temseg.core.evaluation.metrics import evaluate_classes
+    from napari_temseg.core.inference.predict import predict_stack
     from napari_temseg.core.progress import run
-    from napari_temseg.core.synthetic_phases import PHASE_COLORS, PHASE_NAMES, make_phases
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     img, lab = make_phases((args.z, args.size, args.size), channels=2, seed=args.seed)
     if args.channel is not None:
@@ -90,11 +92,12 @@ def cmd_synthetic(args) -> None:
 def cmd_speed(args) -> None:
     import torch
 
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.config import InputSpec, ModelConfig, PredictConfig
-    from napari_temseg.core.modelfile import TrainedModel
-    from napari_temseg.core.models import build_model
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_stack
+    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.nets.build import build_model
     from napari_temseg.core.progress import run
 
     torch.manual_seed(0)
@@ -123,11 +126,12 @@ def cmd_speed(args) -> None:
 def _memory_worker(z: int, size: int, work: str) -> None:
     import zarr
 
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.config import InputSpec, ModelConfig, PredictConfig
-    from napari_temseg.core.modelfile import TrainedModel
-    from napari_temseg.core.models import build_model
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_stack
+    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.nets.build import build_model
     from napari_temseg.core.progress import run
 
     src = zarr.open(f"{work}/img{z}.zarr", mode="r")

@@ -32,7 +32,7 @@ same training budget of ``--seconds`` each:
 The three run interleaved in a round robin of ``--slice`` seconds (bench_train.race) so
 that the shared machine's load drift hits all alike; fit() sees only its own time through
 a virtual clock (bench_train.Ours). Prediction time is not counted for anyone. Scores:
-``core.metrics.confusion`` summed over the held-out images, ``class_scores`` -> per-class
+``core.evaluation.metrics.confusion`` summed over the held-out images, ``class_scores`` -> per-class
 IoU / Dice, mean IoU with and without background (class 0).
 
 Run from the repository root; the commands of the recorded numbers (docs/benchmarks.md,
@@ -318,8 +318,8 @@ class Forest:
 
 
 def _ours_labels(c: Ours, image: np.ndarray) -> np.ndarray:
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_stack
     from napari_temseg.core.progress import run
 
     res = run(predict_stack(c.model, image, PredictConfig(device="cpu")))
@@ -365,9 +365,9 @@ def _table(results: dict, names: list[str], contestants: list, key: str, title: 
 
 
 def bench(args, dataset: str) -> None:
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.metrics import class_scores, confusion
-    from napari_temseg.core.predict import predict_stack  # noqa: F401  (import all code now)
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.evaluation.metrics import class_scores, confusion
+    from napari_temseg.core.inference.predict import predict_stack  # noqa: F401  (import all code now)
 
     if dataset == "metaldam":
         names_img, images, masks = _realdata.metaldam()

@@ -53,10 +53,10 @@ def _data(which: str, eval_limit: int):
 
 
 def _model(which: str, seconds: float, seed: int, images, masks, cache: Path | None):
-    from napari_temseg.core.modelfile import load_model
-    from napari_temseg.core.options import train_configs
+    from napari_temseg.core.config.options import train_configs
+    from napari_temseg.core.modelfile.format import load_model
     from napari_temseg.core.progress import run
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     path = cache / f"{which}_s{seed}_{int(seconds)}.safetensors" if cache else None
     if path is not None and path.exists():
@@ -76,8 +76,8 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _predict_all(model, tests, tile: int, norm_stats: str):
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_stack
     from napari_temseg.core.progress import run
 
     cfg = PredictConfig(device="cpu", tile=tile, norm_stats=norm_stats)
@@ -121,10 +121,12 @@ def bench(args) -> None:
 def speed(args) -> None:
     import torch
 
-    from napari_temseg.core.config import InputSpec, ModelConfig, PredictConfig, TrainConfig
-    from napari_temseg.core.modelfile import TrainedModel
-    from napari_temseg.core.models import build_model
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.inference.predict import predict_stack
+    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.nets.build import build_model
     from napari_temseg.core.progress import run
 
     torch.set_num_threads(args.threads)
@@ -152,13 +154,14 @@ def fibsem(args) -> None:
     predicted on larger ones with both statistics; Dice against the generator's truth."""
     import torch
 
-    from napari_temseg.core.config import PredictConfig, TrainConfig
-    from napari_temseg.core.metrics import evaluate_stack
-    from napari_temseg.core.modelfile import load_model
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
+    from napari_temseg.core.evaluation.metrics import evaluate_stack
+    from napari_temseg.core.inference.predict import predict_stack
+    from napari_temseg.core.modelfile.format import load_model
     from napari_temseg.core.progress import run
-    from napari_temseg.core.synthetic import make_fibsem
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     torch.set_num_threads(args.threads)
     if args.model:

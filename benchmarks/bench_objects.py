@@ -8,7 +8,7 @@ device="cpu"))`` for ``--seconds`` of fit()'s own time (setup not counted), or l
 without training). Every held-out image is predicted with
 ``predict_stack(model, image, PredictConfig(device="cpu"))`` and its probability
 thresholded at the model's threshold. Instance labels are then built in four ways, all
-with ``core.postprocess.postprocess(binary, instances=True, ...)`` (8-connectivity):
+with ``core.inference.postprocess.postprocess(binary, instances=True, ...)`` (8-connectivity):
 
 * ``true mask, components``  - the ground-truth binary mask, connected components;
 * ``true mask, split``       - the same mask with ``split_touching=True``;
@@ -170,8 +170,8 @@ def pixel_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- model
 def train_model(images, masks, seconds: float):
-    from napari_temseg.core.config import TrainConfig
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.training.loop import fit
 
     cfg = TrainConfig(seconds=seconds, device="cpu")
     gen = fit(images, masks, train_cfg=cfg)
@@ -201,7 +201,7 @@ def predict_prob(model, image: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- run
 def _labels(binary: np.ndarray, split: bool, min_size: int) -> np.ndarray:
-    from napari_temseg.core.postprocess import postprocess
+    from napari_temseg.core.inference.postprocess import postprocess
 
     lab, _ = postprocess(
         binary, instances=True, split_touching=split, min_size=min_size, dtype=np.uint32
@@ -234,10 +234,10 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from napari_temseg.core.predict import predict_stack  # noqa: F401  (import all code now)
+    from napari_temseg.core.inference.predict import predict_stack  # noqa: F401  (import all code now)
 
     if args.model:
-        from napari_temseg.core.modelfile import load_model
+        from napari_temseg.core.modelfile.format import load_model
 
         train, test = _realdata.emps_split(0.2, 0, args.limit)
         model = load_model(args.model)

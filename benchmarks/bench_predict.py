@@ -59,15 +59,15 @@ def _peak_mb() -> float:
 
 
 def _load(cfg: dict):
-    from napari_temseg.core.modelfile import load_model
+    from napari_temseg.core.modelfile.format import load_model
 
     return load_model(cfg["model"])
 
 
 def _tiles(vol, spec, cfg: dict):
     """The tiles predict_stack feeds the network (same grid, padding, normalisation)."""
-    from napari_temseg.core import tiling
-    from napari_temseg.core.data import network_input
+    from napari_temseg.core.data.volume import network_input
+    from napari_temseg.core.inference import tiling
 
     Y, X = vol.shape[2:]
     t = cfg["tile"]
@@ -109,7 +109,7 @@ def _sync(cfg: dict) -> None:
 def w_forward(cfg: dict) -> dict:
     import torch
 
-    from napari_temseg.core.data import as_volume
+    from napari_temseg.core.data.volume import as_volume
 
     model = _load(cfg)
     vol = as_volume(np.load(cfg["data"], mmap_mode="r"))
@@ -131,8 +131,8 @@ def w_forward(cfg: dict) -> dict:
 
 
 def w_ours(cfg: dict) -> dict:
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.predict import predict_slice, predict_stack
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_slice, predict_stack
     from napari_temseg.core.progress import run
 
     model = _load(cfg)
@@ -158,7 +158,7 @@ def w_monai(cfg: dict) -> dict:
     import torch
     from monai.inferers import sliding_window_inference
 
-    from napari_temseg.core.data import as_volume, network_input
+    from napari_temseg.core.data.volume import as_volume, network_input
 
     model = _load(cfg)
     spec, t = model.input_spec, cfg["tile"]
@@ -199,8 +199,8 @@ def _pointwise_model(channels: int):
     import torch
     from torch import nn
 
-    from napari_temseg.core.config import InputSpec, ModelConfig
-    from napari_temseg.core.modelfile import TrainedModel
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.modelfile.format import TrainedModel
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(channels, 8, 1), nn.ReLU(), nn.Conv2d(8, 1, 1)).eval()
@@ -209,9 +209,9 @@ def _pointwise_model(channels: int):
 
 
 def w_memory(cfg: dict) -> dict:
-    from napari_temseg.core import io
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core import data as io
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_stack
     from napari_temseg.core.progress import run
 
     stack = io.read_image(cfg["data"])
@@ -238,10 +238,10 @@ def w_memory(cfg: dict) -> dict:
 
 
 def w_train(cfg: dict) -> dict:
-    from napari_temseg.core.config import TrainConfig
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
     from napari_temseg.core.progress import run
-    from napari_temseg.core.synthetic import make_fibsem
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     img, mask = make_fibsem(
         (6, 2, 256, 256), seed=1, dtype="uint8"
@@ -296,7 +296,7 @@ def spawn(name: str, cfg: dict) -> dict:
 
 
 def _model(args) -> str:
-    from napari_temseg.core.models import DEFAULT_MODEL
+    from napari_temseg.core.nets.build import DEFAULT_MODEL
 
     # one cached model per default network, so a changed default is retrained, not reused
     path = (
@@ -324,7 +324,7 @@ def _header(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    from napari_temseg.core.synthetic import make_fibsem
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
 
     work = Path(args.workdir)
     data = work / f"stack-{args.slices}x{args.size}.npy"
@@ -397,7 +397,7 @@ def _make_zarr(path: Path, Z: int, size: int) -> None:
     """(Z, size, size, 2) uint8 zarr, channel last, written slab by slab (never whole)."""
     import zarr
 
-    from napari_temseg.core.synthetic import make_fibsem
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
 
     if path.exists():
         return
@@ -469,7 +469,7 @@ def cmd_cuda_full(args) -> None:
     if not data.exists():
         import zarr
 
-        from napari_temseg.core.synthetic import make_fibsem
+        from napari_temseg.core.data.synthetic.fibsem import make_fibsem
 
         img, _ = make_fibsem((2, 2, 1024, 1024), seed=5, dtype="uint8")
         slab = np.tile(img.transpose(0, 2, 3, 1), (1, 4, 4, 1))[:, :3868, :4062]

@@ -24,7 +24,7 @@ pores, unhydrated grains, hydration products - and two complementary detectors, 
   stops while the others run) so the shared machine's load drift hits all alike;
 * each model predicts the whole stack (``predict_stack``, device cpu; the 3-slice models
   read the real neighbours), scored on the evaluation slice ``--eval`` (default 5, never
-  annotated): ``core.metrics.confusion`` + ``class_scores`` -> per-class IoU, mean IoU with
+  annotated): ``evaluation.metrics.confusion`` + ``class_scores`` -> per-class IoU, mean IoU with
   and without the matrix (class 0 = background). A second score over all five unannotated
   slices (0, 1, 3, 5, 7; 0 and 7 with reflected neighbours) shows how much one slice moves.
 
@@ -78,7 +78,7 @@ DETECTORS = (("ICE", [0]), ("TLD", [1]), ("both", [0, 1]))
 
 
 def _scores(labels: np.ndarray, truth: np.ndarray, zs: list[int], names) -> dict:
-    from napari_temseg.core.metrics import class_scores, confusion
+    from napari_temseg.core.evaluation.metrics import class_scores, confusion
 
     k = len(names)
     mat = np.zeros((k, k + 1), np.int64)
@@ -135,11 +135,11 @@ def _effects(results: dict, key: str) -> None:
 
 
 def bench(args) -> None:
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.data.synthetic.phases import PHASE_COLORS, PHASE_NAMES, make_phases
+    from napari_temseg.core.inference.predict import predict_stack
     from napari_temseg.core.progress import run
-    from napari_temseg.core.synthetic_phases import PHASE_COLORS, PHASE_NAMES, make_phases
 
     t0 = time.monotonic()
     img, lab = make_phases((DEPTH, args.size, args.size), channels=2, seed=args.seed)

@@ -6,7 +6,7 @@
 Each strategy starts from the same single annotated square (seeded: a random square of the
 pool that holds at least two classes), then adds ``--per-round`` squares per round:
 
-* ``guided``: ``core.suggest.suggest_regions`` with the current model (defaults: entropy,
+* ``guided``: ``core.guidance.suggest.suggest_regions`` with the current model (defaults: entropy,
   diversity 1, at most ``--max-regions`` candidates scored);
 * ``random``: unannotated squares drawn uniformly;
 * ``in-order``: the next unannotated squares slice by slice, row by row (a user who goes
@@ -23,7 +23,7 @@ guided selection needed to reach random selection's final score (goal <= 60 %).
 
 Data: ``isbi`` - ISBI 2012 sections 0-14 are the pool, 15-19 the test set (membranes,
 binary; needs ../shared/data or TEMSEG_DATA); ``phases`` - the synthetic 4-phase FIB-SEM
-stack of ``core/synthetic_phases.py`` (2 detectors), slices 0-7 pool, 8-11 test.
+stack of ``core/data/synthetic/phases.py`` (2 detectors), slices 0-7 pool, 8-11 test.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _data(name: str):
 
         vol, lab = _realdata.isbi2012()
         return vol[:, None].astype(np.float32), lab, list(range(15)), list(range(15, 20)), None
-    from napari_temseg.core.synthetic_phases import PHASE_NAMES, make_phases
+    from napari_temseg.core.data.synthetic.phases import PHASE_NAMES, make_phases
 
     img, lab = make_phases((12, 256, 256), channels=2, seed=7)
     return img, lab, list(range(8)), list(range(8, 12)), list(PHASE_NAMES)
@@ -57,7 +57,7 @@ def _data(name: str):
 
 def _cells(lab, pool, size):
     """Every square of the grid on the pool slices: (z, y, x)."""
-    from napari_temseg.core.suggest import grid_starts
+    from napari_temseg.core.guidance.suggest import grid_starts
 
     ys, xs = grid_starts(lab.shape[1], size), grid_starts(lab.shape[2], size)
     return [(z, y, x) for z in pool for y in ys for x in xs]
@@ -81,9 +81,10 @@ def _first(lab, cells, size, rng):
 
 
 def _pick(strategy, model, img, mask, done, cells, args, rng, rnd):
-    from napari_temseg.core.config import PredictConfig
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.config.suggest import SuggestConfig
+    from napari_temseg.core.guidance.suggest import suggest_regions
     from napari_temseg.core.progress import run
-    from napari_temseg.core.suggest import SuggestConfig, suggest_regions
 
     free = [c for c in cells if c not in done]
     if strategy == "random":
@@ -103,9 +104,10 @@ def _pick(strategy, model, img, mask, done, cells, args, rng, rnd):
 
 
 def _train(img, mask, model, table, args):
-    from napari_temseg.core.config import ModelConfig, TrainConfig
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.config.train import TrainConfig
     from napari_temseg.core.progress import run
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     cfg = TrainConfig(
         epochs=1, steps_per_epoch=args.steps, seconds=None, patch=args.patch, batch=4,
@@ -116,9 +118,9 @@ def _train(img, mask, model, table, args):
 
 
 def _score(model, img, lab, test, names):
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.metrics import dice, evaluate_classes
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.evaluation.metrics import dice, evaluate_classes
+    from napari_temseg.core.inference.predict import predict_stack
     from napari_temseg.core.progress import run
 
     res = run(predict_stack(model, img[test], PredictConfig(device="cpu")))
@@ -128,7 +130,7 @@ def _score(model, img, lab, test, names):
 
 
 def simulate(args) -> list[dict]:
-    from napari_temseg.core.classes import ClassTable
+    from napari_temseg.core.config.classes import ClassTable
 
     img, lab, pool, test, names = _data(args.data)
     table = ClassTable() if names is None else ClassTable(tuple(names))

@@ -111,7 +111,7 @@ def predict_full(net, x: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def _dice_report(preds: list[np.ndarray], truths: list[np.ndarray]) -> dict:
-    from napari_temseg.core.metrics import Counts, counts
+    from napari_temseg.core.evaluation.metrics import Counts, counts
 
     per = [counts(p, t) for p, t in zip(preds, truths, strict=False)]
     total = sum(per, Counts())
@@ -165,8 +165,8 @@ class Ours:
         overrides: dict,
         classes=None,
     ):
-        from napari_temseg.core.options import train_configs
-        from napari_temseg.core.train import fit
+        from napari_temseg.core.config.options import train_configs
+        from napari_temseg.core.training.loop import fit
 
         self.context = int(overrides.get("context", context))
         values = {"seconds": seconds, "device": "cpu", **overrides, "context": self.context}
@@ -183,7 +183,7 @@ class Ours:
 
     def advance(self, until: float) -> None:
         """Run steps until fit's own elapsed time passes ``until`` seconds (or it returns)."""
-        import napari_temseg.core.train as T
+        import napari_temseg.core.training.loop as T
 
         saved, T.time = T.time, self.clock
         self.clock.resume()
@@ -385,7 +385,7 @@ def _report(contestants: list, results: dict, baseline: float, what: str) -> Non
 
 def _tile_report(contestants: list, images, slices=None) -> None:
     """Tile 256 vs tile 512 through predict_stack (issue 15): label Dice and max |dp|."""
-    from napari_temseg.core.precise_bn import tile_agreement
+    from napari_temseg.core.training.precise_bn import tile_agreement
 
     for c in contestants:
         if isinstance(c, Ours):
@@ -460,7 +460,7 @@ def _throughput_data(args):
     if _realdata.available("isbi2012") and not args.synthetic:
         vol, lab = _realdata.isbi2012()
         return vol[:15], lab[:15], "isbi2012 sections 0-14"
-    from napari_temseg.core.synthetic import make_fibsem
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
 
     img, mask = make_fibsem(shape=(6, 1, 512, 512), seed=0)
     return img, mask, "synthetic FIB-SEM 6 x 512 x 512"
@@ -503,15 +503,15 @@ def _interleave(gen, bare_step, threads: list[int], seconds: float, chunk: int) 
 def bench_throughput(args) -> None:
     import torch
 
-    from napari_temseg.core.augment import Augmenter
-    from napari_temseg.core.config import InputSpec, TrainConfig
-    from napari_temseg.core.data import as_mask, as_volume, compute_norm
-    from napari_temseg.core.models import DEFAULT_MODEL, build_model
-    from napari_temseg.core.objectives import loss_fn as make_loss
-    from napari_temseg.core.objectives import validate
-    from napari_temseg.core.sampling import PatchSampler, split_regions, validation_patches
-    from napari_temseg.core.train import fit
-    from napari_temseg.core.train_config import learning_rate
+    from napari_temseg.core.config.model import InputSpec
+    from napari_temseg.core.config.train import TrainConfig, learning_rate
+    from napari_temseg.core.data.volume import as_mask, as_volume, compute_norm
+    from napari_temseg.core.nets.build import DEFAULT_MODEL, build_model
+    from napari_temseg.core.training.augment.augmenter import Augmenter
+    from napari_temseg.core.training.loop import fit
+    from napari_temseg.core.training.objectives import loss_fn as make_loss
+    from napari_temseg.core.training.objectives import validate
+    from napari_temseg.core.training.sampling import PatchSampler, split_regions, validation_patches
 
     img, mask, what = _throughput_data(args)
     threads = args.thread_list or [torch.get_num_threads()]

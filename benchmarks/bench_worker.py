@@ -48,7 +48,8 @@ def parse() -> argparse.Namespace:
 
 
 def configs(a):
-    from napari_temseg.core.config import ModelConfig, TrainConfig
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.config.train import TrainConfig
 
     spe = 50  # the Train dock uses TrainConfig's default steps per epoch
     tc = TrainConfig(
@@ -71,7 +72,7 @@ def steps_per_s(model) -> float:
 
 def run_plain(image, mask, a) -> float:
     from napari_temseg.core.progress import run
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     tc, mc = configs(a)
     model = run(fit(image, mask, train_cfg=tc, model_cfg=mc))
@@ -169,7 +170,7 @@ def wait(job) -> None:
 def run_bare_worker(image, mask, a) -> float:
     """fit() in the same worker adapter, no GUI callbacks (isolates the thread itself)."""
     from napari_temseg.adapters.workers import start_worker
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     tc, mc = configs(a)
     with GapTimer(a.timer_ms):
@@ -217,7 +218,7 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from napari_temseg.core.synthetic import make_fibsem
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
 
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -97,9 +97,9 @@ def set_train_form(w, *, image_layers, mask_layer, seconds=None, epochs=2, patch
 
 def tiny_model(channels=1, context=0):
     """An untrained small model (for input-check tests that never need a good prediction)."""
-    from napari_temseg.core.config import InputSpec, ModelConfig
-    from napari_temseg.core.modelfile import TrainedModel
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=channels * (2 * context + 1))
     spec = InputSpec(

@@ -39,7 +39,7 @@ def _limit_torch_threads():
 @pytest.fixture
 def small_fibsem():
     """(image (4, 1, 64, 64) float32, mask (4, 64, 64) uint8): a tiny FIB-SEM-like stack."""
-    from napari_temseg.core.synthetic import make_fibsem
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
 
     return make_fibsem((4, 1, 64, 64), seed=0)
 
@@ -47,6 +47,6 @@ def small_fibsem():
 @pytest.fixture
 def small_particles():
     """(image (64, 64) float32, mask (64, 64) uint8): a tiny TEM particle image."""
-    from napari_temseg.core.synthetic import make_particles
+    from napari_temseg.core.data.synthetic.particles import make_particles
 
     return make_particles((64, 64), seed=0)

@@ -20,7 +20,7 @@ MIN_DICE = 0.5
 
 @pytest.fixture(scope="module")
 def particles():
-    from napari_temseg.core.synthetic import make_particles
+    from napari_temseg.core.data.synthetic.particles import make_particles
 
     return make_particles((192, 192), seed=7)
 
@@ -82,7 +82,7 @@ def test_save_load_roundtrip(trained, particles, tmp_path):
 
 def test_bad_options_are_clear(particles):
     from napari_temseg import api
-    from napari_temseg.core.config import ConfigError
+    from napari_temseg.core.config.choices import ConfigError
 
     img, mask = particles
     with pytest.raises(ConfigError, match="unknown training option.*'patchsize'"):
@@ -148,7 +148,7 @@ def test_layers_and_viewer(make_napari_viewer, trained, particles):
 @pytest.mark.gui
 def test_layer_channels_and_sparse_metadata(make_napari_viewer):
     from napari_temseg import api
-    from napari_temseg.core.synthetic import make_fibsem
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
 
     image, mask = make_fibsem((2, 2, 64, 64), seed=1)
     viewer = make_napari_viewer()

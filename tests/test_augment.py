@@ -5,9 +5,10 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from napari_temseg.core.augment import PRESETS, Augmenter, AugmentOps  # noqa: E402
-from napari_temseg.core.config import AUGMENT_PRESETS, ConfigError  # noqa: E402
+from napari_temseg.core.config.choices import AUGMENT_PRESETS, ConfigError  # noqa: E402
 from napari_temseg.core.errors import InputError  # noqa: E402
+from napari_temseg.core.training.augment.augmenter import PRESETS, Augmenter  # noqa: E402
+from napari_temseg.core.training.augment.kernels import AugmentOps  # noqa: E402
 
 GEOMETRY_ONLY = dict(
     p_brightness=0.0, p_contrast=0.0, p_gamma=0.0, p_curtain=0.0, p_blur=0.0, p_noise=0.0

@@ -1,9 +1,9 @@
-"""core/binning.py: block means, block-majority labels, the inverse interpolation, lazy views."""
+"""data/binning.py: block means, block-majority labels, the inverse interpolation, lazy views."""
 
 import numpy as np
 import pytest
 
-from napari_temseg.core.binning import (
+from napari_temseg.core.data.binning import (
     BinnedArray,
     BinnedLabels,
     bin_image,
@@ -11,7 +11,7 @@ from napari_temseg.core.binning import (
     binned_size,
     unbin,
 )
-from napari_temseg.core.data import as_mask, as_volume
+from napari_temseg.core.data.volume import as_mask, as_volume
 
 
 def test_bin_image_block_means_and_edges():
@@ -96,14 +96,14 @@ def _disks(shape=(2, 256, 256), r=60, seed=0):
 
 
 def _cfg(**kw):
-    from napari_temseg.core.config import TrainConfig
+    from napari_temseg.core.config.train import TrainConfig
 
     base = dict(patch=64, batch=2, epochs=1, steps_per_epoch=2, augment="flips", device="cpu")
     return TrainConfig(**{**base, **kw})
 
 
 def test_auto_binning_follows_the_masks():
-    from napari_temseg.core.binning import auto_binning
+    from napari_temseg.core.data.binning import auto_binning
 
     img, mask = _disks()
     vol = as_volume(img)
@@ -123,11 +123,11 @@ def test_binned_training_predicts_at_full_resolution(tmp_path):
     interpolated back: the same as predicting the binned image by hand and unbinning."""
     import dataclasses
 
-    from napari_temseg.core.config import PredictConfig
-    from napari_temseg.core.modelfile import load_model
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_stack
+    from napari_temseg.core.modelfile.format import load_model
     from napari_temseg.core.progress import run
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     img, mask = _disks()
     model = run(fit(img, mask, train_cfg=_cfg()))  # auto -> 2 for these large disks
@@ -149,7 +149,7 @@ def test_binned_training_predicts_at_full_resolution(tmp_path):
 def test_binning_of_a_resumed_model_cannot_change():
     from napari_temseg.core.errors import InputError
     from napari_temseg.core.progress import run
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     img, mask = _disks()
     model = run(fit(img, mask, train_cfg=_cfg(binning=2)))
@@ -163,7 +163,7 @@ def test_a_class_binned_away_names_the_fix():
     """Painted areas smaller than a block vanish when binned: the error says so."""
     from napari_temseg.core.errors import InputError
     from napari_temseg.core.progress import run
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     img, mask = _disks()
     mask[:, 10, 10] = 2  # a third class painted on single pixels only
@@ -177,7 +177,7 @@ def test_a_class_binned_away_names_the_fix():
 def test_auto_binning_falls_back_when_a_class_would_vanish():
     """auto would bin these large disks 2 x 2, but a class painted only in specks cannot
     survive that: training runs at full resolution instead, and says so once."""
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     img, mask = _disks()
     mask[:, 10, 10] = 2

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from test_export import trained
 
-from napari_temseg.core.config import PredictConfig
+from napari_temseg.core.config.predict import PredictConfig
 from napari_temseg.core.errors import InputError
-from napari_temseg.core.predict import predict_stack
+from napari_temseg.core.inference.predict import predict_stack
 from napari_temseg.core.progress import run
 
 pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime")
@@ -64,8 +64,8 @@ def test_package_validates_passes_the_core_test_and_gives_our_probabilities(
 
 def test_cli_bioimageio_options_and_refusals(tmp_path, capsys, monkeypatch):
     from napari_temseg.cli import main
-    from napari_temseg.core import export as export_module
-    from napari_temseg.core.export import export
+    from napari_temseg.core.interop import formats as export_module
+    from napari_temseg.core.interop.formats import export
 
     _, model = trained()
     with pytest.raises(InputError, match="only for a bioimage.io package"):

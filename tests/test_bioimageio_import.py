@@ -14,11 +14,12 @@ import tifffile
 import torch
 import yaml
 
-from napari_temseg.core.classes import ClassTable
-from napari_temseg.core.config import InputSpec, ModelConfig, PredictConfig
+from napari_temseg.core.config.classes import ClassTable
+from napari_temseg.core.config.model import InputSpec, ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
 from napari_temseg.core.errors import InputError, ModelFileError
-from napari_temseg.core.modelfile import TrainedModel
-from napari_temseg.core.predict import predict_stack
+from napari_temseg.core.inference.predict import predict_stack
+from napari_temseg.core.modelfile.format import TrainedModel
 from napari_temseg.core.progress import run
 
 pytest.importorskip("bioimageio.spec", reason="pip install bioimageio.core")
@@ -29,7 +30,7 @@ CFG = dict(tile=64, overlap=0.25, device="cpu", prob_dtype="float32", amp=False,
 
 def tiny(classes: int, channels: int, norm: str = "dataset", context: int = 0) -> TrainedModel:
     """An untrained small-unet (batch norm: no per-tile statistics) of our format."""
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     torch.manual_seed(classes)
     cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=channels * (2 * context + 1),
@@ -46,7 +47,7 @@ def tiny(classes: int, channels: int, norm: str = "dataset", context: int = 0) -
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory):
     """{kind: (our model, its package)}; written once (an export takes seconds)."""
-    from napari_temseg.core.export import export
+    from napari_temseg.core.interop.formats import export
 
     d = tmp_path_factory.mktemp("pkg")
     out = {}
@@ -62,7 +63,7 @@ def probs(model, img, channel_axis=None):
 
 @pytest.mark.parametrize("weights", ["torchscript", "onnx"])
 def test_binary_package_predicts_our_probabilities(packages, weights):
-    from napari_temseg.core.bioimageio_import import PackageModel, load_package
+    from napari_temseg.core.interop.bioimageio.load import PackageModel, load_package
 
     ours, path = packages["binary"]
     model = load_package(path, weights=weights)
@@ -134,7 +135,7 @@ class Pointwise(torch.nn.Module):
 def handmade(folder, edit=None):
     folder.mkdir()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # jit is deprecated (see core/export.py)
+        warnings.simplefilter("ignore")  # jit is deprecated (see core/interop/formats.py)
         torch.jit.script(Pointwise()).save(str(folder / "net.pt"))
     np.save(folder / "in.npy", np.zeros((1, 40, 40, 2), np.float32))
     np.save(folder / "out.npy", np.zeros((1, 40, 40, 1), np.float32))
@@ -165,7 +166,7 @@ def handmade(folder, edit=None):
 
 
 def test_handmade_package_axis_order_padding_and_logits(tmp_path):
-    from napari_temseg.core.bioimageio_import import load_package
+    from napari_temseg.core.interop.bioimageio.load import load_package
 
     model = load_package(handmade(tmp_path / "h"))
     assert model.classes.names == ("background", "cells") and model.channels == 2
@@ -177,7 +178,7 @@ def test_handmade_package_axis_order_padding_and_logits(tmp_path):
 
 
 def test_packages_it_cannot_run_are_refused_naming_the_fix(tmp_path):
-    from napari_temseg.core.bioimageio_import import load_package
+    from napari_temseg.core.interop.bioimageio.load import load_package
 
     def z_axis(rdf, _):
         z = {"type": "space", "id": "z", "size": {"min": 1, "step": 1}}
@@ -218,7 +219,7 @@ def test_processing_steps_match_bioimageio_formulas():
     probability -> logit conversion that the predictor's sigmoid / softmax undoes."""
     from bioimageio.spec.model import v0_5 as v
 
-    from napari_temseg.core.bioimageio_net import Plan, step_function
+    from napari_temseg.core.interop.bioimageio.net import Plan, step_function
 
     dims = {"batch": 0, "channel": 1, "y": 2, "x": 3}
     yx = [v.AxisId("y"), v.AxisId("x")]

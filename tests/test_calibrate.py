@@ -1,14 +1,17 @@
-"""Instance norm with the stack's statistics at prediction (core/calibrate.py, issue 15)."""
+"""Instance norm with the stack's statistics at prediction (inference/calibrate.py)."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from napari_temseg.core.config import ConfigError, ModelConfig, PredictConfig, TrainConfig
+from napari_temseg.core.config.choices import ConfigError
+from napari_temseg.core.config.model import ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.config.train import TrainConfig
+from napari_temseg.core.data.synthetic.particles import make_particles
 from napari_temseg.core.progress import run
-from napari_temseg.core.synthetic import make_particles
-from napari_temseg.core.train import fit
+from napari_temseg.core.training.loop import fit
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,7 @@ def trained():
 
 
 def _predict(model, image, **kw):
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.inference.predict import predict_stack
 
     slices = kw.pop("slices", None)
     kw.setdefault("norm_stats", "stack")
@@ -37,7 +40,7 @@ def test_stack_statistics_make_the_tile_size_irrelevant(trained):
     check can fail), the stack's agree up to blending (0.9998). Tiles much smaller than the
     network's receptive field differ at their borders whatever the statistics (128 vs 512:
     0.975)."""
-    from napari_temseg.core.precise_bn import tile_agreement
+    from napari_temseg.core.training.precise_bn import tile_agreement
 
     model, _ = trained
     big = make_particles((640, 640), seed=5)[0]
@@ -58,8 +61,8 @@ def test_statistics_do_not_depend_on_the_slices_predicted(trained):
 def test_calibrated_copy_freezes_every_instance_norm_and_leaves_the_model(trained):
     import torch
 
-    from napari_temseg.core import calibrate
-    from napari_temseg.core.data import as_volume
+    from napari_temseg.core.data.volume import as_volume
+    from napari_temseg.core.inference import calibrate
 
     model, stack = trained
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
@@ -85,7 +88,7 @@ def test_frozen_layers_apply_the_pooled_statistics_of_the_calibration_tiles():
     import torch
     from torch import nn
 
-    from napari_temseg.core import calibrate
+    from napari_temseg.core.inference import calibrate
 
     torch.manual_seed(0)
     net = nn.Sequential(
@@ -114,7 +117,7 @@ def test_frozen_layers_apply_the_pooled_statistics_of_the_calibration_tiles():
 
 
 def test_per_tile_option_is_the_old_behaviour_and_batch_norm_is_untouched(trained):
-    from napari_temseg.core import calibrate
+    from napari_temseg.core.inference import calibrate
 
     model, stack = trained
     import torch
@@ -130,7 +133,7 @@ def test_per_tile_option_is_the_old_behaviour_and_batch_norm_is_untouched(traine
 
 
 def test_positions_are_fixed_and_spread_over_the_stack():
-    from napari_temseg.core import calibrate
+    from napari_temseg.core.inference import calibrate
 
     p = calibrate.tile_positions((100, 2000, 3000), 256)
     assert p == calibrate.tile_positions((100, 2000, 3000), 256)
@@ -151,7 +154,7 @@ def test_dask_chunks_share_the_statistics(trained, tmp_path):
     pytest.importorskip("dask")
     import dask.array as da
 
-    from napari_temseg.core.predict_dask import predict_dask
+    from napari_temseg.core.inference.distributed import predict_dask
 
     model, stack = trained
     res = predict_dask(
@@ -177,9 +180,9 @@ def test_small_model_forward_matches_on_one_tile(trained):
 def test_k_class_instance_norm_models_are_tile_invariant_too():
     """A 4-phase, 2-detector model with instance norm (K-class models default to batch norm,
     already invariant): the stack's statistics make tile 256 and 512 agree."""
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.precise_bn import tile_agreement
-    from napari_temseg.core.synthetic_phases import make_phases
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.data.synthetic.phases import make_phases
+    from napari_temseg.core.training.precise_bn import tile_agreement
 
     img, lab = make_phases((2, 192, 192), seed=0)
     tc = TrainConfig(
@@ -196,7 +199,7 @@ def test_odd_sized_images_agree_too(trained):
     """700 x 700 px (not a multiple of 16): tiles of 256 and 512 start on the network's
     stride, so both tilings pool the same pixels together: label Dice 0.9999, max |dp|
     0.003 (unaligned starts: 0.977 / 0.22 here, 0.990 on EMPS)."""
-    from napari_temseg.core.precise_bn import tile_agreement
+    from napari_temseg.core.training.precise_bn import tile_agreement
 
     model, _ = trained
     img = make_particles((700, 700), seed=8)[0]
@@ -206,7 +209,7 @@ def test_odd_sized_images_agree_too(trained):
 
 def test_the_training_preview_keeps_per_tile_statistics(monkeypatch):
     """The live preview (every few seconds) must not pay the stack's calibration."""
-    from napari_temseg.core import calibrate
+    from napari_temseg.core.inference import calibrate
 
     def no(*_a, **_k):
         raise AssertionError("the preview calibrated")
@@ -233,7 +236,7 @@ def _dice(a, b) -> float:
 def test_the_default_local_statistics_are_tile_invariant(trained):
     """The default (``norm_stats='local'``: slices flattened, then the stack's statistics)
     gives the same labels with tile 256 and 512."""
-    from napari_temseg.core.precise_bn import tile_agreement
+    from napari_temseg.core.training.precise_bn import tile_agreement
 
     model, _ = trained
     assert PredictConfig().norm_stats == "local"
@@ -263,7 +266,7 @@ def test_dask_chunks_flatten_each_slice_alike(trained, tmp_path):
     pytest.importorskip("dask")
     import dask.array as da
 
-    from napari_temseg.core.predict_dask import predict_dask
+    from napari_temseg.core.inference.distributed import predict_dask
 
     model, stack = trained
     lit = stack.astype(np.float32) * np.linspace(1.3, 0.7, stack.shape[1])[None, :, None]

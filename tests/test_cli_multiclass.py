@@ -7,8 +7,8 @@ import pytest
 import tifffile
 
 from napari_temseg.cli import main
-from napari_temseg.core.modelfile import load_model
-from napari_temseg.core.synthetic_phases import make_phases
+from napari_temseg.core.data.synthetic.phases import make_phases
+from napari_temseg.core.modelfile.format import load_model
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,17 @@ import tifffile
 import torch
 
 from napari_temseg.cli import main
-from napari_temseg.core.config import InputSpec, ModelConfig, PredictConfig
-from napari_temseg.core.io import read_image
-from napari_temseg.core.modelfile import TrainedModel, load_model, save_model
-from napari_temseg.core.predict import predict_stack
+from napari_temseg.core.config.model import InputSpec, ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.data.read import read_image
+from napari_temseg.core.inference.predict import predict_stack
+from napari_temseg.core.modelfile.format import TrainedModel, load_model, save_model
 from napari_temseg.core.progress import run
 
 
 @pytest.fixture
 def model_path(tmp_path):
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=2)
     spec = InputSpec(channels=2, norm_lo=(0.0, 10.0), norm_hi=(255.0, 200.0))
@@ -383,7 +384,7 @@ def test_a_failed_run_leaves_no_file_behind(
     import zarr
 
     from napari_temseg.cli.progress import TextBar
-    from napari_temseg.core.data import Volume
+    from napari_temseg.core.data.volume import Volume
 
     path, _ = stack
     out, lab = tmp_path / "out" / "p.tif", tmp_path / "out" / "l.zarr"
@@ -463,12 +464,12 @@ def test_overwrite_replaces_only_our_outputs(tmp_path, model_path, stack, capsys
 def test_os_errors_are_one_line(tmp_path, capsys, monkeypatch):
     import errno
 
-    from napari_temseg.core import io
+    from napari_temseg.core.data import read as io_read
 
     def denied(path, *a, **k):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr(io, "read_image", denied)
+    monkeypatch.setattr(io_read, "read_image", denied)
     t = tmp_path / "t.tif"
     assert main(["evaluate", str(t), str(t)]) == 2
     line = _one_line_error(capsys, f"'{t}': Permission denied")
@@ -554,7 +555,7 @@ def test_a_full_disk_is_found_before_any_slice_is_computed(
     import errno
     import os
 
-    from napari_temseg.core import predict
+    from napari_temseg.core.inference import predict
 
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -6,8 +6,9 @@ import numpy as np
 import tifffile
 
 from napari_temseg.cli import main
-from napari_temseg.core.modelfile import load_model
-from napari_temseg.core.synthetic import make_fibsem, make_particles
+from napari_temseg.core.data.synthetic.fibsem import make_fibsem
+from napari_temseg.core.data.synthetic.particles import make_particles
+from napari_temseg.core.modelfile.format import load_model
 
 
 def test_help_lists_every_command(capsys):
@@ -166,7 +167,7 @@ def test_bad_outputs_are_refused_before_training(tmp_path, capsys, monkeypatch):
     import errno
     import tempfile
 
-    from napari_temseg.core import train
+    from napari_temseg.core.training import loop as train
 
     def no_training(*a, **k):
         raise AssertionError("training started although the output was unusable")
@@ -202,7 +203,7 @@ def test_bad_outputs_are_refused_before_training(tmp_path, capsys, monkeypatch):
 def test_a_failed_save_keeps_the_model_elsewhere(tmp_path, capsys, monkeypatch):
     import errno
 
-    from napari_temseg.core.modelfile import TrainedModel
+    from napari_temseg.core.modelfile.format import TrainedModel
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     real = TrainedModel.save

@@ -39,9 +39,14 @@ def imported_after(code: str) -> set[str]:
 
 
 def core_modules() -> list[str]:
-    names = sorted(p.stem for p in (PKG / "core").glob("*.py") if p.stem != "__init__")
-    assert {"config", "data", "errors", "progress", "synthetic"} <= set(names)
-    return [f"napari_temseg.core.{n}" for n in names]
+    """Every module and package of core/, at any depth."""
+    core = PKG / "core"
+    names = sorted(
+        ".".join(p.relative_to(core).with_suffix("").parts).removesuffix("__init__").rstrip(".")
+        for p in core.rglob("*.py")
+    )
+    assert {"config", "config.train", "data.volume", "errors", "progress"} <= set(names)
+    return [f"napari_temseg.core.{n}".rstrip(".") for n in names]
 
 
 def test_core_and_cli_import_no_gui_toolkit():
@@ -75,5 +80,5 @@ def test_package_and_cli_start_without_torch():
 
 def test_probe_sees_what_was_imported():
     """The probe can fail: a module imported by the code under test shows up in its answer."""
-    seen = imported_after("import napari_temseg.core.synthetic\nimport colorsys")
+    seen = imported_after("import napari_temseg.core.data.synthetic.fibsem\nimport colorsys")
     assert {"numpy", "napari_temseg", "colorsys"} <= seen and "torch" not in seen

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from napari_temseg.core.config import ModelConfig, PredictConfig, TrainConfig
+from napari_temseg.core.config.model import ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.config.train import TrainConfig
 from napari_temseg.core.errors import InputError
-from napari_temseg.core.export import export
-from napari_temseg.core.predict import predict_stack
+from napari_temseg.core.inference.predict import predict_stack
+from napari_temseg.core.interop.formats import export
 from napari_temseg.core.progress import run
-from napari_temseg.core.train import fit
+from napari_temseg.core.training.loop import fit
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime")
 

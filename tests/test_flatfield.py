@@ -1,11 +1,12 @@
-"""Each slice's illumination evened out before instance norm (core/flatfield.py, issue 15)."""
+"""Each slice's illumination evened out before instance norm (inference/flatfield.py)."""
 
 import numpy as np
 import pytest
 
-from napari_temseg.core.data import as_volume
-from napari_temseg.core.flatfield import FLOOR, Flattened
-from napari_temseg.core.synthetic import make_fibsem, make_particles
+from napari_temseg.core.data.synthetic.fibsem import make_fibsem
+from napari_temseg.core.data.synthetic.particles import make_particles
+from napari_temseg.core.data.volume import as_volume
+from napari_temseg.core.inference.flatfield import FLOOR, Flattened
 
 
 def _whole(f: Flattened) -> np.ndarray:
@@ -91,9 +92,10 @@ def test_tiny_and_large_windows():
 
 @pytest.mark.parametrize("norm", ["instance", "batch"])
 def test_only_local_instance_norm_predictions_are_flattened(norm):
-    from napari_temseg.core.config import ModelConfig, PredictConfig
-    from napari_temseg.core.flatfield import prepared
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.flatfield import prepared
+    from napari_temseg.core.nets.build import build_model
 
     net = build_model(ModelConfig(arch="small-unet", norm_layer=norm))
     vol = as_volume(np.zeros((64, 64), np.uint8))

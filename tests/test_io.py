@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from napari_temseg.core import io
-from napari_temseg.core.data import as_volume
+from napari_temseg.core import data as io
+from napari_temseg.core.data.volume import as_volume
 from napari_temseg.core.errors import InputError
 
 

@@ -21,7 +21,7 @@ import numpy as np, napari, torch
 from qtpy.QtWidgets import QApplication
 sys.path.insert(0, {tests!r})
 from _widget_helpers import set_train_form
-from napari_temseg.core.synthetic import make_particles
+from napari_temseg.core.data.synthetic.fibsem import make_particles
 
 torch.set_num_threads(1)
 def pump(sec):

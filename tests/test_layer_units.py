@@ -10,9 +10,9 @@ import pytest
 from napari_temseg.adapters import layers as L
 from napari_temseg.adapters import outputs as O
 from napari_temseg.adapters import suggest as S
-from napari_temseg.core.classes import ClassTable
-from napari_temseg.core.predict_config import PredictConfig
-from napari_temseg.core.suggest import Region, SuggestResult
+from napari_temseg.core.config.classes import ClassTable
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.guidance.suggest import Region, SuggestResult
 
 
 @pytest.fixture

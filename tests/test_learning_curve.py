@@ -6,9 +6,9 @@ import csv
 import numpy as np
 import pytest
 
-from napari_temseg.core import learning_curve as lc
-from napari_temseg.core.config import TrainConfig
+from napari_temseg.core.config.train import TrainConfig
 from napari_temseg.core.errors import InputError
+from napari_temseg.core.guidance import learning_curve as lc
 from napari_temseg.core.progress import StopToken
 
 TINY = dict(epochs=1, seconds=None, steps_per_epoch=2, patch=64, batch=2, device="cpu", seed=0)

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from napari_temseg.core.errors import InputError
-from napari_temseg.core.measure import measure, pixel_size_from_file
+from napari_temseg.core.evaluation.measure import measure, pixel_size_from_file
 
 
 def two_objects():

@@ -7,16 +7,17 @@ import struct
 import numpy as np
 import pytest
 
-from napari_temseg.core.config import InputSpec, ModelConfig, TrainConfig
+from napari_temseg.core.config.model import InputSpec, ModelConfig
+from napari_temseg.core.config.train import TrainConfig
 from napari_temseg.core.errors import ModelFileError
-from napari_temseg.core.modelfile import META_KEY, TrainedModel, load_model, read_metadata
+from napari_temseg.core.modelfile.format import META_KEY, TrainedModel, load_model, read_metadata
 
 
 @pytest.fixture
 def model():
     import torch
 
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig(arch="small-unet", in_channels=3)
@@ -119,7 +120,7 @@ def test_intensity_norm_travels_with_the_model(model, tmp_path):
 def test_norm_layers_travel_with_the_model(tmp_path):
     import torch
 
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm_layer="instance")
     spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,))
@@ -136,7 +137,7 @@ def test_files_without_norm_field_load_as_batch_norm(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm_layer="batch")
     spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,))
@@ -159,7 +160,7 @@ def test_files_without_norm_field_load_as_batch_norm(tmp_path):
 def test_depth_travels_with_the_model_and_old_files_load_as_depth_4(model, tmp_path):
     import torch
 
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(arch="small-unet", base_width=4, depth=5)
     spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,))
@@ -176,7 +177,7 @@ def test_files_with_the_old_field_names_load(tmp_path):
     """Format-1 headers written before the renames ('norm', 'norm_mode', 'normalize')."""
     from safetensors.torch import save_file
 
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(arch="small-unet", in_channels=1, base_width=8, norm_layer="group")
     spec = InputSpec(channels=1, context=0, norm_lo=(0.0,), norm_hi=(1.0,), intensity_norm="image")
@@ -269,7 +270,7 @@ def test_damaged_headers_give_one_line_errors_that_say_what_to_do(model, tmp_pat
 
 
 def test_absurd_base_width_is_refused_before_building(model, tmp_path, monkeypatch):
-    from napari_temseg.core import models
+    from napari_temseg.core.nets import build as models
 
     built = []
     monkeypatch.setattr(models, "build_model", lambda cfg: built.append(cfg))
@@ -282,7 +283,7 @@ def test_absurd_base_width_is_refused_before_building(model, tmp_path, monkeypat
 def test_oversized_config_is_caught_on_the_meta_device(model, tmp_path, monkeypatch):
     """A plausible but wrong base width: the mismatch is found without allocating the network
     (here 16x the parameters of the file; at base_width 1024 it would be ~35 GB)."""
-    from napari_temseg.core import models
+    from napari_temseg.core.nets import build as models
 
     real_build, built = models.build_model, []
 
@@ -348,7 +349,7 @@ def test_a_killed_save_leaves_nothing_after_the_next_save(model, tmp_path):
     import subprocess
     import sys
 
-    from napari_temseg.core.modelfile import TMP_PREFIX
+    from napari_temseg.core.modelfile.format import TMP_PREFIX
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

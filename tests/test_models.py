@@ -8,8 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_temseg.core import models  # noqa: E402
-from napari_temseg.core.config import ConfigError, ModelConfig  # noqa: E402
+from napari_temseg.core.config.choices import ConfigError  # noqa: E402
+from napari_temseg.core.config.model import ModelConfig  # noqa: E402
+from napari_temseg.core.nets import build as models  # noqa: E402
 
 
 def _modules(net, cls):
@@ -17,7 +18,7 @@ def _modules(net, cls):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, napari_temseg.core.models; print('torch' in sys.modules)"
+    code = "import sys, napari_temseg.core.nets.build; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -147,8 +148,8 @@ def test_learns_a_simple_task(arch):
 
 
 def test_list_archs_is_unambiguous_and_each_name_builds_its_arch():
-    from napari_temseg.core.config import ModelConfig
-    from napari_temseg.core.models import build_model, list_archs
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.nets.build import build_model, list_archs
 
     names = list_archs()
     assert len(names) == len(set(names)) and "unet" in names and "Unet" in names

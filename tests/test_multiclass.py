@@ -6,13 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from napari_temseg.core.classes import ClassTable, check_values, infer_k, resolve, targets
-from napari_temseg.core.config import ConfigError, ModelConfig, PredictConfig, TrainConfig
+from napari_temseg.core.config.choices import ConfigError
+from napari_temseg.core.config.classes import ClassTable, check_values, infer_k, resolve, targets
+from napari_temseg.core.config.model import ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.config.train import TrainConfig
 from napari_temseg.core.errors import InputError, ModelFileError
-from napari_temseg.core.modelfile import load_model, read_metadata
-from napari_temseg.core.predict import predict_stack
+from napari_temseg.core.inference.predict import predict_stack
+from napari_temseg.core.modelfile.format import load_model, read_metadata
 from napari_temseg.core.progress import run
-from napari_temseg.core.train import fit
+from napari_temseg.core.training.loop import fit
 
 
 def three_classes(z=3, size=64, seed=0):
@@ -166,7 +169,7 @@ def test_a_class_without_pixels_is_named():
 
 
 def test_class_weights_balanced_weigh_rare_classes_up():
-    from napari_temseg.core.objectives import class_weights
+    from napari_temseg.core.training.objectives import class_weights
 
     w = class_weights(np.array([900, 90, 10]), "balanced")
     assert w[0] < w[1] < w[2] and w.mean() == pytest.approx(1.0, rel=1e-5)
@@ -184,7 +187,7 @@ def test_resume_with_other_classes_is_refused(trained):
 def test_multiclass_loss_ignores_unlabelled_pixels():
     import torch
 
-    from napari_temseg.core.objectives import loss_fn
+    from napari_temseg.core.training.objectives import loss_fn
 
     logits = torch.randn(2, 3, 8, 8)
     y = torch.randint(0, 3, (2, 1, 8, 8)).float()
@@ -218,7 +221,7 @@ def test_binary_model_files_stay_format_1(small_fibsem, tmp_path):
 
 
 def test_damaged_class_tables_are_refused(trained, tmp_path):
-    from napari_temseg.core.modelfile import check_header
+    from napari_temseg.core.modelfile.header import check_header
 
     img, lab, model = trained
     meta = json.loads(json.dumps(model.metadata()))  # as read from a file
@@ -271,8 +274,8 @@ def test_predict_dask_k_classes_matches_predict_stack(trained, tmp_path):
     (with the confidence floor), equal to the streamed predictor's, from a model file."""
     import dask.array as da
 
-    from napari_temseg.core.modelfile import save_model
-    from napari_temseg.core.predict_dask import predict_dask
+    from napari_temseg.core.inference.distributed import predict_dask
+    from napari_temseg.core.modelfile.format import save_model
 
     img, _, model = trained
     save_model(model, tmp_path / "k.safetensors")
@@ -294,7 +297,7 @@ def test_predict_dask_k_classes_matches_predict_stack(trained, tmp_path):
 
 
 def test_class_labels_post_processing():
-    from napari_temseg.core.postprocess import class_labels
+    from napari_temseg.core.inference.postprocess import class_labels
 
     p = np.zeros((3, 12, 12), np.float32)
     p[0] = 1
@@ -313,7 +316,7 @@ def test_class_labels_post_processing():
 
 
 def test_confusion_and_class_scores():
-    from napari_temseg.core.metrics import class_scores, confusion, evaluate_classes
+    from napari_temseg.core.evaluation.metrics import class_scores, confusion, evaluate_classes
 
     truth = np.array([[0, 0, 1, 1, 2, 2]])
     pred = np.array([[0, 1, 1, 1, 2, 3]])  # one bg->1 error, one 2->unsure
@@ -333,7 +336,7 @@ def test_confusion_and_class_scores():
 
 
 def test_class_fractions_per_slice():
-    from napari_temseg.core.metrics import class_fractions
+    from napari_temseg.core.evaluation.metrics import class_fractions
 
     lab = np.array([[[0, 1], [1, 2]], [[0, 0], [0, 0]]])
     rows = class_fractions(lab, ["m", "p", "g"])
@@ -343,8 +346,8 @@ def test_class_fractions_per_slice():
 
 def test_model_config_classes_is_derived_from_the_table():
     with pytest.raises(ModelFileError, match="3 classes but the network has 1"):
-        from napari_temseg.core.config import InputSpec
-        from napari_temseg.core.modelfile import TrainedModel
+        from napari_temseg.core.config.model import InputSpec
+        from napari_temseg.core.modelfile.format import TrainedModel
 
         TrainedModel(None, ModelConfig(), InputSpec(), classes=ClassTable(("a", "b", "c")))
 
@@ -385,7 +388,7 @@ def test_auto_learning_rate_by_kind_of_model(monkeypatch):
     multi-class race, docs/benchmarks.md); a given lr always wins."""
     import torch
 
-    from napari_temseg.core.train_config import learning_rate
+    from napari_temseg.core.config.train import learning_rate
 
     seen = []
     real = torch.optim.AdamW

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from napari_temseg.core.config import ConfigError, PredictConfig
-from napari_temseg.core.postprocess import postprocess, split_objects
+from napari_temseg.core.config.choices import ConfigError
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.inference.postprocess import postprocess, split_objects
 
 
 def discs(centres, r=10, shape=(64, 96)):

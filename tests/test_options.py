@@ -11,14 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_temseg.core import options as O
-from napari_temseg.core.config import (
-    OPTION_CLASSES,
-    ConfigError,
-    ModelConfig,
-    PredictConfig,
-    TrainConfig,
-)
+from napari_temseg.core.config import options as O
+from napari_temseg.core.config.choices import ConfigError
+from napari_temseg.core.config.model import OPTION_CLASSES, ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.config.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT = {"train": O.TRAIN_CLASSES, "predict": O.PREDICT_CLASSES}
@@ -106,7 +103,7 @@ def test_api_takes_every_option_with_the_same_default(fn, command):
 
 def test_api_builds_the_default_configs_and_refuses_unknown_names(monkeypatch):
     from napari_temseg import api
-    from napari_temseg.core import train
+    from napari_temseg.core.training import loop as train
 
     seen = {}
 
@@ -139,7 +136,7 @@ def test_epochs_alone_train_exactly_that_many_epochs():
 def test_docs_options_page_is_generated_from_the_dataclasses():
     text = (ROOT / "docs" / "options.md").read_text()
     assert text == O.markdown(), (
-        "docs/options.md is stale: python -m napari_temseg.core.options > docs/options.md"
+        "docs/options.md is stale: python -m napari_temseg.core.config.options > docs/options.md"
     )
     for cls in OPTION_CLASSES:
         for name in O.derived(cls):

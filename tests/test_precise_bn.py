@@ -1,12 +1,15 @@
-"""Precise batch-norm statistics (core/precise_bn.py) and tile invariance (issue 15)."""
+"""Precise batch-norm statistics (core/training/precise_bn.py) and tile invariance (issue 15)."""
 
 import numpy as np
 import pytest
 
-from napari_temseg.core.config import ConfigError, ModelConfig, PredictConfig, TrainConfig
+from napari_temseg.core.config.choices import ConfigError
+from napari_temseg.core.config.model import ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.config.train import TrainConfig
+from napari_temseg.core.data.synthetic.particles import make_particles
 from napari_temseg.core.progress import run
-from napari_temseg.core.synthetic import make_particles
-from napari_temseg.core.train import fit
+from napari_temseg.core.training.loop import fit
 
 
 def cfg(**kw):
@@ -34,7 +37,7 @@ def _bn_net():
 def test_recalibrate_sets_the_plain_mean_over_the_batches():
     import torch
 
-    from napari_temseg.core.precise_bn import recalibrate
+    from napari_temseg.core.training.precise_bn import recalibrate
 
     net = _bn_net().eval()
     bn, conv = net[1], net[0]
@@ -54,7 +57,7 @@ def test_recalibrate_sets_the_plain_mean_over_the_batches():
 def test_recalibrate_without_batches_or_batch_norm_changes_nothing():
     import torch
 
-    from napari_temseg.core.precise_bn import recalibrate
+    from napari_temseg.core.training.precise_bn import recalibrate
 
     net = _bn_net()
     net[1].running_mean.fill_(3.0)
@@ -67,7 +70,7 @@ def test_recalibrate_without_batches_or_batch_norm_changes_nothing():
 def test_fit_keeps_the_recalibrated_statistics():
     # the kept model is the one validated right after recalibrating: its batch-norm layers
     # have counted exactly `precise_bn` batches; without it, every training step
-    from napari_temseg.core.precise_bn import batch_norms
+    from napari_temseg.core.training.precise_bn import batch_norms
 
     img, mask = make_particles((128, 128), seed=0)
     bn = ModelConfig(norm_layer="batch")
@@ -90,7 +93,7 @@ def test_labels_do_not_depend_on_the_tile_size(particles, norm):
     channel (labels agree at Dice >= 0.995); instance norm's per-tile statistics are not
     (``norm_stats='tile'``: measured 0.86), so the check can fail. Instance norm with the
     stack's statistics (the default): tests/test_calibrate.py."""
-    from napari_temseg.core.precise_bn import tile_agreement
+    from napari_temseg.core.training.precise_bn import tile_agreement
 
     (img, mask), test = particles
     model = run(fit(img, mask, train_cfg=cfg(), model_cfg=ModelConfig(norm_layer=norm)))

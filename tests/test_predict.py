@@ -6,10 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from napari_temseg.core.config import ConfigError, InputSpec, ModelConfig, PredictConfig
+from napari_temseg.core.config.choices import ConfigError
+from napari_temseg.core.config.model import InputSpec, ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
 from napari_temseg.core.errors import InputError
-from napari_temseg.core.modelfile import TrainedModel
-from napari_temseg.core.predict import predict_slice, predict_stack
+from napari_temseg.core.inference.predict import predict_slice, predict_stack
+from napari_temseg.core.modelfile.format import TrainedModel
 from napari_temseg.core.progress import StopToken, run
 
 
@@ -110,9 +112,9 @@ def test_tiled_equals_untiled_for_pointwise_net(blend):
 def test_single_tile_equals_full_image_forward_small_unet(shape, channels, context):
     """Image fits in one tile: same as padding (reflect) to the stride and one forward pass
     (with the tile's own instance-norm statistics, as that forward pass has)."""
-    from napari_temseg.core.data import as_volume, network_input
-    from napari_temseg.core.models import build_model, required_multiple
-    from napari_temseg.core.tiling import pad_to_multiple
+    from napari_temseg.core.data.volume import as_volume, network_input
+    from napari_temseg.core.inference.tiling import pad_to_multiple
+    from napari_temseg.core.nets.build import build_model, required_multiple
 
     m = _model(None, channels=channels, context=context)
     torch.manual_seed(0)
@@ -131,7 +133,7 @@ def test_single_tile_equals_full_image_forward_small_unet(shape, channels, conte
 
 def test_bf16_autocast_on_cpu_is_close_to_fp32_and_leaves_the_net_fp32(monkeypatch):
     from napari_temseg.core import device
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)  # amp=True: bf16 where native
 
@@ -294,7 +296,7 @@ def test_memmap_stack_to_memmap_and_zarr_does_not_load_stack(tmp_path):
     """A 200 MB memmap stack streams into TIFF + zarr outputs with a few MB of memory."""
     import tracemalloc
 
-    from napari_temseg.core import io
+    from napari_temseg.core import data as io
 
     Z, Y, X = 100, 512, 512  # float64: 200 MB on disk, few pixels (fast on a CPU)
     src = np.lib.format.open_memmap(
@@ -346,9 +348,9 @@ def test_predict_dask_local_cluster_matches_predict_stack(tmp_path):
     import dask.array as da
     from distributed import Client, LocalCluster
 
-    from napari_temseg.core import predict_dask as pdm
-    from napari_temseg.core.modelfile import save_model
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.inference import distributed as pdm
+    from napari_temseg.core.modelfile.format import save_model
+    from napari_temseg.core.nets.build import build_model
 
     m = _model(None, channels=2, context=1)
     torch.manual_seed(0)
@@ -400,8 +402,8 @@ def test_predict_dask_failure_leaves_no_late_writes(tmp_path, cluster):
     import dask.array as da
     from distributed import Client, LocalCluster
 
-    from napari_temseg.core import predict_dask as pdm
-    from napari_temseg.core.io import remove_output
+    from napari_temseg.core.data.write import remove_output
+    from napari_temseg.core.inference import distributed as pdm
 
     m = _model(Pick())
     img = np.random.default_rng(16).random((2, 20, 20)).astype(np.float32)
@@ -459,8 +461,8 @@ def test_errors_in_the_reader_or_writer_thread_reach_the_caller(where):
 def test_tiny_images_with_the_default_instance_norm_model(size):
     """Instance norm needs > 1 px at the 1/16 bottleneck: tiny images are reflect-padded to
     two strides (32 px) and cropped back, the same as padding by hand."""
-    from napari_temseg.core.models import DEFAULT_MODEL, build_model
-    from napari_temseg.core.tiling import pad_to
+    from napari_temseg.core.inference.tiling import pad_to
+    from napari_temseg.core.nets.build import DEFAULT_MODEL, build_model
 
     cfg = ModelConfig(arch=DEFAULT_MODEL.arch, in_channels=1)
     assert cfg.resolved().norm_layer == "instance"  # "auto" of a binary small-unet
@@ -478,7 +480,7 @@ def test_tiny_images_with_the_default_instance_norm_model(size):
 def test_tile_16_with_instance_norm_uses_32_px_tiles():
     """A 16-px tile leaves instance norm one pixel at the bottleneck: a raw torch error for a
     batch of one tile, silently degenerate output (x - mean = 0) for larger batches."""
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(in_channels=1, base_width=4, norm_layer="instance")
     torch.manual_seed(0)

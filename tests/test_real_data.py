@@ -47,11 +47,11 @@ def isbi():
 
 
 def test_isbi_train_short_then_predict_unseen_sections(isbi):
-    from napari_temseg.core.config import TrainConfig
-    from napari_temseg.core.metrics import Counts, counts
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.evaluation.metrics import Counts, counts
+    from napari_temseg.core.inference.predict import predict_stack
     from napari_temseg.core.progress import run
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     vol, lab = isbi
     model = run(fit(vol[TRAIN], lab[TRAIN], train_cfg=TrainConfig(**STEPS)))

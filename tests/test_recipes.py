@@ -4,12 +4,13 @@ CLI, the console and the Train dock take the same names."""
 import numpy as np
 import pytest
 
-from napari_temseg.core.config import ModelConfig, TrainConfig
+from napari_temseg.core.config.model import ModelConfig
+from napari_temseg.core.config.options import train_configs
+from napari_temseg.core.config.recipes import RECIPE_NAMES, RECIPES
+from napari_temseg.core.config.train import TrainConfig
 from napari_temseg.core.errors import InputError
-from napari_temseg.core.options import train_configs
 from napari_temseg.core.progress import run
-from napari_temseg.core.recipes import RECIPE_NAMES, RECIPES
-from napari_temseg.core.train import fit
+from napari_temseg.core.training.loop import fit
 
 TINY = dict(epochs=1, steps_per_epoch=1, patch=64, batch=2, base_width=4, device="cpu", seed=0)
 
@@ -57,7 +58,7 @@ def test_cli_recipes_and_train_with_one(tmp_path, capsys):
     import tifffile
 
     from napari_temseg.cli import main
-    from napari_temseg.core.modelfile import read_metadata
+    from napari_temseg.core.modelfile.format import read_metadata
 
     assert main(["recipes"]) == 0
     listed = capsys.readouterr().out

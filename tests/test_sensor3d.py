@@ -5,14 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from napari_temseg.core.config import ConfigError, ModelConfig, PredictConfig, TrainConfig
+from napari_temseg.core.config.choices import ConfigError
+from napari_temseg.core.config.model import ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.config.train import TrainConfig
 from napari_temseg.core.errors import ModelFileError
-from napari_temseg.core.metrics import dice
-from napari_temseg.core.modelfile import load_model, read_metadata, save_model
-from napari_temseg.core.models import build_model
-from napari_temseg.core.predict import predict_stack
+from napari_temseg.core.evaluation.metrics import dice
+from napari_temseg.core.inference.predict import predict_stack
+from napari_temseg.core.modelfile.format import load_model, read_metadata, save_model
+from napari_temseg.core.nets.build import build_model
 from napari_temseg.core.progress import run
-from napari_temseg.core.train import fit
+from napari_temseg.core.training.loop import fit
 
 
 def next_slice_stack(z=6, size=64, seed=0):

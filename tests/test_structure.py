@@ -153,8 +153,11 @@ def test_only_the_docks_import_the_docks():
 
 
 def test_private_import_check_can_fail(tmp_path):
-    tree = ast.parse("from napari_temseg.core.io import _suffix\nfrom . import x\nx._y()\n")
+    tree = ast.parse("from napari_temseg.core.data.write import _suffix\nfrom . import x\nx._y()\n")
     found = _imports(
         "napari_temseg.cli.predict", tmp_path / "predict.py", tree, {"napari_temseg.cli.x"}
     )
-    assert ("napari_temseg.core.io", ["_suffix"]) in found and ("napari_temseg.cli.x", []) in found
+    assert ("napari_temseg.core.data.write", ["_suffix"]) in found and (
+        "napari_temseg.cli.x",
+        [],
+    ) in found

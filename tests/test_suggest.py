@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_temseg.core.config.suggest import SuggestConfig
 from napari_temseg.core.errors import InputError
-from napari_temseg.core.progress import StopToken, run
-from napari_temseg.core.suggest import (
+from napari_temseg.core.guidance.suggest import (
     CHUNK,
-    SuggestConfig,
     annotated_cells,
     choose,
     grid_starts,
     pixel_uncertainty,
     suggest_regions,
 )
+from napari_temseg.core.progress import StopToken, run
 
 
 def test_grid_covers_the_image_and_ends_at_the_border():
@@ -48,7 +48,7 @@ def test_diversity_spreads_the_choices():
 
 
 def test_annotated_cells_dense_slices_and_sparse_regions():
-    from napari_temseg.core.data import Volume
+    from napari_temseg.core.data.volume import Volume
 
     m = np.zeros((3, 64, 64), np.uint8)
     m[1, 5, 5] = 1  # dense: slice 1 is annotated, all of it
@@ -66,9 +66,9 @@ def _ramp_model(classes: int = 2):
     """A 'network' whose probability follows the intensity: p = sigmoid(20 (x - 0.5))."""
     import torch
 
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.config import InputSpec, ModelConfig
-    from napari_temseg.core.modelfile import TrainedModel
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.modelfile.format import TrainedModel
 
     k = 1 if classes == 2 else classes
     net = torch.nn.Conv2d(1, k, 1)
@@ -139,8 +139,9 @@ def test_a_trained_model_end_to_end_through_cli_and_api(tmp_path, small_fibsem, 
 
     from napari_temseg import api
     from napari_temseg.cli import main
-    from napari_temseg.core.config import ModelConfig, TrainConfig
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.training.loop import fit
 
     img, mask = small_fibsem
     sparse = np.zeros_like(mask)
@@ -166,10 +167,10 @@ def test_a_trained_model_end_to_end_through_cli_and_api(tmp_path, small_fibsem, 
 
 
 def test_2d_images_and_multichannel_context_models():
-    from napari_temseg.core.classes import ClassTable
-    from napari_temseg.core.config import InputSpec, ModelConfig
-    from napari_temseg.core.modelfile import TrainedModel
-    from napari_temseg.core.models import build_model
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.nets.build import build_model
 
     rng = np.random.default_rng(0)
     cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=2 * 3, classes=3)

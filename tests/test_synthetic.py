@@ -1,4 +1,4 @@
-"""core/synthetic.py: deterministic, documented shapes, realistic,
+"""core/data/synthetic/fibsem.py: deterministic, documented shapes, realistic,
 and not solvable by a threshold.
 """
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from napari_temseg.core.data.synthetic.fibsem import make_fibsem
+from napari_temseg.core.data.synthetic.particles import make_particles
 from napari_temseg.core.errors import InputError
-from napari_temseg.core.synthetic import make_fibsem, make_particles
 
 
 def best_threshold_dice(img: np.ndarray, mask: np.ndarray) -> float:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_temseg.core.data.synthetic.phases import PHASE_COLORS, PHASE_NAMES, make_phases
 from napari_temseg.core.errors import InputError
-from napari_temseg.core.synthetic_phases import PHASE_COLORS, PHASE_NAMES, make_phases
 
 MATRIX, PORES, GRAINS, HYDRATION = range(4)
 

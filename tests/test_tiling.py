@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from napari_temseg.core import tiling
 from napari_temseg.core.errors import InputError
+from napari_temseg.core.inference import tiling
 
 
 @pytest.mark.parametrize("size", [1, 15, 64, 65, 100, 511, 512, 513, 1000, 4062])

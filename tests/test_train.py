@@ -5,13 +5,17 @@ and every bad input of issue 3.
 import numpy as np
 import pytest
 
-from napari_temseg.core.config import ConfigError, ModelConfig, PredictConfig, TrainConfig
-from napari_temseg.core.data import as_mask, as_volume
+from napari_temseg.core.config.choices import ConfigError
+from napari_temseg.core.config.model import ModelConfig
+from napari_temseg.core.config.predict import PredictConfig
+from napari_temseg.core.config.train import TrainConfig
+from napari_temseg.core.data.synthetic.fibsem import make_fibsem
+from napari_temseg.core.data.synthetic.particles import make_particles
+from napari_temseg.core.data.volume import as_mask, as_volume
 from napari_temseg.core.errors import InputError
 from napari_temseg.core.progress import Progress, StopToken, run
-from napari_temseg.core.sampling import PatchSampler, split_regions, target_and_weight
-from napari_temseg.core.synthetic import make_fibsem, make_particles
-from napari_temseg.core.train import _warning, fit
+from napari_temseg.core.training.loop import _warning, fit
+from napari_temseg.core.training.sampling import PatchSampler, split_regions, target_and_weight
 
 TINY = ModelConfig(arch="small-unet")
 
@@ -145,7 +149,7 @@ def test_sparse_scribbles_ignore_unlabelled_pixels():
 
 
 def _spec(vol):
-    from napari_temseg.core.config import InputSpec
+    from napari_temseg.core.config.model import InputSpec
 
     return InputSpec(
         channels=vol.shape[1], norm_lo=(0.0,) * vol.shape[1], norm_hi=(1.0,) * vol.shape[1]
@@ -249,7 +253,7 @@ def test_images_of_different_sizes_form_one_training_set():
     model = run(fit([a, b], [ma, mb], train_cfg=cfg()))
     assert len(model.history) == 1 and model.history[0]["step"] == 3
     assert 0.0 <= model.history[0]["val_dice"] <= 1.0  # validated on one of the two images
-    from napari_temseg.core.predict import predict_slice
+    from napari_temseg.core.inference.predict import predict_slice
 
     for im in (a, b):  # the one model predicts either size
         p = predict_slice(model, im, 0)
@@ -260,8 +264,8 @@ def test_images_of_different_sizes_form_one_training_set():
 
 def test_per_image_normalisation_ignores_each_images_contrast():
     """intensity_norm 'image': an image and a brightened, contrast-stretched copy give one input."""
-    from napari_temseg.core.config import InputSpec
-    from napari_temseg.core.data import network_input
+    from napari_temseg.core.config.model import InputSpec
+    from napari_temseg.core.data.volume import network_input
 
     img, mask = make_particles(shape=(64, 64), seed=0)
     spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,), intensity_norm="image")
@@ -279,7 +283,7 @@ def test_per_image_normalisation_ignores_each_images_contrast():
 
 
 def test_per_image_normalisation_reaches_prediction():
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.inference.predict import predict_stack
 
     img, mask = make_particles(shape=(64, 64), seed=1)
     model = run(fit(img, mask, train_cfg=cfg(intensity_norm="image")))
@@ -321,7 +325,7 @@ def test_fit_with_per_sample_norm_layers(stack, norm):
 def test_resumed_network_goes_back_to_nchw_for_instance_norm(stack):
     import torch
 
-    from napari_temseg.core.predict import predict_slice
+    from napari_temseg.core.inference.predict import predict_slice
 
     img, mask = stack
     model = run(fit(img, mask, train_cfg=cfg()))
@@ -366,8 +370,8 @@ def test_patch_below_the_instance_norm_minimum_is_refused(stack):
 def test_a_deeper_network_trains_saves_and_predicts_any_image_size(stack, tmp_path):
     """depth 5: patches must be multiples of 32 (said in the error); prediction pads any
     image size to the network's stride and returns the image's own shape."""
-    from napari_temseg.core.modelfile import load_model
-    from napari_temseg.core.predict import predict_stack
+    from napari_temseg.core.inference.predict import predict_stack
+    from napari_temseg.core.modelfile.format import load_model
 
     img, mask = stack
     deep = ModelConfig(base_width=4, depth=5)

@@ -10,7 +10,7 @@ import pytest
 from _widget_helpers import blobs, errors_since, n_records
 
 from napari_temseg.adapters import classes as C
-from napari_temseg.core.classes import ClassTable, default_colors
+from napari_temseg.core.config.classes import ClassTable, default_colors
 from napari_temseg.core.errors import InputError
 
 
@@ -293,7 +293,7 @@ def test_existing_table_is_shown_and_round_trips(make_napari_viewer):
     w.mask.value = gt
     assert len(rows(w)) == 4 and w.class_list.currentRow() == 2
     # the table on the layer is what the rest of the plugin reads
-    from napari_temseg.core.classes import ClassTable as CT
+    from napari_temseg.core.config.classes import ClassTable as CT
 
     assert CT.from_dict(gt.metadata["temseg_classes"]).names[3] == "hydration products"
 
@@ -316,7 +316,7 @@ def test_paint_two_classes_and_background_then_train(make_napari_viewer):
     """The whole annotation path of issue 11 in a real window: sparse mode, a third class,
     brush strokes of each class picked in the class list, then training on that layer."""
     from napari_temseg import api
-    from napari_temseg.core.synthetic_phases import make_phases
+    from napari_temseg.core.data.synthetic.phases import make_phases
 
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget("napari-temseg", "Annotate")

@@ -1,4 +1,4 @@
-"""Evaluate dock: metrics table against core.metrics, bad input."""
+"""Evaluate dock: metrics table against core.evaluation.metrics, bad input."""
 
 from __future__ import annotations
 

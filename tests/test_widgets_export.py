@@ -15,9 +15,10 @@ pytestmark = [
 def test_export_the_chosen_model_file(make_napari_viewer, tmp_path, monkeypatch):
     from qtpy.QtWidgets import QFileDialog
 
-    from napari_temseg.core.config import ModelConfig, TrainConfig
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.config.train import TrainConfig
     from napari_temseg.core.progress import run
-    from napari_temseg.core.train import fit
+    from napari_temseg.core.training.loop import fit
 
     img = np.random.default_rng(0).random((2, 64, 64)).astype(np.float32)
     cfg = TrainConfig(epochs=1, seconds=None, steps_per_epoch=1, patch=64, device="cpu")

@@ -28,7 +28,7 @@ def docks(make_napari_viewer):
 
 
 def test_train_predict_relabel_evaluate_k_classes(docks, qtbot):
-    from napari_temseg.core.synthetic_phases import PHASE_COLORS, make_phases
+    from napari_temseg.core.data.synthetic.phases import PHASE_COLORS, make_phases
 
     viewer, train, predict, evaluate = docks
     img, truth = make_phases((3, 96, 96), seed=3)
@@ -91,7 +91,7 @@ def test_paint_train_predict_evaluate_in_one_session(make_napari_viewer, qtbot):
     """Issue 11's whole loop in one real window, all four docks: sparse scribbles of two
     classes and background picked in the Annotate class list, trained by the Train dock,
     predicted by the Predict dock in the class colours and evaluated by the Evaluate dock."""
-    from napari_temseg.core.synthetic_phases import make_phases
+    from napari_temseg.core.data.synthetic.phases import make_phases
 
     with plugin_docks(make_napari_viewer, ("Annotate", "Train", "Predict", "Evaluate")) as d:
         viewer, annotate, train, predict, evaluate = d

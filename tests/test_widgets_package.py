@@ -22,7 +22,7 @@ pytestmark = gui_marks()
 
 
 def test_predict_dock_runs_a_package_and_names_a_damaged_one(make_napari_viewer, qtbot, tmp_path):
-    from napari_temseg.core.export import export
+    from napari_temseg.core.interop.formats import export
 
     package = export(tiny_model(channels=1), tmp_path / "tiny.zip")  # validated spec-0.5 zip
     (tmp_path / "damaged.zip").write_bytes(package.read_bytes()[: package.stat().st_size // 2])

@@ -46,7 +46,7 @@ def _particles(viewer, annotate):
 
 def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
     from napari_temseg._widgets import session
-    from napari_temseg.core.metrics import dice
+    from napari_temseg.core.evaluation.metrics import dice
 
     viewer, annotate, train, predict = docks
     image, truth, mask = _particles(viewer, annotate)
@@ -98,7 +98,7 @@ def test_train_predict_threshold_save_continue(docks, qtbot, tmp_path):
 
 
 def test_stop_keeps_a_usable_model(docks, qtbot):
-    from napari_temseg.core.predict import predict_slice
+    from napari_temseg.core.inference.predict import predict_slice
 
     viewer, annotate, train, _ = docks
     image, _, mask = _particles(viewer, annotate)
@@ -273,7 +273,7 @@ def test_saving_into_a_read_only_folder_is_one_line(docks, monkeypatch, tmp_path
     import errno
 
     from napari_temseg.core.errors import InputError
-    from napari_temseg.core.modelfile import TrainedModel
+    from napari_temseg.core.modelfile.format import TrainedModel
 
     _, _, train, _ = docks
     train.model = tiny_model()
@@ -340,7 +340,7 @@ def test_depth_choice_reaches_the_model_config_where_it_applies(docks):
 def test_save_button_goes_through_the_file_dialog(docks, monkeypatch, tmp_path):
     from qtpy.QtWidgets import QFileDialog
 
-    from napari_temseg.core.modelfile import load_model
+    from napari_temseg.core.modelfile.format import load_model
 
     _, _, train, _ = docks
     train.model = tiny_model()

@@ -1,7 +1,7 @@
 """napari sample data: File > Open Sample > napari-temseg.
 
-The samples come from :mod:`napari_temseg.core.synthetic` and
-:mod:`napari_temseg.core.synthetic_phases` (fixed seed, so every user sees the same
+The samples come from :mod:`napari_temseg.core.data.synthetic.fibsem` and
+:mod:`napari_temseg.core.data.synthetic.phases` (fixed seed, so every user sees the same
 data) with their ground truth as a Labels layer named ``"<image> ground truth"``:
 train on a few painted slices, then compare the prediction with the ground truth in
 the Evaluate dock. The phases sample is a 4-class one (matrix, pores, unhydrated
@@ -29,7 +29,7 @@ SEED = 2024
 
 def fibsem_sample() -> list[tuple]:
     """A 16 x 2 x 384 x 384 FIB-SEM-like stack (ICE + TLD detectors) and its mitochondria."""
-    from .core.synthetic import make_fibsem
+    from .core.data.synthetic.fibsem import make_fibsem
 
     image, mask = make_fibsem(FIBSEM_SHAPE, seed=SEED)
     image_kwargs = {
@@ -46,7 +46,7 @@ def fibsem_sample() -> list[tuple]:
 
 def phases_sample() -> list[tuple]:
     """A 16 x 2 x 384 x 384 multi-phase FIB-SEM-like stack (ICE + TLD) and its 4 classes."""
-    from .core.synthetic_phases import PHASE_COLORS, PHASE_NAMES, make_phases
+    from .core.data.synthetic.phases import PHASE_COLORS, PHASE_NAMES, make_phases
 
     image, labels = make_phases(PHASES_SHAPE, channels=2, seed=SEED)
     image_kwargs = {
@@ -70,7 +70,7 @@ def phases_sample() -> list[tuple]:
 
 def particles_sample() -> list[tuple]:
     """A 512 x 512 TEM-like image of dark particles and its particle mask."""
-    from .core.synthetic import make_particles
+    from .core.data.synthetic.particles import make_particles
 
     image, mask = make_particles(PARTICLES_SHAPE, seed=SEED)
     return [

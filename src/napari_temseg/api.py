@@ -16,7 +16,7 @@ Image layer, or a list of Image layers used as the channels of one image. A list
 to stderr; Ctrl-C stops training and returns the best model so far.
 
 The options of :func:`train` and :func:`predict` are the fields of ``TrainConfig`` /
-``ModelConfig`` and ``PredictConfig`` (``core/config.py``): the same names and defaults
+``ModelConfig`` and ``PredictConfig`` (``core/config/model.py``): the same names and defaults
 as the flags of ``temseg train`` / ``temseg predict`` and the settings of the docks.
 ``help(api.train)`` lists them.
 """
@@ -39,8 +39,8 @@ from .adapters.console import (
     training_arrays,
     with_options,
 )
+from .core.config.options import PREDICT_CLASSES, TRAIN_CLASSES, predict_config, train_configs
 from .core.errors import InputError
-from .core.options import PREDICT_CLASSES, TRAIN_CLASSES, predict_config, train_configs
 from .core.progress import StopToken
 
 __all__ = [
@@ -92,7 +92,7 @@ def train(
     Options:
     """
     from .adapters.runtime import avoid_triton_llvm_clash
-    from .core.train import fit
+    from .core.training.loop import fit
 
     avoid_triton_llvm_clash()
     if "sparse" not in options:
@@ -143,8 +143,8 @@ def predict(
     from .adapters import layers as L
     from .adapters import outputs as O
     from .adapters.runtime import avoid_triton_llvm_clash
-    from .core.data import as_volume
-    from .core.predict import predict_stack
+    from .core.data.volume import as_volume
+    from .core.inference.predict import predict_stack
 
     avoid_triton_llvm_clash()
     cfg = predict_config(options)
@@ -189,8 +189,8 @@ def evaluate(pred: Any, truth: Any, classes: Any = None, verbose: bool = True) -
     the prediction layer's class table): per-class scores, mean IoU with and without
     background, the confusion matrix and per-slice class shares.
     """
-    from .core.metrics import evaluate_classes, evaluate_stack
-    from .core.report import class_table_text, scores_text
+    from .core.evaluation.metrics import evaluate_classes, evaluate_stack
+    from .core.evaluation.report import class_table_text, scores_text
 
     table = class_table(classes, pred)
     if table is None or table.binary:
@@ -207,8 +207,8 @@ def evaluate(pred: Any, truth: Any, classes: Any = None, verbose: bool = True) -
 def class_fractions(labels: Any, classes: Any = None) -> list[dict]:
     """Area (2D) / volume share of every class per slice and overall ('all'), e.g. the phase
     fractions of a FIB-SEM volume; ``classes`` as in :func:`evaluate`."""
-    from .core.classes import ClassTable
-    from .core.metrics import class_fractions as fractions
+    from .core.config.classes import ClassTable
+    from .core.evaluation.metrics import class_fractions as fractions
 
     table = class_table(classes, labels)
     if table is None:
@@ -242,7 +242,7 @@ def learning_curve(
     the options of :func:`train`."""
     from pathlib import Path
 
-    from .core import learning_curve as lc
+    from .core.guidance import learning_curve as lc
 
     cfg = lc.CurveConfig(sizes, seeds, test_fraction, compare_augment, flat_within)
     tcfg, mcfg = train_configs(options)
@@ -280,16 +280,16 @@ def suggest_regions(
 ) -> Any:
     """Where to paint next (the Annotate dock's "Suggest regions"): squares of ``image`` that
     ``mask`` does not annotate yet, ranked by the model's uncertainty and spread out
-    (``core/suggest.py``). Returns a SuggestResult: ``.regions`` (rank, z, y, x, height,
+    (``core/guidance/suggest.py``). Returns a SuggestResult: ``.regions`` (rank, z, y, x, height,
     width, score), ``.table()``, ``.score_map``. ``sparse``: the mask holds scribbles (default:
     what the Annotate dock recorded on the mask layer). With ``viewer`` the regions are drawn
     as ``<image> suggestions`` over ``<image> uncertainty (regions)``. Options: the fields of
     SuggestConfig (n, size, score, max_regions, diversity, z_distance, margin, painted, seed)
     and the prediction's tile, batch, device, amp.
     """
-    from .core.options import build, check_suggest_names
-    from .core.suggest import suggest_regions as suggest
-    from .core.suggest_config import PREDICT_OPTIONS, SuggestConfig
+    from .core.config.options import build, check_suggest_names
+    from .core.config.suggest import PREDICT_OPTIONS, SuggestConfig
+    from .core.guidance.suggest import suggest_regions as suggest
 
     check_suggest_names(options)
     if not hasattr(model, "input_spec"):
@@ -351,8 +351,8 @@ def measure(
 
 def export(model: Any, path: Any, format: str | None = None, overwrite=False, **package) -> Any:
     """``model`` as TorchScript (.pt), ONNX (.onnx) or bioimage.io package (.zip; ``author=``,
-    ``license=``): raw intensities in, probabilities out, checked (core/export.py)."""
-    from .core.export import export as export_
+    ``license=``): raw intensities in, probabilities out, checked (core/interop/formats.py)."""
+    from .core.interop.formats import export as export_
 
     return export_(model, path, format, overwrite=overwrite, **package)
 
@@ -360,7 +360,7 @@ def export(model: Any, path: Any, format: str | None = None, overwrite=False, **
 def load_model(path: Any, device: str = "cpu"):
     """A .safetensors model file (``model.save(path)``) or a bioimage.io package (.zip / folder)."""
     from .adapters.runtime import avoid_triton_llvm_clash
-    from .core.bioimageio_import import load_any_model
+    from .core.interop.bioimageio.load import load_any_model
 
     avoid_triton_llvm_clash()
     return load_any_model(path, device=device)

@@ -21,7 +21,7 @@ log = logging.getLogger("napari_temseg")
 
 CHANNEL_AXIS_CHOICES = ("auto", "0", "1", "2", "3")
 
-# file-dialog types of core/export.py's formats (SUFFIX), for the Export / Save dialogs
+# file-dialog types of core/interop/formats.py's formats (SUFFIX), for the Export / Save dialogs
 EXPORT_TYPES = "ONNX (*.onnx);;TorchScript (*.pt);;bioimage.io package (*.zip)"
 
 

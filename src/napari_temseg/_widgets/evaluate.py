@@ -106,7 +106,7 @@ class EvaluateWidget(Container):
 
     @guarded("Evaluate")
     def _on_run(self, *_: Any) -> None:
-        from ..core.metrics import evaluate_stack
+        from ..core.evaluation.metrics import evaluate_stack
 
         pred, truth = self.pred.value, self.truth.value
         if pred is None or truth is None:
@@ -123,7 +123,7 @@ class EvaluateWidget(Container):
         multi = table is not None and not table.binary
         self.view.visible = multi
         if multi:
-            from ..core.metrics import evaluate_classes
+            from ..core.evaluation.metrics import evaluate_classes
 
             self.result = evaluate_classes(p, t, table.names)
             return self._show_classes()

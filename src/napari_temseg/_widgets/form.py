@@ -1,11 +1,11 @@
-"""Dock widgets generated from the config options (``core/options.py``).
+"""Dock widgets generated from the config options (``core/config/options.py``).
 
 :class:`OptionForm` makes one magicgui widget per option (SpinBox, FloatSpinBox, CheckBox or
 ComboBox, with the option's label, range, choices and help as tooltip), named like the
 option, the common ones first and the *advanced* ones in a section behind an "Advanced
 settings" switch. An option whose None means something ("auto", "no limit") shows that
 word at the bottom of its range instead of a magic number. ``values()`` returns what is set,
-which ``core.options`` turns into configs, exactly as for the CLI and the console.
+which ``core.config.options`` turns into configs, exactly as for the CLI and the console.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 
-from ..core.options import Option, all_options
+from ..core.config.options import Option, all_options
 
 
 def _decimals(step: float | None) -> int:

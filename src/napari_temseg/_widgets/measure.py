@@ -50,7 +50,7 @@ def _histogram():
 
 
 def _sizes_in(size: Any, unit: str | None) -> str:
-    """What the sizes are in, as the column names say (``core.measure``: ``_px`` when the
+    """What the sizes are in, as the column names say (``core.evaluation.measure``: ``_px`` when the
     layer has no unit, even where its scale multiplies them)."""
     if unit:
         return f"{unit} (layer scale)"
@@ -179,7 +179,7 @@ class MeasureWidget(Container):
             self.native, "Save the objects table", "objects.csv", "CSV (*.csv)"
         )
         if path:
-            from ..core.measure import write_csv
+            from ..core.evaluation.measure import write_csv
 
             write_csv({c: self.df[c].to_numpy() for c in self.df.columns}, path)
             self.status.value = f"Saved {len(self.df)} rows to {path}."

@@ -10,9 +10,9 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, 
 from ..adapters import layers as L
 from ..adapters import outputs as O
 from ..adapters.workers import start_worker
-from ..core.config import PredictConfig
+from ..core.config.options import predict_config
+from ..core.config.predict import PredictConfig
 from ..core.errors import InputError, TemsegError
-from ..core.options import predict_config
 from ..core.progress import StopToken
 from . import session
 from .common import (
@@ -123,7 +123,7 @@ class PredictWidget(Container):
         """The chosen model as ONNX / TorchScript / bioimage.io package (checked, written)."""
         from qtpy.QtWidgets import QFileDialog
 
-        from ..core.export import export
+        from ..core.interop.formats import export
 
         model = self.model()
         path, _ = QFileDialog.getSaveFileName(
@@ -174,7 +174,7 @@ class PredictWidget(Container):
 
     @guarded("Predict")
     def _on_run(self, *_: Any) -> None:
-        from ..core.predict import predict_stack
+        from ..core.inference.predict import predict_stack
 
         if self.job is not None and self.job.running:
             raise InputError("a prediction is running: Cancel it first")

@@ -88,7 +88,7 @@ def chosen_model(viewer: Any, from_session: bool, path: str, session_label: str)
                 "or choose 'model file' and pick a .safetensors file"
             )
         return model
-    from ..core.bioimageio_import import is_package, load_any_model
+    from ..core.interop.bioimageio.load import is_package, load_any_model
 
     if not path or not (os.path.isfile(path) or os.path.isdir(path) and is_package(path)):
         raise InputError(

@@ -10,10 +10,10 @@ from magicgui.widgets import CheckBox, Container, Label, PushButton
 from ..adapters import layers as L
 from ..adapters import suggest as S
 from ..adapters.workers import start_worker
+from ..core.config.options import build
+from ..core.config.suggest import SuggestConfig
 from ..core.errors import InputError
-from ..core.options import build
 from ..core.progress import StopToken
-from ..core.suggest_config import SuggestConfig
 from . import session
 from .common import channel_axis_value, guarded, progress_widget, show_fraction
 from .form import OptionForm
@@ -70,7 +70,7 @@ class SuggestPanel(Container):
         if self.job is not None and self.job.running:
             self.job.stop()
             return
-        from ..core.suggest import suggest_regions
+        from ..core.guidance.suggest import suggest_regions
 
         model, layer, ca, vol, two_d, mask = self._inputs()
         cfg = build(SuggestConfig, self.form.values())

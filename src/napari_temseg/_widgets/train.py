@@ -1,4 +1,4 @@
-"""Train dock: settings form over ``core.train.fit``, live loss / Dice plot and live preview."""
+"""Train dock: settings form over ``core.training.fit``, live loss / Dice plot, live preview."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
 from ..adapters import layers as L
 from ..adapters.workers import start_worker
-from ..core.config import DEPTH_ARCHS, NATIVE_ARCHS, ModelConfig, TrainConfig
+from ..core.config.choices import NATIVE_ARCHS
+from ..core.config.model import DEPTH_ARCHS, ModelConfig
+from ..core.config.options import train_configs
+from ..core.config.recipes import RECIPES
+from ..core.config.train import TrainConfig
 from ..core.errors import InputError
-from ..core.export import SUFFIX
-from ..core.options import train_configs
+from ..core.interop.formats import SUFFIX
 from ..core.progress import StopToken
-from ..core.recipes import RECIPES
 from . import session
 from .common import (
     CHANNEL_AXIS_CHOICES,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 UPDATE_S = 0.5  # GUI updates (plot, label, bars) at most twice a second; see workers.thinned
 
 
-EXPORTS = tuple(SUFFIX.values())  # endings core/export.py writes
+EXPORTS = tuple(SUFFIX.values())  # endings core/interop/formats.py writes
 SAVE_KINDS = "napari-temseg model (*.safetensors);;" + EXPORT_TYPES
 
 
@@ -133,7 +135,7 @@ class TrainWidget(Container):
     # --- actions -------------------------------------------------------------------------------
     @guarded("Training")
     def _start(self, resume: bool = False) -> None:
-        from ..core.train import fit
+        from ..core.training.loop import fit
 
         if self.job is not None and self.job.running:
             raise InputError("training is already running: Stop it first")
@@ -205,7 +207,7 @@ class TrainWidget(Container):
         if Path(path).suffix.lower() not in EXPORTS and typed in EXPORTS:
             path += typed  # a name without its ending, an export type chosen
         if Path(path).suffix.lower() in EXPORTS:
-            from ..core.export import export
+            from ..core.interop.formats import export
 
             self.status.value = f"Exported to {export(self.model, path, overwrite=True)}."
         else:
@@ -230,7 +232,7 @@ class TrainWidget(Container):
         self.plot.add(self._step0 + p.step, p.loss, p.val_dice)
         rec = (p.extra or {}).get("epoch_record") or {}
         if "val_dice_classes" in rec:
-            from ..core.classes import ClassTable
+            from ..core.config.classes import ClassTable
 
             t = self._classes or ClassTable.default(len(rec["val_dice_classes"]))
             self.plot.add_classes(self._step0 + p.step, t.names, t.colors, rec["val_dice_classes"])

@@ -1,7 +1,7 @@
 """The class table of a mask layer: stored in the layer metadata, shown as napari colours.
 
 A mask layer's table lives under ``layer.metadata["temseg_classes"]`` as
-``{"names": [...], "colors": [...]}`` (``core.classes.ClassTable.to_dict``); a layer without
+``{"names": [...], "colors": [...]}`` (``core.config.classes.ClassTable.to_dict``); a layer without
 one is binary (``background``, ``foreground``). The binary default keeps the colours masks
 always had: napari's own label colours when dense, magenta / cyan scribbles when sparse.
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.classes import PALETTE, ClassTable, default_colors, default_names
+from ..core.config.classes import PALETTE, ClassTable, default_colors, default_names
 from ..core.errors import InputError
 from .layers import CLASSES_KEY
 

@@ -7,7 +7,7 @@ import inspect
 import os
 from typing import Any
 
-from ..core.options import all_options
+from ..core.config.options import all_options
 from .layers import classes_of, is_layer
 
 
@@ -48,7 +48,7 @@ def data_of(x: Any) -> Any:
 def class_table(classes: Any, layer: Any) -> Any:
     """The ClassTable meant by ``classes`` (a ClassTable, a TrainedModel, a list of names),
     or, when None, the one recorded on ``layer`` (Annotate dock; None if it has none)."""
-    from ..core.classes import ClassTable
+    from ..core.config.classes import ClassTable
 
     if classes is None:
         return classes_of(layer)
@@ -69,10 +69,10 @@ def mask_classes(mask: Any, options: dict) -> Any:
 
 def training_arrays(images: Any, masks: Any) -> tuple[Any, Any]:
     """(images, masks) from two folders (read lazily) or two lists of layers / arrays."""
-    from ..core import io
+    from ..core.data.read import read_training_set
 
     if isinstance(images, (str, os.PathLike)):
-        return tuple(io.read_training_set(images, masks)[:2])
+        return tuple(read_training_set(images, masks)[:2])
     return [data_of(x) for x in images], [data_of(x) for x in masks]
 
 

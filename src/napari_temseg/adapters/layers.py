@@ -1,6 +1,6 @@
 """The one adapter between napari layers and canonical arrays.
 
-* image layer(s) -> a lazy ``(Z, C, Y, X)`` :class:`~napari_temseg.core.data.Volume`:
+* image layer(s) -> a lazy ``(Z, C, Y, X)`` :class:`~napari_temseg.core.data.volume.Volume`:
   one layer (optionally with a channel axis), several same-shape layers used as
   channels, or an RGB layer (averaged to one gray channel, like the core does);
 * the spatial ``(Z, Y, X)`` shape, scale and translate that masks and outputs inherit;
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.data import Volume, as_volume
+from ..core.data.volume import Volume, as_volume
 from ..core.errors import InputError
 
 TAG = "napari_temseg"
@@ -329,8 +329,8 @@ def layers_of(viewer: Any, kind: str) -> list:
 
 
 def classes_of(layer: Any) -> Any:
-    """The class table (``core.classes.ClassTable``) recorded on a layer, or None."""
-    from ..core.classes import ClassTable
+    """The class table (``core.config.classes.ClassTable``) recorded on a layer, or None."""
+    from ..core.config.classes import ClassTable
 
     meta = getattr(layer, "metadata", None) if is_layer(layer) else None
     table = meta.get(CLASSES_KEY) if isinstance(meta, dict) else None

@@ -43,11 +43,11 @@ def measure_layers(
     class_names: Any = None,
 ) -> Any:
     """The objects table (a pandas DataFrame) of a Labels layer or array; see
-    ``core.measure.measure``. A layer's scale / units and class table fill in what is not
+    ``core.evaluation.measure.measure``. A layer's scale / units and class table fill in what is not
     given."""
     import pandas as pd
 
-    from ..core.measure import measure
+    from ..core.evaluation.measure import measure
     from .classes import table_of
 
     if is_layer(labels):

@@ -21,7 +21,7 @@ def output_arrays(shape: tuple[int, ...], cfg: Any, limit: int | None = None, k:
     numpy arrays; larger ones zarr arrays (one chunk per slice and class) in a temporary
     folder, so a huge stack never becomes one giant allocation.
     """
-    from ..core.postprocess import prob_dtype, prob_shape
+    from ..core.inference.postprocess import prob_dtype, prob_shape
 
     specs = [
         ("probability", prob_shape(shape, k), prob_dtype(cfg.prob_dtype, k)),
@@ -184,7 +184,7 @@ def show_preview(
         data, translate[0] = data[None], translate[0] + z * tr["scale"][0]
     tr["translate"] = tuple(translate)  # scale, units: the image's
     if multi:
-        from ..core.classes import ClassTable
+        from ..core.config.classes import ClassTable
 
         table = classes if classes is not None else ClassTable.default(prob.shape[0])
         style = dict(colormap=labels_colormap(table), opacity=0.6)
@@ -230,7 +230,7 @@ def rethreshold(prob: Any, labels: Any, threshold: float, cfg: Any) -> Any:
     The same post-processing (``cfg``: ``postprocess.post_options``) as the prediction;
     yields Progress.
     """
-    from ..core.postprocess import post_options, postprocess
+    from ..core.inference.postprocess import post_options, postprocess
     from ..core.progress import Progress
 
     thr = threshold * 255 if np.dtype(prob.dtype) == np.uint8 else threshold
@@ -251,7 +251,7 @@ def relabel(prob: Any, labels: Any, min_confidence: float, cfg: Any) -> Any:
     """Generator: the class ids of a K-class prediction again from its stored (Z, K, Y, X)
     probabilities with another minimum confidence (and ``cfg``'s min_size / fill_holes),
     slice by slice; yields Progress. Nothing is predicted again."""
-    from ..core.postprocess import class_labels, post_options
+    from ..core.inference.postprocess import class_labels, post_options
     from ..core.progress import Progress
 
     post = {**post_options(cfg, prob.shape[-3]), "min_confidence": min_confidence}

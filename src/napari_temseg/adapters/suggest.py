@@ -1,5 +1,5 @@
 """Suggested regions in napari: a Shapes layer of ranked rectangles, an uncertainty layer
-under them, and moving the view to one of them (``core/suggest.py`` finds them)."""
+under them, and moving the view to one of them (``core/guidance/suggest.py`` finds them)."""
 
 from __future__ import annotations
 

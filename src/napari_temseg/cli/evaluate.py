@@ -51,7 +51,7 @@ class _Thresholded:
 def _load_pair(pred_path: Path, truth_path: Path, thr: float | None) -> tuple[Any, Any]:
     import numpy as np
 
-    from ..core.io import read_image
+    from ..core.data.read import read_image
 
     pred, truth = read_image(pred_path), read_image(truth_path)
     if np.dtype(pred.dtype).kind == "f" or thr is not None:
@@ -78,9 +78,9 @@ class _Squeeze:
 
 
 def _evaluate_pairs(args) -> dict:
-    from ..core.io import is_image_folder as is_folder
-    from ..core.io import list_pairs
-    from ..core.metrics import Counts, evaluate_stack
+    from ..core.data.read import is_image_folder as is_folder
+    from ..core.data.read import list_pairs
+    from ..core.evaluation.metrics import Counts, evaluate_stack
 
     pred, truth = Path(args.pred), Path(args.truth)
     if is_folder(pred) != is_folder(truth):
@@ -99,11 +99,11 @@ def _evaluate_pairs(args) -> dict:
 
 def _class_names(args) -> list[str] | None:
     """The classes of a multi-class evaluation, or None (binary)."""
-    from ..core.classes import ClassTable, resolve
+    from ..core.config.classes import ClassTable, resolve
 
     table = None
     if args.model:
-        from ..core.modelfile import read_metadata
+        from ..core.modelfile.format import read_metadata
 
         meta = read_metadata(args.model)
         table = ClassTable.from_dict(meta["classes"]) if meta.get("classes") else ClassTable()
@@ -114,9 +114,9 @@ def _class_names(args) -> list[str] | None:
 def _evaluate_classes(args, names: list[str]) -> dict:
     import numpy as np
 
-    from ..core.io import is_image_folder as is_folder
-    from ..core.io import list_pairs, read_image
-    from ..core.metrics import class_scores, evaluate_classes
+    from ..core.data.read import is_image_folder as is_folder
+    from ..core.data.read import list_pairs, read_image
+    from ..core.evaluation.metrics import class_scores, evaluate_classes
 
     pred, truth = Path(args.pred), Path(args.truth)
     if is_folder(pred) != is_folder(truth):
@@ -145,7 +145,7 @@ def _evaluate_classes(args, names: list[str]) -> dict:
 def _cmd_evaluate(args) -> int:
     names = _class_names(args)
     if names is not None:
-        from ..core.report import class_table_text
+        from ..core.evaluation.report import class_table_text
 
         res = _evaluate_classes(args, names)
         print(json.dumps(res, indent=2) if args.json else class_table_text(res))

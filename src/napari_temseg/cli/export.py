@@ -6,7 +6,7 @@ import sys
 
 
 def _add(sub) -> None:
-    from ..core.export import FORMATS
+    from ..core.interop.formats import FORMATS
 
     p = sub.add_parser(
         "export",
@@ -26,8 +26,8 @@ def _add(sub) -> None:
 
 
 def _cmd(args) -> int:
-    from ..core.export import export
-    from ..core.modelfile import load_model
+    from ..core.interop.formats import export
+    from ..core.modelfile.format import load_model
 
     model = load_model(args.model)
     package = {k: v for k in ("author", "license") if (v := getattr(args, k)) is not None}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..core.config.options import TRAIN_CLASSES, train_configs
 from ..core.errors import InputError
-from ..core.options import TRAIN_CLASSES, train_configs
 from .options import add_option_flags, given
 from .progress import drive
 
@@ -14,7 +14,7 @@ OUTPUTS = ("curve.csv", "curve.png")
 
 
 def _add(sub) -> None:
-    from ..core.learning_curve import LADDER, CurveConfig
+    from ..core.guidance.learning_curve import LADDER, CurveConfig
 
     d = CurveConfig()
     p = sub.add_parser(
@@ -56,7 +56,7 @@ def _add(sub) -> None:
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
-    from ..core.io import writable_folder
+    from ..core.data.write import writable_folder
 
     if out.exists() and not out.is_dir():
         raise InputError(f"'{out}' is a file: give a folder for curve.csv and curve.png")
@@ -70,8 +70,8 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 
 def _cmd(args) -> int:
-    from ..core import io
-    from ..core import learning_curve as lc
+    from ..core.data.read import read_training_set
+    from ..core.guidance import learning_curve as lc
     from ..core.progress import StopToken
 
     out = Path(args.output)
@@ -84,12 +84,12 @@ def _cmd(args) -> int:
         flat_within=args.flat_within,
     )
     tcfg, mcfg = train_configs(given(args, TRAIN_CLASSES))
-    images, masks, names = io.read_training_set(args.images, args.masks)
+    images, masks, names = read_training_set(args.images, args.masks)
     test = (None, None)
     if (args.test_images is None) != (args.test_masks is None):
         raise InputError("give both --test-images and --test-masks, or neither")
     if args.test_images:
-        test = io.read_training_set(args.test_images, args.test_masks)[:2]
+        test = read_training_set(args.test_images, args.test_masks)[:2]
     stop = StopToken()
     gen = lc.learning_curve(
         images, masks, cfg, tcfg, mcfg, test_images=test[0], test_masks=test[1], stop=stop

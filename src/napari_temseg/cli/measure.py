@@ -39,7 +39,7 @@ def _add(sub) -> None:
 
 
 def _pixel_size(args) -> tuple:
-    from ..core.measure import pixel_size_from_file
+    from ..core.evaluation.measure import pixel_size_from_file
 
     if args.pixel_size:
         if len(args.pixel_size) > 2:
@@ -57,9 +57,9 @@ def _pixel_size(args) -> tuple:
 def _cmd(args) -> int:
     import numpy as np
 
-    from ..core.classes import parse_names
-    from ..core.io import read_image
-    from ..core.measure import measure, write_csv
+    from ..core.config.classes import parse_names
+    from ..core.data.read import read_image
+    from ..core.evaluation.measure import measure, write_csv
 
     out = Path(args.output)
     if out.suffix.lower() != ".csv":

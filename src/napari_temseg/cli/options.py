@@ -1,4 +1,4 @@
-"""argparse flags generated from the config options (``core/options.py``).
+"""argparse flags generated from the config options (``core/config/options.py``).
 
 Every option becomes ``--name-with-dashes`` (booleans: ``--name`` / ``--no-name``). The
 flags default to "not given" (``argparse.SUPPRESS``), so the configs are built from what
@@ -11,8 +11,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from ..core.config import ConfigError
-from ..core.options import Option, all_options
+from ..core.config.choices import ConfigError
+from ..core.config.options import Option, all_options
 
 
 def _parser(o: Option) -> Callable[[str], Any]:

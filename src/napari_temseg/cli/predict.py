@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.config.options import PREDICT_CLASSES, predict_config
 from ..core.errors import InputError
-from ..core.options import PREDICT_CLASSES, predict_config
 from .options import add_option_flags, given
 from .progress import drive
 
@@ -80,7 +80,7 @@ def _targets(args, images: list[Path], folder: bool, uncertainty: bool) -> list[
     """Output paths per image, all checked before anything is created (no half-done folders):
     output types, distinct from each other and from the inputs, new or (--overwrite) ours,
     in a folder that exists or can be created and is writable."""
-    from ..core.io import check_output_path
+    from ..core.data.write import check_output_path
 
     jobs = [_job_paths(args, img, folder, uncertainty) for img in images]
     inputs = {p.resolve(): "the input image" for p in images}
@@ -122,8 +122,8 @@ def _parse_slices(text: str | None) -> list[int] | None:
 
 def _check_images(channels: int, jobs: list[dict], args, slices: list[int] | None) -> None:
     """Every image opens with the model's channel count and holds the slices asked for."""
-    from ..core.data import as_volume
-    from ..core.io import read_image
+    from ..core.data.read import read_image
+    from ..core.data.volume import as_volume
 
     for job in jobs:
         img = job["image"]
@@ -143,8 +143,8 @@ def _check_images(channels: int, jobs: list[dict], args, slices: list[int] | Non
 
 
 def _check_model(model, cfg) -> None:
-    from ..core.models import required_multiple
-    from ..core.tiling import check_tile
+    from ..core.inference.tiling import check_tile
+    from ..core.nets.build import required_multiple
 
     if cfg.instances and not model.classes.binary:
         raise InputError(
@@ -158,7 +158,7 @@ def _check_model(model, cfg) -> None:
 def _no_partial_outputs(job: dict, overwrite: bool) -> Iterator[None]:
     """Replace (--overwrite, ours: checked) or create the job's outputs; if anything fails,
     remove what this job wrote - files, zarr stores and the folders made for them."""
-    from ..core.io import check_output_path, remove_output
+    from ..core.data.write import check_output_path, remove_output
 
     paths = [job[key] for key, _ in OUT_KEYS if job[key] is not None]
     made_dirs = sorted(
@@ -199,7 +199,7 @@ def _name_the_path(e: OSError, job: dict, outputs: list[Path]) -> None:
 
 
 def _create(path: Path | None, shape: tuple, dtype: Any) -> Any:
-    from ..core.io import create_output
+    from ..core.data.write import create_output
 
     return None if path is None else create_output(path, shape, dtype)
 
@@ -207,10 +207,10 @@ def _create(path: Path | None, shape: tuple, dtype: Any) -> Any:
 def _predict_one(model, job: dict, args, cfg, slices) -> Any:
     import numpy as np
 
-    from ..core.data import as_volume
-    from ..core.io import read_image
-    from ..core.postprocess import prob_dtype, prob_shape
-    from ..core.predict import predict_stack
+    from ..core.data.read import read_image
+    from ..core.data.volume import as_volume
+    from ..core.inference.postprocess import prob_dtype, prob_shape
+    from ..core.inference.predict import predict_stack
 
     vol = as_volume(read_image(job["image"], args.channel_axis), channel_axis=args.channel_axis)
     Z, _, Y, X = vol.shape
@@ -234,9 +234,9 @@ def _predict_one(model, job: dict, args, cfg, slices) -> Any:
 
 def _cmd_predict(args) -> int:
     """Validate everything (options, paths, model, every image) before creating any output."""
-    from ..core.bioimageio_import import is_package, load_any_model
-    from ..core.io import is_image_folder, list_images
-    from ..core.modelfile import read_metadata
+    from ..core.data.read import is_image_folder, list_images
+    from ..core.interop.bioimageio.load import is_package, load_any_model
+    from ..core.modelfile.format import read_metadata
 
     cfg = predict_config(given(args, PREDICT_CLASSES))
     image = Path(args.image)
@@ -286,8 +286,8 @@ def _check_cluster_args(args, cfg, jobs: list[dict]) -> None:
 def _predict_on_cluster(args, cfg, jobs: list[dict]) -> int:
     from distributed import Client
 
-    from ..core.io import read_image
-    from ..core.predict_dask import predict_dask
+    from ..core.data.read import read_image
+    from ..core.inference.distributed import predict_dask
 
     with Client(args.dask_scheduler):
         for job in jobs:

@@ -13,7 +13,7 @@ def _add_recipes(sub) -> None:
 
 
 def _cmd_recipes(args) -> int:
-    from ..core.recipes import describe
+    from ..core.config.recipes import describe
 
     print(describe())
     return 0

@@ -10,8 +10,8 @@ from .options import add_option_flags, given
 
 
 def _add(sub) -> None:
-    from ..core.options import PREDICT_CLASSES
-    from ..core.suggest_config import PREDICT_OPTIONS, SuggestConfig
+    from ..core.config.options import PREDICT_CLASSES
+    from ..core.config.suggest import PREDICT_OPTIONS, SuggestConfig
 
     p = sub.add_parser(
         "suggest",
@@ -42,13 +42,13 @@ def _add(sub) -> None:
 def _cmd(args) -> int:
     import numpy as np
 
-    from ..core.data import as_volume
-    from ..core.io import read_image
-    from ..core.modelfile import load_model
-    from ..core.options import PREDICT_CLASSES, build, predict_config
+    from ..core.config.options import PREDICT_CLASSES, build, predict_config
+    from ..core.config.suggest import SuggestConfig
+    from ..core.data.read import read_image
+    from ..core.data.volume import as_volume
+    from ..core.guidance.suggest import suggest_regions
+    from ..core.modelfile.format import load_model
     from ..core.progress import StopToken
-    from ..core.suggest import suggest_regions
-    from ..core.suggest_config import SuggestConfig
     from .progress import drive
 
     out = None if args.output is None else Path(args.output)
@@ -71,7 +71,7 @@ def _cmd(args) -> int:
     for r in res.regions:
         print(f"{r.rank}\t{r.z}\t{r.y}\t{r.x}\t{r.height}\t{r.width}\t{r.score:.4f}")
     if out is not None:
-        from ..core.measure import write_csv
+        from ..core.evaluation.measure import write_csv
 
         rows = res.table()
         write_csv({k: np.array([row[k] for row in rows]) for k in rows[0]} if rows else {}, out)

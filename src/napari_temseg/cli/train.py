@@ -1,4 +1,4 @@
-"""`temseg train` and `temseg demo`: both drive core.train.fit (and the demo core.predict)."""
+"""`temseg train` and `temseg demo`: both drive core.training.fit (the demo also predicts)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..core.config.options import TRAIN_CLASSES, train_configs
 from ..core.errors import InputError
-from ..core.options import TRAIN_CLASSES, train_configs
 from .options import add_option_flags, given
 from .progress import drive
 
@@ -52,7 +52,7 @@ def check_model_output(out: Path, overwrite: bool) -> None:
         )
     if out.exists() and not overwrite:
         raise InputError(f"'{out}' exists: choose another --output or pass --overwrite")
-    from ..core.io import writable_folder
+    from ..core.data.write import writable_folder
 
     try:
         writable_folder(out.parent)
@@ -79,7 +79,7 @@ def _slices(text: str | None) -> list[int] | None:
 def rescue_path(out: Path) -> Path:
     """Where a model goes when its own path cannot be written: home, then the temp folder."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    from ..core.io import writable_folder
+    from ..core.data.write import writable_folder
 
     for folder in (Path.home() / "napari-temseg-rescued", Path(tempfile.gettempdir())):
         try:
@@ -104,10 +104,10 @@ def save_or_rescue(model, out: Path, overwrite: bool) -> tuple[Path, str | None]
 
 
 def _cmd_train(args) -> int:
-    from ..core import io
-    from ..core.modelfile import load_model
+    from ..core.data.read import read_training_set
+    from ..core.modelfile.format import load_model
     from ..core.progress import StopToken
-    from ..core.train import fit
+    from ..core.training.loop import fit
 
     out = Path(args.output)
     check_model_output(out, args.overwrite)
@@ -116,10 +116,10 @@ def _cmd_train(args) -> int:
     tcfg, mcfg = train_configs(given(args, TRAIN_CLASSES))
     annotated = _slices(args.annotated)
     resume = load_model(args.resume) if args.resume else None
-    images, masks, names = io.read_training_set(args.image, args.mask)
+    images, masks, names = read_training_set(args.image, args.mask)
     val = (None, None, None)
     if args.val_image:
-        val = io.read_training_set(args.val_image, args.val_mask)
+        val = read_training_set(args.val_image, args.val_mask)
     print(f"training on {len(images)} image(s): {', '.join(names[:5])}", file=sys.stderr)
     stop = StopToken()
     gen = fit(
@@ -201,11 +201,12 @@ def _cmd_demo(args) -> int:
     import numpy as np
     import tifffile
 
-    from ..core.config import PredictConfig, TrainConfig
-    from ..core.metrics import evaluate_stack
-    from ..core.predict import predict_stack
-    from ..core.synthetic import make_fibsem
-    from ..core.train import fit
+    from ..core.config.predict import PredictConfig
+    from ..core.config.train import TrainConfig
+    from ..core.data.synthetic.fibsem import make_fibsem
+    from ..core.evaluation.metrics import evaluate_stack
+    from ..core.inference.predict import predict_stack
+    from ..core.training.loop import fit
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -263,13 +264,14 @@ def demo_classes(args, out: Path) -> int:
     import numpy as np
     import tifffile
 
-    from ..core.classes import ClassTable
-    from ..core.config import PredictConfig, TrainConfig
-    from ..core.metrics import evaluate_classes
-    from ..core.predict import predict_stack
-    from ..core.report import class_table_text
-    from ..core.synthetic_phases import PHASE_COLORS, PHASE_NAMES, make_phases
-    from ..core.train import fit
+    from ..core.config.classes import ClassTable
+    from ..core.config.predict import PredictConfig
+    from ..core.config.train import TrainConfig
+    from ..core.data.synthetic.phases import PHASE_COLORS, PHASE_NAMES, make_phases
+    from ..core.evaluation.metrics import evaluate_classes
+    from ..core.evaluation.report import class_table_text
+    from ..core.inference.predict import predict_stack
+    from ..core.training.loop import fit
 
     if args.slices < 5:
         raise InputError("the multi-class demo needs --slices >= 5 (3 painted, the rest unseen)")

@@ -22,7 +22,7 @@ need only numpy + scipy.ndimage, and take well under a second at default sizes.
 Intensities are float32 in ``[0, 1]`` (clipped) by default; ``dtype="uint8"`` or
 ``"uint16"`` scales ``[0, 1]`` to the full integer range. The task is
 deliberately not solvable by a global threshold (best-threshold Dice < 0.8,
-see tests/test_synthetic.py) but easy for a small U-Net.
+see tests/core/data/test_synthetic.py) but easy for a small U-Net.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def _detect(
 
 
 # Building blocks shared with .synthetic_phases: public names, as no module imports
-# another's private ones (tests/test_structure.py). The others (check_shape, to_dtype,
+# another's private ones (tests/house/test_structure.py). The others (check_shape, to_dtype,
 # smooth_noise, detector_response, add_noise) come from .synthetic_particles.
 curtains = _curtains
 

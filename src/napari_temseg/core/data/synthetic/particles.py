@@ -12,7 +12,7 @@ The building blocks (shape and dtype checks, smooth noise, the detector response
 the shot + read noise model) are public names so :mod:`.synthetic` and
 :mod:`.synthetic_phases` can use them (no module imports another's private names).
 They live here rather than in :mod:`.synthetic` because that module re-exports
-:func:`make_particles`, and the import graph must stay acyclic (tests/test_structure.py).
+:func:`make_particles`, and the import graph must stay acyclic (tests/house/test_structure.py).
 """
 
 from __future__ import annotations

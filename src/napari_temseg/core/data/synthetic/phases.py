@@ -15,7 +15,7 @@ neighbouring slices agree on most pixels and change gradually. The two detectors
 complementary: channel 0 ("ICE", SE-like: blurrier, noisier) separates pores from
 solids well but grains from hydration products poorly; channel 1 ("TLD", BSE-like)
 separates grains from hydration products well but pores from the matrix poorly, so
-both together are clearly easier than either alone (see tests/test_synthetic_phases.py).
+both together are clearly easier than either alone (see tests/core/data/test_synthetic_phases.py).
 Artefacts reuse :mod:`.synthetic`: vertical curtaining, a smooth per-detector response,
 slice-to-slice drift, Poisson + Gaussian noise. Deterministic for a given ``seed``;
 numpy + scipy.ndimage only.

@@ -1,6 +1,6 @@
 """Slow end-to-end check on real EM data (ISBI 2012 ssTEM membranes, ../shared/data).
 
-Run with ``pytest -m slow tests/test_real_data.py``. Skips cleanly when the shared
+Run with ``pytest -m slow tests/realdata/test_real_data.py``. Skips cleanly when the shared
 data folder is absent. The numbers that matter are in benchmarks/bench_train.py and
 docs/benchmarks.md ("Training"); this only proves the whole path works on real data:
 read -> fit() (default model, loss, optimiser, augmentation) -> predict_stack() on
@@ -22,7 +22,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRAIN = [0, 1, 2]
 UNSEEN = [10, 17]  # far from the training sections, so no near-duplicate neighbours
 STEPS = {"epochs": 3, "steps_per_epoch": 20, "seconds": None, "patch": 128}

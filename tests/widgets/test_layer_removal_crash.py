@@ -3,7 +3,7 @@ deleted while the Train dock trained: Mesa's software OpenGL crashed at the firs
 after the removal (5 of 6 runs before the fix, 0 of 5 after). Timing-dependent and
 driver-dependent, so it runs in subprocesses on a real X server and is marked slow; the
 deterministic part (the layer leaves paint mode before removal) is in the normal suite:
-tests/test_widgets_annotate.py::test_removing_a_mask_in_paint_mode_leaves_paint_mode_first.
+tests/widgets/test_widgets_annotate.py::test_removing_a_mask_in_paint_mode_leaves_paint_mode_first.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_deleting_the_mask_while_training_does_not_crash_napari(run, tmp_path):
     if not os.environ.get("DISPLAY"):
         pytest.fail("needs an X server (pytest-xvfb provides one)")
     script = tmp_path / "remove_mask.py"
-    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).resolve().parents[1])))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-X", "faulthandler", str(script)],

@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.gui
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ["README.md", "docs/user-guide.md", "docs/api.md"]
 PLUGIN = "napari-temseg"
 SEP = "▸"

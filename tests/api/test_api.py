@@ -13,7 +13,7 @@ import pytest
 from _widget_helpers import one_torch_thread
 
 FAST = dict(patch=64, batch=4, augment="flips", device="cpu", arch="small-unet")
-# Same bound and reasoning as tests/test_widgets_train_predict.py::MIN_DICE: constant or
+# Same bound and reasoning as tests/widgets/test_widgets_train_predict.py::MIN_DICE: constant or
 # misaligned predictions stay below ~0.3 on this image (f ~ 0.18 foreground).
 MIN_DICE = 0.5
 

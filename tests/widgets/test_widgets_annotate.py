@@ -111,7 +111,7 @@ def test_2d_image_gets_2d_mask(dock):
 def test_removing_a_mask_in_paint_mode_leaves_paint_mode_first(make_napari_viewer):
     """napari crashed (Mesa llvmpipe segfault at the next redraw) when a Labels layer was
     removed with its brush overlay on while training ran; the docks switch such a layer to
-    pan_zoom before napari removes it (the crash itself: tests/test_layer_removal_crash.py)."""
+    pan_zoom before napari removes it (the crash: widgets/test_layer_removal_crash.py)."""
     viewer = make_napari_viewer()
     viewer.window.add_plugin_dock_widget("napari-temseg", "Train")
     viewer.window.add_plugin_dock_widget("napari-temseg", "Predict")  # a second dock: one hook

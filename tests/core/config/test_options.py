@@ -17,7 +17,7 @@ from napari_temseg.core.config.model import OPTION_CLASSES, ModelConfig
 from napari_temseg.core.config.predict import PredictConfig
 from napari_temseg.core.config.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FRONT = {"train": O.TRAIN_CLASSES, "predict": O.PREDICT_CLASSES}
 REQUIRED = {
     "train": ["img.tif", "mask.tif", "-o", "m.safetensors"],

@@ -92,7 +92,7 @@ def test_labels_do_not_depend_on_the_tile_size(particles, norm):
     """Tile 256 vs 512 on a 640 x 640 image: batch norm in eval mode is one affine map per
     channel (labels agree at Dice >= 0.995); instance norm's per-tile statistics are not
     (``norm_stats='tile'``: measured 0.86), so the check can fail. Instance norm with the
-    stack's statistics (the default): tests/test_calibrate.py."""
+    stack's statistics (the default): tests/core/inference/test_calibrate.py."""
     from napari_temseg.core.training.precise_bn import tile_agreement
 
     (img, mask), test = particles

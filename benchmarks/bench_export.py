@@ -16,7 +16,7 @@ same batches of raw tiles go through:
 Contestants alternate batch by batch (load drift hits all alike); the script prints seconds
 per tile and the ratios, and the max |difference| of the probabilities against torch fp32.
 (Commit 1ffe38a had an onnxruntime backend inside ``predict_stack`` and a ``--stack`` mode
-timing the whole pipeline; both were removed with the backend, see docs/benchmarks.md.)
+timing the whole pipeline; both were removed with the backend, see docs/experiments/.)
 """
 
 from __future__ import annotations

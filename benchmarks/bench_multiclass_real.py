@@ -35,7 +35,7 @@ a virtual clock (bench_train.Ours). Prediction time is not counted for anyone. S
 ``core.evaluation.metrics.confusion`` summed over the held-out images, ``class_scores`` -> per-class
 IoU / Dice, mean IoU with and without background (class 0).
 
-Run from the repository root; the commands of the recorded numbers (docs/benchmarks.md,
+Run from the repository root; the commands of the recorded numbers (docs/experiments/,
 "Multi-class: real data (issue 11)")::
 
     python benchmarks/bench_multiclass_real.py --threads 1 metaldam --seconds 300

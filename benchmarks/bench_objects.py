@@ -31,7 +31,7 @@ holds more than half of the area of two or more true objects), true objects cut 
 more predicted objects each lie more than half inside it), mean IoU of the matched pairs.
 
 Run from the repository root (data in ../shared/data); the commands of the recorded numbers
-(docs/benchmarks.md, "Objects: counting EMPS particles (issue 13)")::
+(docs/experiments/, "Objects: counting EMPS particles (issue 13)")::
 
     python benchmarks/bench_objects.py --threads 1 --seconds 300 \
         --save /tmp/emps_model.safetensors --per-image

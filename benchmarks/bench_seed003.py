@@ -33,7 +33,7 @@ torch thread): ~15 min wall in all (load average 4-7). The 3-slice models pay fo
 input with fewer steps in the same budget (printed per contestant: ~3 s per step for the
 U-Nets, ~14 s for Sensor3D there).
 
-Run from the repository root; the commands of the recorded numbers (docs/benchmarks.md,
+Run from the repository root; the commands of the recorded numbers (docs/experiments/,
 "Seed 003: U-Net vs Sensor3D, slices x detectors (issue 12)")::
 
     python benchmarks/bench_seed003.py --threads 1 --seconds 90

@@ -1,4 +1,4 @@
-"""Training benchmarks (issue 3, "Measured, in benchmarks/"); numbers in docs/benchmarks.md.
+"""Training benchmarks (issue 3, "Measured, in benchmarks/"); numbers in docs/experiments/.
 
 Three sub-commands, each a ratio / difference measured in ONE run on the same input:
 
@@ -27,7 +27,7 @@ virtual clock (``train.time`` is replaced by a clock that stops while the others
 so its time budget, LR schedule and history see only its own time.
 
 Run from the repository root (data in ../shared/data); the commands of the recorded
-numbers (docs/benchmarks.md, "Training")::
+numbers (docs/experiments/, "Training")::
 
     python benchmarks/bench_train.py throughput --seconds 120 --thread-list 2 1
     python benchmarks/bench_train.py --threads 1 isbi --seconds 180

@@ -385,7 +385,7 @@ def test_api_train_takes_class_names(capsys):
 
 def test_auto_learning_rate_by_kind_of_model(monkeypatch):
     """lr 'auto': 1e-3 for binary models (as before), 3e-3 for K classes (faster in every
-    multi-class race, docs/benchmarks.md); a given lr always wins."""
+    multi-class race, docs/experiments/); a given lr always wins."""
     import torch
 
     from napari_temseg.core.config.train import learning_rate

@@ -2,7 +2,7 @@
 
 Run with ``pytest -m slow tests/realdata/test_real_data.py``. Skips cleanly when the shared
 data folder is absent. The numbers that matter are in benchmarks/bench_train.py and
-docs/benchmarks.md ("Training"); this only proves the whole path works on real data:
+docs/experiments/ ("Training"); this only proves the whole path works on real data:
 read -> fit() (default model, loss, optimiser, augmentation) -> predict_stack() on
 sections the model never saw -> Dice clearly above the trivial answer.
 
@@ -84,7 +84,7 @@ def test_emps_learning_curve_end_to_end(tmp_path, capsys):
     """`temseg learning-curve` on the EMPS micrographs (issue 12): a small study (sizes 3
     and 12, a few fixed steps each) reads the folders, trains, scores every model on the
     held-out micrographs and writes its CSV and PNG; the recorded study (with the
-    numbers that matter) is in docs/benchmarks.md."""
+    numbers that matter) is in docs/experiments/."""
     from napari_temseg.cli import main
 
     rd = _realdata()

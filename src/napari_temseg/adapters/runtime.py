@@ -3,7 +3,7 @@
 * :func:`avoid_triton_llvm_clash` - keep torch from loading triton next to Mesa's libLLVM
   (a segfault otherwise); called before any torch work from the docks and the console API.
 * :func:`gl_renderer` / :func:`napari_progress_wanted` - detect software OpenGL, where
-  napari's animated activity bar costs a CPU core (docs/benchmarks.md, "GUI worker").
+  napari's animated activity bar costs a CPU core (docs/experiments/, "GUI worker").
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def napari_progress_wanted() -> bool:
     Default: yes, except with software OpenGL (Mesa llvmpipe on remote desktops / VMs).
     There napari's animated "in progress" indicator makes Qt re-compose the whole window
     (it holds an OpenGL canvas) on the CPU many times a second: it cost ~0.3 CPU cores
-    and slowed CPU training ~1.5x on 2 cores (docs/benchmarks.md, "GUI worker"). The docks
+    and slowed CPU training ~1.5x on 2 cores (docs/experiments/, "GUI worker"). The docks
     show their own progress bar in every case.
     """
     env = os.environ.get("NAPARI_TEMSEG_NAPARI_PROGRESS")

@@ -1,7 +1,7 @@
-"""The ``temseg`` command: doctor, demo, train, predict, evaluate.
+"""The ``temseg`` command: one subcommand per user task (``temseg --help`` lists them all).
 
-One module per command group (``doctor``, ``train`` - demo and train -, ``predict``,
-``evaluate``), each exporting ``COMMANDS = [(add_parser, run), ...]``; ``progress``
+One module per command group, each exporting ``COMMANDS = [(add_parser, run), ...]``, gathered
+in help order by ``_registry`` below (``train`` holds both train and demo); ``progress``
 prints a core generator's Progress, ``options`` makes the config flags. Long operations
 drive the same core generators as the docks and the console API. User errors
 (TemsegError) and OS errors (read-only folder, disk full, permission denied...) are

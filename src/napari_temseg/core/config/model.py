@@ -38,13 +38,13 @@ from .predict import PredictConfig
 from .train import TrainConfig
 
 # ModelConfig(norm_layer="auto"): instance norm for the default binary small-unet (stable on
-# folders of heterogeneous micrographs, docs/benchmarks.md "Normalisation layers"), batch norm
+# folders of heterogeneous micrographs, docs/experiments/ "Normalisation layers"), batch norm
 # for a K-class small-unet (faster and better per step: "Multi-class") and where the
 # architecture's paper or the smp encoder uses it. small-unet's "auto" is resolved when the
 # number of classes is known (ModelConfig.resolved(), called when a network is built).
 # Instance norm's labels depend a little on the prediction tile size (its statistics are per
 # tile; batch norm's are not), but batch norm lost clearly on EMPS again with precise
-# statistics (docs/benchmarks.md, "Tile invariance and precise batch norm"), so binary stays.
+# statistics (docs/experiments/, "Tile invariance and precise batch norm"), so binary stays.
 _AUTO_DEFERRED = "small-unet"
 # native U-Nets whose number of pooling levels is an option (ModelConfig.depth; auto = 4)
 DEPTH_ARCHS = ("small-unet", "unet")

@@ -230,7 +230,7 @@ class TrainConfig:
         )
 
 
-AUTO_LR = {True: 1e-3, False: 3e-3}  # binary / K classes: docs/benchmarks.md, session 5
+AUTO_LR = {True: 1e-3, False: 3e-3}  # binary / K classes: docs/experiments/, session 5
 
 
 def learning_rate(cfg: TrainConfig, binary: bool) -> float:

@@ -167,7 +167,7 @@ class Unbinned:
 
 # auto binning: 2 x 2 when the 90th percentile of the painted pixels' distance to the nearest
 # class boundary is at least this (EMPS particles 175 px, STEM alumina / Pt 256; ISBI
-# membranes 22, MetalDAM phases 8: docs/benchmarks.md "Binning"), on images of at least
+# membranes 22, MetalDAM phases 8: docs/experiments/ "Binning"), on images of at least
 # AUTO_MIN_SIDE px per side (binned, still a 128 px training patch or more).
 # Measured on at most AUTO_SLICES slices, subsampled to at most AUTO_SIDE px a side (a 4k
 # slice costs ~0.2 s instead of ~5 s; distances within the step).

@@ -9,14 +9,13 @@ dask array.
 """
 
 from .distributed import predict_dask
-from .postprocess import class_labels, post_options, postprocess, prob_dtype, prob_shape
+from .postprocess import class_labels, post_options, prob_dtype, prob_shape
 from .predict import PredictResult, predict_slice, predict_stack
 
 __all__ = [
     "PredictResult",
     "class_labels",
     "post_options",
-    "postprocess",
     "predict_dask",
     "predict_slice",
     "predict_stack",

@@ -12,7 +12,7 @@ affine map per channel, so every tile of the stack is normalised alike and tilin
 only the blending (label Dice >= 0.999). The calibration covers the stack up to
 ``max_tiles`` tiles (~1 Mpix: small images entirely - fewer tiles lost 0.04 Dice on EMPS -;
 memory and time bounded whatever the stack and patch size); races and
-costs in docs/benchmarks.md.
+costs in docs/experiments/.
 
 One set of statistics per stack cannot follow illumination / detector response that varies
 across a slice on a scale larger than the training patch (synthetic FIB-SEM, 1024 px slices:

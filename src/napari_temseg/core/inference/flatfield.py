@@ -11,7 +11,7 @@ slice's own mean and standard deviation; the network's instance norm then uses s
 measured once over the stack (``calibrate.py``). The maps depend only on the slice, never
 on the tile, so tile 256 and 512 give the same labels, while a detector response or
 illumination that changes across the slice (the FIB-SEM case where one set of statistics
-per stack failed) is followed. Figures in docs/benchmarks.md.
+per stack failed) is followed. Figures in docs/experiments/.
 
 The per-slice grids are small (one value per block and channel) and kept for the whole
 prediction; a slice is read once more, in bands, to measure them.
@@ -133,7 +133,7 @@ def prepared(model: Any, net: Any, vol: Volume, cfg: Any) -> Volume:
 
 def window(model: Any) -> int:
     """The flattening window of a model: twice its training patch size (512 px when
-    unknown). Raced against one patch (docs/benchmarks.md): level on ISBI, +0.03 / +0.01
+    unknown). Raced against one patch (docs/experiments/): level on ISBI, +0.03 / +0.01
     Dice on EMPS, the same on 1024 px FIB-SEM slices, -0.05 on 512 px ones."""
     tc = getattr(model, "train_cfg", None)
     return 2 * (int(tc.patch) if tc is not None else 256)

@@ -35,7 +35,7 @@ from ..config.choices import NATIVE_ARCHS, ConfigError
 from ..config.model import ModelConfig
 
 # Default network when the user picks nothing; chosen with benchmarks/bench_models.py
-# (docs/benchmarks.md, "Model choice"): best Dice within a CPU minute, fast on GPU.
+# (docs/experiments/, "Model choice"): best Dice within a CPU minute, fast on GPU.
 DEFAULT_ARCH = "small-unet"
 DEFAULT_ENCODER: str | None = None
 DEFAULT_MODEL = ModelConfig(arch=DEFAULT_ARCH, encoder=DEFAULT_ENCODER)

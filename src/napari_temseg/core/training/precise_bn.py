@@ -10,7 +10,7 @@ many batches run through the *current* weights ("PreciseBN", Wu & Johnson 2021, 
 validation, so the model it keeps is the one it validated, with population statistics. It is
 off by default: in the issue-15 races it helped once (ISBI), tied once (EMPS) and lost once
 (STEM K-class), and it did not stop batch norm's validation from wandering on EMPS
-(docs/benchmarks.md, "Tile invariance and precise batch norm").
+(docs/experiments/, "Tile invariance and precise batch norm").
 
 In eval mode batch norm is then a fixed affine map per channel: the prediction of a pixel
 no longer depends on which tile it came from (instance norm computes its statistics per tile

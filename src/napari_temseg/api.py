@@ -66,7 +66,7 @@ def classes_of(layer: Any) -> Any:
 
 
 def _drive(gen: Any, stop: StopToken, verbose: bool) -> Any:
-    from .cli.progress import drive
+    from .core.progress import drive
 
     return drive(gen, stop, quiet=not verbose)
 

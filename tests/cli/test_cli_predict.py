@@ -383,8 +383,8 @@ def test_a_failed_run_leaves_no_file_behind(
 
     import zarr
 
-    from napari_temseg.cli.progress import TextBar
     from napari_temseg.core.data.volume import Volume
+    from napari_temseg.core.progress import TextBar
 
     path, _ = stack
     out, lab = tmp_path / "out" / "p.tif", tmp_path / "out" / "l.zarr"

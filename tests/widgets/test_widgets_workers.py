@@ -166,8 +166,7 @@ def test_every_progress_display_shows_an_eta(qtbot, capsys):
     """Issue 13: the CLI bar and napari's bar (both print Progress.line()) and the docks'
     bars show the time left, estimated from the done fraction and the time so far."""
     from napari_temseg._widgets.common import progress_widget, show_fraction
-    from napari_temseg.cli.progress import TextBar
-    from napari_temseg.core.progress import Progress, hms
+    from napari_temseg.core.progress import Progress, TextBar, hms
 
     p = Progress("predict", 25, 100, elapsed=30.0)
     assert p.eta == pytest.approx(90.0) and "ETA 1m30s" in p.line()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +51,6 @@ class TrainWidget(Container):
         self.model: Any = None
         self.job: Any = None
         self.preview_every = 5.0
-        self._preview_zs: collections.deque = collections.deque(maxlen=8)
         self._view_z = 0
         self._warned: set[str] = set()
         self._classes: Any = None  # the class table of the run (None: binary or inferred)
@@ -244,8 +242,7 @@ class TrainWidget(Container):
             self._warned.add(p.warning)
             show_warning(f"Training: {p.warning}")
         if p.preview is not None:
-            z = self._preview_zs.popleft() if self._preview_zs else self._view_z
-            self._show_preview(p.preview, z)
+            self._show_preview(p.preview, p.preview_z)
 
     def _on_done(self, model: Any) -> None:
         self.model = model
@@ -275,9 +272,7 @@ class TrainWidget(Container):
 
     def _preview_request(self) -> tuple | None:
         """Called by fit in the training thread: which slice to preview (the one in view)."""
-        z = self._view_z
-        self._preview_zs.append(z)
-        return self._run_info["vol"], z
+        return self._run_info["vol"], self._view_z
 
     def _show_preview(self, prob: Any, z: int) -> None:
         from ..adapters.outputs import show_preview

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ..core.config.options import TRAIN_CLASSES, train_configs
 from ..core.errors import InputError
+from ..core.progress import drive
 from .options import add_option_flags, given
-from .progress import drive
 
 OUTPUTS = ("curve.csv", "curve.png")
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..core.config.options import PREDICT_CLASSES, predict_config
 from ..core.errors import InputError
+from ..core.progress import drive
 from .options import add_option_flags, given
-from .progress import drive
 
 OUT_FORMATS = (".tif", ".tiff", ".zarr")
 

@@ -48,8 +48,7 @@ def _cmd(args) -> int:
     from ..core.data.volume import as_volume
     from ..core.guidance.suggest import suggest_regions
     from ..core.modelfile.format import load_model
-    from ..core.progress import StopToken
-    from .progress import drive
+    from ..core.progress import StopToken, drive
 
     out = None if args.output is None else Path(args.output)
     if out is not None and out.suffix.lower() != ".csv":

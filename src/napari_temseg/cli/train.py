@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..core.config.options import TRAIN_CLASSES, train_configs
 from ..core.errors import InputError
+from ..core.progress import drive
 from .options import add_option_flags, given
-from .progress import drive
 
 DEMO_ANNOTATED = (1, 4)  # slices the demo "paints" (ground truth); the others are unseen
 

@@ -383,3 +383,30 @@ def test_a_deeper_network_trains_saves_and_predicts_any_image_size(stack, tmp_pa
     odd = img[:1, :, :50, :37]
     prob = run(predict_stack(back, odd, PredictConfig(tile=64, device="cpu"))).prob
     assert prob.shape[-2:] == (50, 37) and np.isfinite(prob).all()
+
+
+def _progress(gen):
+    """Every Progress record of a generator, driven to its end."""
+    records = []
+    run(gen, records.append)
+    return records
+
+
+def test_each_preview_says_which_slice_it_shows():
+    """The slice travels in the Progress record, so a front end never has to guess it."""
+    img, mask = make_fibsem((3, 1, 64, 64), seed=0)
+    asked = iter([2, 0, 1, 2, 0, 1, 2, 0])
+    wanted = []
+
+    def request():
+        wanted.append(next(asked))
+        return img, wanted[-1]
+
+    tc = TrainConfig(patch=32, batch=2, epochs=1, seconds=None, steps_per_epoch=4, seed=0)
+    shown = [
+        (p.preview_z, p.preview.shape)
+        for p in _progress(fit(img, mask, train_cfg=tc, preview=request, preview_every=0.0))
+        if p.preview is not None
+    ]
+    assert [z for z, _ in shown] == wanted and len(set(wanted)) > 1
+    assert all(shape == (64, 64) for _, shape in shown)

@@ -278,7 +278,8 @@ class _Loop:
         self.warning = _warning(s.history, constant)
         return rec
 
-    def _preview(self) -> Any:
+    def _preview(self) -> tuple[Any, int] | None:
+        """(probability, slice) of the slice the front end asked for, every preview_every s."""
         now = time.monotonic()
         if self.preview is None or now - self.last_preview < self.preview_every:
             return None
@@ -294,9 +295,9 @@ class _Loop:
         cfg = PredictConfig(device=str(self.s.device), norm_stats="tile")
         prob = predict_slice(self.model(), req[0], req[1], cfg)
         self.s.net.train()
-        return prob
+        return prob, req[1]
 
-    def progress(self, loss: float, rec: dict, preview: Any) -> Progress:
+    def progress(self, loss: float, rec: dict, preview: tuple[Any, int] | None) -> Progress:
         el = time.monotonic() - self.t0
         return Progress(
             stage="train",
@@ -309,7 +310,8 @@ class _Loop:
             val_dice=rec.get("val_dice"),
             val_iou=rec.get("val_iou"),
             warning=self.warning,
-            preview=preview,
+            preview=preview[0] if preview else None,
+            preview_z=preview[1] if preview else None,
             message="epoch done" if rec else "",
             extra={"fraction": self.fraction(), "epoch_record": rec or None},
         )

@@ -201,26 +201,87 @@ def test_bad_outputs_are_refused_before_training(tmp_path, capsys, monkeypatch):
 
 
 def test_a_failed_save_keeps_the_model_elsewhere(tmp_path, capsys, monkeypatch):
-    import errno
+    """The disk fills up during training: the safetensors writer's own error is caught,
+    the model goes to the rescue folder, the message says why and where."""
+    from safetensors import SafetensorError
 
-    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.modelfile import save
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    real = TrainedModel.save
+    real = save.write_file
     target = tmp_path / "out" / "m.safetensors"
 
-    def disk_full(self, path, overwrite=False):
-        if str(path) == str(target):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, path, overwrite)
+    def disk_full(tensors, filename, metadata):
+        if str(filename).startswith(str(target.parent)):
+            raise SafetensorError("Error while serializing: I/O error: No space left on device")
+        return real(tensors, filename, metadata)
 
-    monkeypatch.setattr(TrainedModel, "save", disk_full)
+    monkeypatch.setattr(save, "write_file", disk_full)
     assert main(["train", *_tiny_set(tmp_path), "-o", str(target), *FAST]) == 1
     err = capsys.readouterr().err
-    assert "No space left on device" in err and not target.exists()
+    assert f"cannot save '{target}': the disk is full" in err and "Traceback" not in err
     rescued = list((tmp_path / "home" / "napari-temseg-rescued").glob("m-*.safetensors"))
-    assert len(rescued) == 1 and str(rescued[0]) in err
+    assert len(rescued) == 1 and f"saved to '{rescued[0]}' instead" in err
     assert load_model(rescued[0]).model_cfg.base_width == 4
+    assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_a_model_no_folder_takes_is_reported_lost(tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    from napari_temseg.core.modelfile import save
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "systmp"))
+    (tmp_path / "systmp").mkdir()
+    data = _tiny_set(tmp_path)
+
+    def read_only(tensors, filename, metadata):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(save, "write_file", read_only)
+    assert main(["train", *data, "-o", str(tmp_path / "m.safetensors"), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "the drive is read-only" in err and "no rescue folder" in err
+    assert "lost when temseg exits" in err and "Traceback" not in err
+
+
+def test_a_drive_too_full_for_the_model_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from napari_temseg.core.training import loop as train
+
+    def no_training(*a, **k):
+        raise AssertionError("training started although the drive is too full")
+
+    monkeypatch.setattr(train, "fit", no_training)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=100_000))
+    out = tmp_path / "m.safetensors"
+    assert main(["train", *_tiny_set(tmp_path), "-o", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot save '{out}': its drive has 0.1 MB free and the model needs about" in err
+    assert "free some space or choose another folder" in err and not out.exists()
+
+
+def test_a_class_painted_only_in_the_validation_part_is_warned(tmp_path, capsys):
+    """One slice: the right band is held out for validation; all foreground is there."""
+    img, _ = make_fibsem(shape=(1, 1, 64, 64), seed=3)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:50, 55:61] = 1
+    tifffile.imwrite(tmp_path / "img.tif", img[0, 0])
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(out)]
+    assert main([*argv, *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: the training part of the data has no painted pixel of 'foreground'" in err
+    assert "Paint it on more slices" in err
+    mask[10:50, 55:61], mask[10:50, 5:11] = 0, 1  # painted in the training part: no warning
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    assert main([*argv, "--overwrite", *FAST]) == 0
+    assert "WARNING" not in capsys.readouterr().err
 
 
 def test_ctrl_c_stops_training_and_saves_the_best_model(tmp_path):

@@ -269,22 +269,34 @@ def test_a_prediction_the_user_edited_is_never_overwritten(docks, qtbot):
     assert names.count("em prediction") == 1 and "em prediction (2)" in names
 
 
-def test_saving_into_a_read_only_folder_is_one_line(docks, monkeypatch, tmp_path):
+def test_a_save_that_fails_is_rescued_or_kept_in_the_dock(docks, monkeypatch, tmp_path):
     import errno
+    import tempfile
 
-    from napari_temseg.core.errors import InputError
-    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.modelfile import save
 
     _, _, train, _ = docks
     train.model = tiny_model()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "systmp"))
+    (tmp_path / "systmp").mkdir()
+    target = tmp_path / "ro" / "m.safetensors"
+    fail_under = [str(target.parent)]
+    real = save.write_file
 
-    def read_only(self, path, overwrite=False):
-        raise OSError(errno.EROFS, "Read-only file system", str(path))
+    def read_only(tensors, filename, metadata):
+        if any(str(filename).startswith(f) for f in fail_under):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(tensors, filename, metadata)
 
-    monkeypatch.setattr(TrainedModel, "save", read_only)
-    with pytest.raises(InputError, match="Read-only file system.*choose another folder") as e:
-        train.save_to(tmp_path / "m.safetensors")
-    assert "\n" not in str(e.value) and "m.safetensors" in str(e.value)
+    monkeypatch.setattr(save, "write_file", read_only)
+    path = train.save_to(target)
+    assert path.parent == tmp_path / "home" / save.RESCUE_NAME and path.exists()
+    assert f"cannot save '{target}': the drive is read-only" in train.status.value
+    assert f"saved to '{path}' instead" in train.status.value and "\n" not in train.status.value
+    fail_under.append(str(tmp_path))  # every folder read-only: the dock keeps the model
+    assert train.save_to(target) is None and train.model is not None
+    assert "kept in this dock until you close napari" in train.status.value
 
 
 def test_closing_the_dock_stops_training(docks, qtbot):

@@ -211,19 +211,27 @@ class TrainWidget(Container):
         else:
             self.save_to(path)
 
-    def save_to(self, path: str | Path) -> Path:
+    def save_to(self, path: str | Path) -> Path | None:
+        """Save the model (core/modelfile/save.py); where it cannot go, into the rescue
+        folder, else it stays here: the status and a notification say which."""
+        from ..core.modelfile.save import save_or_rescue
+
         path = Path(path)
         if path.suffix != ".safetensors":
             path = path.with_name(path.name + ".safetensors")
-        try:
-            out = self.model.save(path, overwrite=True)
-        except OSError as e:  # the model stays in memory: say why and where, try elsewhere
-            raise InputError(
-                f"cannot save '{path}' ({e.strerror or e}): choose another folder; "
-                "the trained model is kept until you close napari"
-            ) from None
-        self.status.value = f"Saved {out}"
-        return out
+        done = save_or_rescue(self.model, path, overwrite=True)
+        if done.problem is None:
+            self.status.value = f"Saved {done.path}"
+            return done.path
+        from napari.utils.notifications import show_warning
+
+        text = done.message(
+            "the trained model is kept in this dock until you close napari: free some space "
+            "and Save again"
+        )
+        self.status.value = f"Not saved there: {text}"
+        show_warning(f"Save model: {text}")
+        return done.path
 
     # --- worker callbacks (GUI thread) ----------------------------------------------------------
     def _on_progress(self, p: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,8 +39,9 @@ def _add_train(sub) -> None:
     add_option_flags(p, TRAIN_CLASSES, "model and training")
 
 
-def check_model_output(out: Path, overwrite: bool) -> None:
-    """Refuse, before any training, an output the model could not be saved to."""
+def check_model_output(out: Path, overwrite: bool, model_cfg) -> None:
+    """Refuse, before any training, an output the model could not be saved to, or on a
+    drive too full for the network of ``model_cfg``."""
     if out.suffix != ".safetensors":
         raise InputError(
             f"'{out}': model files end in .safetensors: use -o {out.with_suffix('.safetensors')}"
@@ -65,6 +65,9 @@ def check_model_output(out: Path, overwrite: bool) -> None:
             f"cannot save into '{e.filename or out.parent}' ({e.strerror or e}): "
             "choose another --output"
         ) from None
+    from ..core.modelfile.save import check_room
+
+    check_room(out, model_cfg)
 
 
 def _slices(text: str | None) -> list[int] | None:
@@ -76,46 +79,20 @@ def _slices(text: str | None) -> list[int] | None:
         raise InputError(f"--annotated takes slice numbers like 0,3,7; got '{text}'") from None
 
 
-def rescue_path(out: Path) -> Path:
-    """Where a model goes when its own path cannot be written: home, then the temp folder."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    from ..core.data.write import writable_folder
-
-    for folder in (Path.home() / "napari-temseg-rescued", Path(tempfile.gettempdir())):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            writable_folder(folder)
-        except OSError:
-            continue
-        return folder / f"{out.stem}-{stamp}.safetensors"
-    raise InputError("no writable folder for the trained model (home and temp are read-only)")
-
-
-def save_or_rescue(model, out: Path, overwrite: bool) -> tuple[Path, str | None]:
-    """Save ``model`` to ``out``; if that fails, save it elsewhere: (path, why it moved)."""
-    from ..core.errors import ModelFileError
-
-    try:
-        return model.save(out, overwrite=overwrite), None
-    except (OSError, ModelFileError) as e:  # e.g. disk full, or the file appeared meanwhile
-        why = f"could not save '{out}' ({getattr(e, 'strerror', None) or e})"
-    path = model.save(rescue_path(out))
-    return path, why
-
-
 def _cmd_train(args) -> int:
     from ..core.data.read import read_training_set
     from ..core.modelfile.format import load_model
+    from ..core.modelfile.save import save_or_rescue
     from ..core.progress import StopToken
     from ..core.training.loop import fit
 
     out = Path(args.output)
-    check_model_output(out, args.overwrite)
     if (args.val_image is None) != (args.val_mask is None):
         raise InputError("give both --val-image and --val-mask, or neither")
     tcfg, mcfg = train_configs(given(args, TRAIN_CLASSES))
     annotated = _slices(args.annotated)
     resume = load_model(args.resume) if args.resume else None
+    check_model_output(out, args.overwrite, resume.model_cfg if resume else mcfg)
     images, masks, names = read_training_set(args.image, args.mask)
     val = (None, None, None)
     if args.val_image:
@@ -135,14 +112,12 @@ def _cmd_train(args) -> int:
         stop=stop,
     )
     model = drive(gen, stop, args.quiet)
-    path, why = save_or_rescue(model, out, args.overwrite)
+    done = save_or_rescue(model, out, args.overwrite)
     if stop.requested:
         print("stopped early (Ctrl-C): kept the best model so far", file=sys.stderr)
-    if why is not None:
-        print(
-            f"temseg train: error: {why}; the trained model was saved to '{path}' instead",
-            file=sys.stderr,
-        )
+    if done.problem is not None:
+        lost = "the trained model is lost when temseg exits: free some space and train again"
+        print(f"temseg train: error: {done.message(lost)}", file=sys.stderr)
         return 1
     dice = max((h.get("val_dice", -1) for h in model.history), default=-1)
     print(

@@ -11,3 +11,7 @@ class InputError(TemsegError, ValueError):
 
 class ModelFileError(TemsegError, ValueError):
     """A model file is missing, corrupt, or does not match its config."""
+
+
+class SaveError(TemsegError):
+    """A file could not be written (disk full, read-only drive, no permission, ...)."""

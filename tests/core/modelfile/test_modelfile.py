@@ -1,7 +1,6 @@
 """The model file: round trip, atomic write, no overwrite, no unpickling, clear errors."""
 
 import json
-import os
 import struct
 
 import numpy as np
@@ -341,26 +340,3 @@ def test_a_diverged_model_is_not_saved(model, tmp_path):
     with pytest.raises(ModelFileError, match="not saved .*diverged; retrain with a lower"):
         broken.save(tmp_path / "x.safetensors")
     assert list(tmp_path.iterdir()) == []  # no file, no temporary
-
-
-def test_a_killed_save_leaves_nothing_after_the_next_save(model, tmp_path):
-    """A save killed mid-write (SIGKILL: no clean-up can run) leaves a hidden temporary
-    file; the next save into that folder removes it, but never one of a live process."""
-    import subprocess
-    import sys
-
-    from napari_temseg.core.modelfile.format import TMP_PREFIX
-
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    stale = tmp_path / f"{TMP_PREFIX}{int(dead.stdout)}-abc.safetensors"
-    stale.write_bytes(b"half a model")
-    live = tmp_path / f"{TMP_PREFIX}{os.getpid()}-def.safetensors"
-    live.write_bytes(b"being written")
-    model.save(tmp_path / "m.safetensors")
-    assert not stale.exists() and live.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.safetensors", live.name])

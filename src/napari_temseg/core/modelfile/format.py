@@ -13,10 +13,8 @@ one ModelFileError that says what to do, never a raw Python error or a huge allo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,10 @@ from ...version import __version__
 from ..config.classes import ClassTable
 from ..config.model import InputSpec, ModelConfig, from_dict, to_dict
 from ..config.train import TrainConfig
-from ..errors import ModelFileError, TemsegError
-from .header import FORMAT_VERSION, check_header
-
-META_KEY = "napari_temseg"
+from ..errors import ModelFileError, SaveError, TemsegError
+from .header import FORMAT_VERSION, META_KEY, check_header
+from .save import check_target, non_finite, save_or_rescue
+from .save import save_model as save_model  # its home is save.py; importable here as before
 
 
 @dataclass
@@ -73,8 +71,23 @@ class TrainedModel:
         }
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write atomically (temporary file + rename). Refuses to replace a file unless asked."""
-        return save_model(self, path, overwrite=overwrite)
+        """Write atomically (``modelfile/save.py``); returns the file written.
+
+        Refuses to replace a file unless asked. When ``path`` cannot be written (disk full,
+        read-only, ...) the model goes to a rescue folder with a warning saying where, and
+        that path is returned; if no folder takes it, a SaveError says so (this object
+        still holds the model)."""
+        import warnings
+
+        check_target(Path(path), overwrite)
+        done = save_or_rescue(self, path, overwrite=overwrite)
+        if done.problem is None:
+            return done.path
+        text = done.message("it is only in memory (this object): free some space, then save again")
+        if done.path is None:
+            raise SaveError(text)
+        warnings.warn(text, stacklevel=2)
+        return done.path
 
     def __repr__(self) -> str:
         arch = self.model_cfg.arch + (
@@ -87,61 +100,6 @@ class TrainedModel:
             + ("" if self.classes.binary else f", classes={list(self.classes.names)}")
             + ")"
         )
-
-
-def save_model(model: TrainedModel, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise ModelFileError(f"model files end in '.safetensors'; got '{path.name}'")
-    if path.exists() and not overwrite:
-        raise ModelFileError(
-            f"'{path}' exists; choose another name or pass overwrite=True (--overwrite)"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        k: v.detach().to("cpu").contiguous().clone() for k, v in model.net.state_dict().items()
-    }
-    _check_finite(tensors, path.name, saving=True)  # a file that could never be loaded
-    meta = {META_KEY: json.dumps(model.metadata())}
-    remove_stale_temporaries(path.parent)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=".safetensors", dir=path.parent
-    )
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-TMP_PREFIX = ".tmp-napari-temseg-"  # + the writing process's pid
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete half-written model files left by a save that was killed (its process is gone)."""
-    removed = []
-    for tmp in folder.glob(f"{TMP_PREFIX}*.safetensors"):
-        pid = tmp.name[len(TMP_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                removed.append(tmp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -220,15 +178,8 @@ def _check_shapes(cfg: ModelConfig, tensors: dict, name: str) -> None:
         raise _mismatch(name, cfg, "; ".join(p for p in parts if p))
 
 
-def _check_finite(tensors: dict, name: str, saving: bool = False) -> None:
-    import torch
-
-    bad = [k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad and saving:
-        raise ModelFileError(
-            f"not saved as '{name}': {len(bad)} weight tensor(s) hold NaN or infinite values "
-            f"(e.g. '{bad[0]}'), the training diverged; retrain with a lower learning rate"
-        )
+def _check_finite(tensors: dict, name: str) -> None:
+    bad = non_finite(tensors)
     if bad:
         raise ModelFileError(
             f"'{name}': {len(bad)} weight tensor(s) hold NaN or infinite values (e.g. '{bad[0]}'): "

@@ -13,6 +13,7 @@ from ..config.classes import ClassTable
 from ..config.model import MAX_DEPTH, MIN_DEPTH
 from ..errors import ModelFileError, TemsegError
 
+META_KEY = "napari_temseg"  # the safetensors metadata key of the JSON header
 FORMAT_VERSION = 2  # 2: K-class models (a 'classes' table; binary files are still 1)
 # limits of a plausible header (anything beyond is a damaged or hostile file)
 MAX_CHANNELS = 256  # image channels

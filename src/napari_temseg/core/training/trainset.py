@@ -226,7 +226,7 @@ def training_data(
     d = _training_data(cfg, inputs, given, resume)
     try:
         check_labels(d.pixels, cfg.sparse, d.classes, d.spec.binning)
-        return d, None
+        return d, split_warning(d, cfg.sparse)
     except InputError:
         if d.spec.binning == 1 or resume is not None or cfg.binning is not None:
             raise  # binning 1, or set by hand / by the resumed model: the message says what to do
@@ -236,4 +236,19 @@ def training_data(
     )
     d = _training_data(cfg, inputs, given, resume, binning=1)
     check_labels(d.pixels, cfg.sparse, d.classes)
-    return d, notice
+    return d, "; ".join(w for w in (notice, split_warning(d, cfg.sparse)) if w)
+
+
+def split_warning(d: TrainingData, sparse: bool) -> str | None:
+    """The classes painted only in the validation part: the model never learns them."""
+    only_val = [c for c in range(d.classes.k) if d.pixels[c] and not d.train_pixels[c]]
+    if not only_val:
+        return None
+    names = ", ".join(
+        f"'{d.classes.names[c]}' (label {d.classes.value(c, sparse)})" for c in only_val
+    )
+    return (
+        f"the training part of the data has no painted pixel of {names}: all of it lies in "
+        "the part held out for validation, so the model cannot learn it. Paint it on more "
+        "slices or in more places of the slice (or give separate validation images)"
+    )

@@ -209,7 +209,7 @@ def _predict_one(model, job: dict, args, cfg, slices) -> Any:
 
     from ..core.data.read import read_image
     from ..core.data.volume import as_volume
-    from ..core.inference.postprocess import prob_dtype, prob_shape
+    from ..core.inference.outputs import prob_dtype, prob_shape
     from ..core.inference.predict import predict_stack
 
     vol = as_volume(read_image(job["image"], args.channel_axis), channel_axis=args.channel_axis)

@@ -6,7 +6,8 @@ illumination (:mod:`.flatfield`), freezes instance norm to the stack's statistic
 (:mod:`.calibrate`), runs the batched forward passes (:mod:`.engine`) and writes per-slice
 outputs (:mod:`.postprocess`). :mod:`.outputs` says which outputs a prediction makes, with
 which shape and dtype, for every front end. :mod:`.distributed` maps the same predictor over a
-Z-chunked dask array.
+Z-chunked dask array; :mod:`.folder` predicts files, folders and lists of images into files,
+with :mod:`.jobs`' pre-flight checks and no partial outputs.
 """
 
 from .distributed import predict_dask

@@ -125,8 +125,13 @@ def predict(
     name: str | None = None,
     verbose: bool = True,
     stop: StopToken | None = None,
+    output: Any = None,
+    labels_output: Any = None,
+    format: str = ".tif",
+    overwrite: bool = False,
+    scheduler: str | None = None,
     **options: Any,
-) -> tuple:
+) -> Any:
     """Segment ``image`` (the Predict dock); returns (probability, labels).
 
     A K-class model returns probabilities with a class axis before Y ((Z, K, Y, X) or
@@ -138,44 +143,32 @@ def predict(
     uncertainty). ``model``: a TrainedModel or a model file path. With ``viewer``, the
     results are also added as ``<image> probability`` / ``<image> prediction`` (replacing
     only layers this plugin made). Outputs have the image's spatial shape ((Y, X) for 2D
-    images). Options:
+    images).
+
+    Files (``temseg predict``): ``image`` an image file, a folder of images or a list of
+    files and ``output`` a file (one image) or a folder receiving one ``<stem><format>``
+    per image (.tif, .zarr); ``labels_output`` the same for labels; ``overwrite`` replaces
+    only outputs napari-temseg wrote; ``scheduler``: a dask.distributed address (zarr
+    outputs). Everything is checked before the first file is written, and a failed or
+    stopped image leaves no file behind. Returns a FolderResult (``.files``: one per image
+    done; ``.stopped``). One image file without ``output`` is read and predicted in memory.
+    Options:
     """
-    from .adapters import layers as L
-    from .adapters import outputs as O
+    from .adapters import console as C
     from .adapters.runtime import avoid_triton_llvm_clash
-    from .core.data.volume import as_volume
-    from .core.inference.predict import predict_stack
 
     avoid_triton_llvm_clash()
     cfg = predict_config(options)
+    stop = stop if stop is not None else StopToken()
+    files, image = C.file_input(image, output, labels_output, viewer, channel_axis)
+    if files is not None:
+        run = dict(labels=labels_output, fmt=format, overwrite=overwrite, scheduler=scheduler)
+        return C.predict_into_files(
+            model, files, output, cfg, channel_axis, slices, stop, verbose, run
+        )
     if not hasattr(model, "input_spec"):
         model = load_model(model)
-    img, layer, two_d = image_input(image, channel_axis)
-    if isinstance(img, list):
-        raise InputError("predict takes one image (or a list of layers used as its channels)")
-    vol = as_volume(img, channel_axis=None if layer is not None else channel_axis)
-    k = model.classes.k
-    prob, labels, unc, _ = O.output_arrays(L.spatial_shape(vol, two_d), cfg, k=k)
-    stop = stop if stop is not None else StopToken()
-    _drive(
-        predict_stack(
-            model,
-            vol,
-            cfg,
-            prob_out=prob,
-            labels_out=labels,
-            uncertainty_out=unc,
-            slices=slices,
-            stop=stop,
-        ),
-        stop,
-        verbose,
-    )
-    if viewer is not None:
-        src = name or (layer.name if layer is not None else "image")
-        tr = L.transform(layer, channel_axis) if layer is not None else {}
-        O.show_outputs(viewer, src, prob, labels, unc, classes=model.classes, **tr)
-    return (prob, labels) if unc is None else (prob, labels, unc)
+    return C.predict_arrays(model, image, cfg, viewer, channel_axis, slices, name, stop, verbose)
 
 
 with_options(train, TRAIN_CLASSES)

@@ -67,7 +67,8 @@ def test_multiclass_bad_input_is_one_line(files, tmp_path, capsys):
     argv = ["predict", str(out), str(d / "img.tif"), "-o", str(prob), "--channel-axis", "1"]
     assert main(argv + ["--instances"]) == 2
     err = capsys.readouterr().err
-    assert "--instances is for binary models" in err and not prob.exists()
+    assert "instance labels are for binary models" in err and "--instances" in err
+    assert not prob.exists()
     bad = tmp_path / "bad.tif"
     tifffile.imwrite(bad, (lab + 1).astype(np.uint8))  # label 4 in a 4-class evaluation
     assert main(["evaluate", str(bad), str(d / "lab.tif"), "--model", str(out)]) == 0

@@ -36,7 +36,6 @@ LONG_FUNCTIONS = {
     ("core/inference/distributed.py", "predict_dask"): "set-up, map, clean-up of one dask run",
     ("core/nets/sensor3d.py", "_classes"): "the torch classes, defined when torch is imported",
     ("_widgets/predict.py", "__init__"): "the dock's widgets, laid out in order",
-    ("api.py", "predict"): "the console's predict: arguments documented inline",
 }
 
 

@@ -12,6 +12,7 @@ from ..adapters import outputs as O
 from ..adapters.workers import start_worker
 from ..core.config.options import predict_config
 from ..core.config.predict import PredictConfig
+from ..core.data.volume import check_channels
 from ..core.errors import InputError, TemsegError
 from ..core.progress import StopToken
 from . import session
@@ -157,12 +158,12 @@ class PredictWidget(Container):
             self.channel_axis,
             "pick the image to segment (or the same channel layers the model was trained on)",
         )
-        if vol.shape[1] != model.channels:
-            raise InputError(
-                f"the model expects {model.channels} channel(s) but the selection has "
-                f"{vol.shape[1]}: "
-                "select the same channel layers (or channel axis) as for training"
-            )
+        check_channels(
+            model.channels,
+            vol.shape[1],
+            "the selection",
+            "select the same channel layers (or channel axis) as for training",
+        )
         return layers, (ca if len(layers) == 1 else None), vol
 
     def config(self, model: Any = None) -> PredictConfig:
@@ -174,12 +175,14 @@ class PredictWidget(Container):
 
     @guarded("Predict")
     def _on_run(self, *_: Any) -> None:
+        from ..core.inference.outputs import check_options
         from ..core.inference.predict import predict_stack
 
         if self.job is not None and self.job.running:
             raise InputError("a prediction is running: Cancel it first")
         model = self.model()
         cfg = self.config(model)
+        check_options(model, cfg)
         layers, ca, vol = self._inputs(model)
         shape = L.spatial_shape(vol, L.is_2d(layers, ca))
         prob, labels, unc, folder = O.output_arrays(shape, cfg, k=model.classes.k)

@@ -15,20 +15,14 @@ IN_MEMORY_BYTES = 1 << 30  # outputs above this go to zarr stores in a temporary
 def output_arrays(shape: tuple[int, ...], cfg: Any, limit: int | None = None, k: int = 2) -> tuple:
     """Preallocated (probability, labels, uncertainty or None, folder or None) of ``shape``.
 
-    dtypes follow the PredictConfig ``cfg`` (probability ``prob_dtype``, labels uint8 or
-    uint32 for instances, uncertainty float32 with ``uncertainty``); a K-class model's
-    probability has a class axis before Y (``postprocess.prob_shape``). Small outputs are
-    numpy arrays; larger ones zarr arrays (one chunk per slice and class) in a temporary
-    folder, so a huge stack never becomes one giant allocation.
+    Shapes and dtypes are the core's (``core/inference/outputs.py``: the PredictConfig
+    ``cfg`` and the model's ``k`` classes decide). Small outputs are numpy arrays; larger
+    ones zarr arrays (one chunk per slice and class) in a temporary folder, so a huge stack
+    never becomes one giant allocation.
     """
-    from ..core.inference.postprocess import prob_dtype, prob_shape
+    from ..core.inference.outputs import output_specs
 
-    specs = [
-        ("probability", prob_shape(shape, k), prob_dtype(cfg.prob_dtype, k)),
-        ("labels", tuple(shape), np.dtype(np.uint32 if cfg.instances else np.uint8)),
-    ]
-    if cfg.uncertainty:
-        specs.append(("uncertainty", tuple(shape), np.dtype(np.float32)))
+    specs = [(o.name, o.shape, o.dtype) for o in output_specs(shape, cfg, k)]
     nbytes = sum(int(np.prod(sh)) * dt.itemsize for _, sh, dt in specs)
     if nbytes <= (IN_MEMORY_BYTES if limit is None else limit):
         arrays = [np.zeros(sh, dt) for _, sh, dt in specs]

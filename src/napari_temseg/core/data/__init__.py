@@ -10,7 +10,15 @@ benchmarks.
 """
 
 from .read import is_image_folder, list_images, list_pairs, read_image, read_training_set
-from .volume import Volume, annotated_slices, as_mask, as_volume, normalize, read_mask
+from .volume import (
+    Volume,
+    annotated_slices,
+    as_mask,
+    as_volume,
+    check_channels,
+    normalize,
+    read_mask,
+)
 from .write import check_output_path, create_output, is_own_output, remove_output, writable_folder
 
 __all__ = [
@@ -18,6 +26,7 @@ __all__ = [
     "annotated_slices",
     "as_mask",
     "as_volume",
+    "check_channels",
     "check_output_path",
     "create_output",
     "is_image_folder",

@@ -281,15 +281,24 @@ def slice_range(vol: Volume, z: int) -> tuple[tuple[float, ...], tuple[float, ..
     return vol._ranges[z]
 
 
+CHANNELS_FIX = "choose the image (or channel axis) the model was trained on"
+
+
+def check_channels(
+    expected: int, have: int, what: str = "the image", fix: str = CHANNELS_FIX
+) -> None:
+    """The one model-vs-image channel check (the predictor, the CLI, the docks, the console):
+    ``expected`` channels (the model's), ``have`` (``what``'s); ``fix`` names how the caller's
+    user chooses the right image."""
+    if int(have) != int(expected):
+        raise InputError(f"the model expects {expected} channel(s) but {what} has {have}: {fix}")
+
+
 def network_input(
     vol: Volume, z: int, spec: InputSpec, ys: slice = slice(None), xs: slice = slice(None)
 ) -> np.ndarray:
     """Normalised 2.5D input for slice ``z``: ``(C * (2k+1), h, w)`` float32."""
-    if vol.shape[1] != spec.channels:
-        raise InputError(
-            f"the model expects {spec.channels} channel(s) but the image has {vol.shape[1]}: "
-            "choose the image (or channel axis) the model was trained on"
-        )
+    check_channels(spec.channels, vol.shape[1])
     zs = context_indices(z, vol.shape[0], spec.context)
     raw = np.concatenate([vol.region(i, ys, xs) for i in zs], axis=0)
     if spec.intensity_norm == "image":  # each slice by its own range, whatever part is read

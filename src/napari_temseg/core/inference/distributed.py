@@ -237,7 +237,8 @@ def predict_dask(
 
     from ..config.predict import PredictConfig
     from ..data.write import create_output
-    from .postprocess import post_options, prob_dtype, to_prob_dtype
+    from .outputs import output_specs
+    from .postprocess import post_options, to_prob_dtype
     from .predict import PredictResult
 
     cfg = PredictConfig() if cfg is None else cfg
@@ -267,16 +268,18 @@ def predict_dask(
         n_out=n_out,
         norm_tiles=_norm_tiles(ref, arr, rgb, cfg),
     )
-    pdt = prob_dtype(cfg.prob_dtype, max(n_out, 2))
-    shape = (Z, n_out, Y, X) if per_class else (Z, Y, X)
-    targets = [create_output(out_zarr_path, shape, pdt, overwrite=overwrite)]
+    p_out, l_out = output_specs((Z, Y, X), cfg, max(n_out, 2))[:2]
+    pdt = p_out.dtype
+    targets = [create_output(out_zarr_path, p_out.shape, pdt, overwrite=overwrite)]
     sources = [prob.map_blocks(to_prob_dtype, pdt, dtype=pdt)]
     if labels_zarr_path is not None:
         post = post_options(cfg, max(n_out, 2))
-        targets.append(create_output(labels_zarr_path, (Z, Y, X), np.uint8, overwrite=overwrite))
+        targets.append(
+            create_output(labels_zarr_path, l_out.shape, l_out.dtype, overwrite=overwrite)
+        )
         sources.append(
             prob.map_blocks(
-                _postprocess_block, thr, post, dtype=np.uint8, drop_axis=1 if per_class else ()
+                _postprocess_block, thr, post, dtype=l_out.dtype, drop_axis=1 if per_class else ()
             )
         )
     t0 = time.monotonic()

@@ -12,36 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-
-PROB_DTYPES = ("float32", "float16", "float64", "uint8")
-
-
-def check_prob_dtype(dtype: Any, name: str = "probability") -> np.dtype:
-    """float32 / float16 (/ float64) store probabilities as is; uint8 stores round(255 p)."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.name not in PROB_DTYPES:
-        raise InputError(
-            f"the {name} output must be float32, float16 or uint8 (0-255), got {dtype}"
-        )
-    return dt
-
-
-def prob_dtype(name: str, k: int = 2) -> np.dtype:
-    """The probability output dtype of the option ``prob_dtype`` for a K-class model
-    ('auto': float32 binary, float16 for K classes - K maps per pixel stay compact)."""
-    if name == "auto":
-        return np.dtype(np.float32 if k == 2 else np.float16)
-    return check_prob_dtype(name)
-
-
-def prob_shape(spatial: tuple, k: int = 2) -> tuple:
-    """Shape of the probability output: the image's (Z, Y, X) / (Y, X), with a class axis
-    before Y for K >= 3 classes ((Z, K, Y, X) / (K, Y, X))."""
-    spatial = tuple(int(n) for n in spatial)
-    return spatial if k == 2 else (*spatial[:-2], k, *spatial[-2:])
+from .outputs import check_prob_dtype, output_specs, prob_shape
 
 
 def to_prob_dtype(p: np.ndarray, dtype: Any) -> np.ndarray:
@@ -201,11 +172,10 @@ class SliceWriter:
         ``k``: the model's classes (probabilities are (Z, K, Y, X) for K >= 3)."""
         Z, _, Y, X = vol.shape
         want = (Z, Y, X)
-        want_prob = want if k == 2 else (Z, k, Y, X)
+        want_prob = prob_shape(want, k)
         if prob is None and labels is None and unc is None:  # nothing given: numpy arrays
-            prob = np.zeros(want_prob, prob_dtype(cfg.prob_dtype, k))
-            labels = np.zeros(want, np.uint32 if cfg.instances else np.uint8)
-            unc = np.zeros(want, np.float32) if cfg.uncertainty else None
+            arrays = [np.zeros(o.shape, o.dtype) for o in output_specs(want, cfg, k)]
+            prob, labels, unc = (arrays + [None])[:3]
         if unc is not None and not cfg.tta:
             raise InputError(
                 "an uncertainty output needs test-time augmentation: pass tta=True (--tta)"
@@ -270,11 +240,7 @@ def _target(a: Any, want: tuple, name: str) -> Any:
 
 
 __all__ = [
-    "PROB_DTYPES",
-    "check_prob_dtype",
     "to_prob_dtype",
-    "prob_dtype",
-    "prob_shape",
     "remove_small",
     "postprocess",
     "class_labels",

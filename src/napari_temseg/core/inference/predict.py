@@ -41,6 +41,7 @@ from ..progress import Progress, StopToken, run
 from ..threads import Worker
 from . import flatfield, tiling
 from .engine import Engine
+from .outputs import check_instances
 from .postprocess import SliceWriter
 
 
@@ -118,11 +119,7 @@ def _check_args(model: Any, cfg: Any) -> tuple[Any, float]:
         raise InputError(
             f"predict_stack takes a PredictConfig as its third argument, got {type(cfg).__name__}"
         )
-    if cfg.instances and not model.classes.binary:
-        raise InputError(
-            f"instance labels are for binary models; this model segments {model.classes.k} "
-            "classes: turn instances off"
-        )
+    check_instances(cfg, model.classes)
     return cfg, model.threshold if cfg.threshold is None else float(cfg.threshold)
 
 

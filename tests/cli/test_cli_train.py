@@ -338,7 +338,7 @@ def test_out_of_memory_after_an_epoch_saves_the_best_and_fails(tmp_path, capsys,
 
     from napari_temseg.core.training import loop
 
-    img, mask = make_fibsem(shape=(3, 1, 64, 64), seed=0)
+    img, mask = make_fibsem(shape=(5, 1, 64, 64), seed=0)
     tifffile.imwrite(tmp_path / "img.tif", img)
     tifffile.imwrite(tmp_path / "mask.tif", mask)
     real, calls = loop._Session.forward, []

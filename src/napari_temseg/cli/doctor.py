@@ -232,6 +232,9 @@ def _run(args) -> int:
     from ..core.training.gpucheck import gpu_check
 
     print("\nGPU check:", flush=True)
+    if _version("torch") is None:
+        print("  needs torch: pip install torch (see above)")
+        return 1
     result = drive(gpu_check(seconds=args.seconds), quiet=args.quiet)
     print("\n".join("  " + line for line in result.lines()))
     return 1 if result.ok is False else 0

@@ -41,6 +41,20 @@ def test_a_mismatch_fails_the_check(monkeypatch):
     assert result.ok is False and "FAILS" in str(result) and "0.9000" in str(result)
 
 
+def test_a_gpu_that_fails_is_a_failed_check_not_a_traceback(monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("CUDA error: no kernel image is available for execution\nmore")
+        yield
+
+    monkeypatch.setattr(gpucheck, "_train", broken)
+    result = run(gpucheck.gpu_check("cpu", size=64, slices=2))
+    assert result.ok is False
+    assert result.lines() == [
+        "device: cpu",
+        "GPU path FAILS: RuntimeError: CUDA error: no kernel image is available for execution",
+    ]
+
+
 def test_doctor_gpu_without_a_gpu_exits_cleanly(no_gpu, capsys):
     from napari_temseg.cli import main
 

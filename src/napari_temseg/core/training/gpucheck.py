@@ -46,6 +46,8 @@ class GpuCheck:
     def lines(self) -> list[str]:
         if self.ok is None:
             return [self.note or NO_GPU]
+        if self.steps_per_s is None:  # it failed before any figure
+            return [f"device: {self.device}", f"GPU path FAILS: {self.note}"]
         verdict = "works" if self.ok else "FAILS: its probabilities differ from the CPU's"
         path = "CPU" if self.device.startswith("cpu") else "GPU"
         return [
@@ -120,15 +122,28 @@ def gpu_check(
 ) -> Generator[Progress, None, GpuCheck]:
     """Train for ``seconds`` and predict a synthetic stack on the GPU (``device`` "auto": the
     one ``resolve_device`` picks; "cpu" runs the steps on the CPU). Yields the training and
-    prediction Progress; returns a :class:`GpuCheck` (``stop`` ends the training early)."""
-    from ..config.predict import PredictConfig
-    from ..device import describe, precision, resolve_device
-    from ..inference.predict import predict_slice, predict_stack
+    prediction Progress; returns a :class:`GpuCheck` (``stop`` ends the training early).
+    A GPU that fails (a torch build without kernels for the card, out of memory...) is a
+    failed check with the error's first line, not an exception."""
+    from ..device import resolve_device
+    from ..errors import TemsegError
 
     t0 = time.monotonic()
     dev = resolve_device(device)
     if dev.type == "cpu" and device != "cpu":
         return GpuCheck(device="cpu", note=NO_GPU)
+    try:
+        return (yield from _checked(dev, seconds, size, slices, stop, t0))
+    except (RuntimeError, TemsegError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        return GpuCheck(device=str(dev), ok=False, note=f"{type(e).__name__}: {first}")
+
+
+def _checked(dev, seconds: float, size: int, slices: int, stop, t0: float) -> Generator:
+    from ..config.predict import PredictConfig
+    from ..device import describe, precision
+    from ..inference.predict import predict_slice, predict_stack
+
     image, truth = _stack(size, slices)
     model = yield from _train(image, truth, dev, seconds, size, stop)
     cfg = PredictConfig(device=str(dev))

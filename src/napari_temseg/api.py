@@ -55,6 +55,7 @@ __all__ = [
     "load_model",
     "new_mask",
     "classes_of",
+    "gpu_check",
 ]
 
 
@@ -368,3 +369,16 @@ def new_mask(viewer: Any, image: Any, channel_axis: int | None = None) -> Any:
     if not is_layer(image):
         raise InputError("new_mask needs the image layer, e.g. viewer.layers['img']")
     return make_mask(viewer, image, channel_axis)
+
+
+def gpu_check(seconds: float = 5.0, verbose: bool = True) -> Any:
+    """``temseg doctor --gpu``: train a small model for ``seconds`` and predict a synthetic
+    stack on the GPU, compared with the CPU. Returns a GpuCheck (``.ok``: True / False, None
+    without a GPU; ``.steps_per_s``, ``.mpix_per_s``, ``.device``); printed with ``verbose``."""
+    from .core.training.gpucheck import gpu_check as check
+
+    stop = StopToken()  # Ctrl-C: the training part ends early, the checks still run
+    result = _drive(check(seconds=seconds, stop=stop), stop, verbose)
+    if verbose:
+        print(result)
+    return result

@@ -46,7 +46,11 @@ def test_train_stack_from_tiff(tmp_path, capsys):
     assert main(argv) == 0
     model = load_model(out)
     assert model.input_spec.channels == 2 and model.input_spec.context == 1
-    assert "best validation Dice" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "best validation Dice" in captured.out
+    first = captured.err.splitlines()[0]  # where it trains and in which precision
+    assert first.startswith("training on cpu, ") and ("fp32" in first or "bf16" in first)
+    assert model.history[-1]["precision"] in ("fp32", "bf16")
     assert main(argv) == 2  # refuses to overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--overwrite", "--resume", str(out)]) == 0
@@ -327,3 +331,29 @@ def test_ctrl_c_stops_training_and_saves_the_best_model(tmp_path):
     assert "stopped early" in rest and out.is_file()
     model = load_model(out)
     assert model.history and model.train_cfg.seconds == 600
+
+
+def test_out_of_memory_after_an_epoch_saves_the_best_and_fails(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from napari_temseg.core.training import loop
+
+    img, mask = make_fibsem(shape=(5, 1, 64, 64), seed=0)
+    tifffile.imwrite(tmp_path / "img.tif", img)
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    real, calls = loop._Session.forward, []
+
+    def forward(self, b):  # the first epoch fits, then nothing does
+        calls.append(1)
+        if len(calls) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(self, b)
+
+    monkeypatch.setattr(loop._Session, "forward", forward)
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(out)]
+    argv += ["--epochs", "3", "--steps-per-epoch", "2", "--patch", "64", "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "temseg train: stopped early: out of memory" in err and "lower the batch" in err
+    assert len(load_model(out).history) == 1

@@ -106,9 +106,11 @@ def test_stop_keeps_a_usable_model(docks, qtbot):
     train.preview.value = False
     train.start_btn.clicked()
     qtbot.waitUntil(lambda: train.job.records >= 2, timeout=120_000)
+    qtbot.waitUntil(lambda: "| cpu, " in train.status.value, timeout=10_000)  # + precision
     train.stop_btn.clicked()
     wait_job(qtbot, train, timeout=60_000)
     assert train.model is not None and "Stopped" in train.status.value
+    assert train.model.history[-1]["precision"] in train.status.value
     prob = predict_slice(train.model, image.data, 0)
     assert prob.shape == (512, 512) and np.isfinite(prob).all()
     assert train.start_btn.enabled and train.save_btn.enabled

@@ -236,6 +236,10 @@ class PredictWidget(Container):
 
     def _on_progress(self, p: Any) -> None:
         self.status.value = p.line()
+        if p.warning:  # e.g. the tile batch halved to fit in the GPU's memory
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"Predict: {p.warning}")
         show_fraction(self.bar, p)
         self._refresh()
 

@@ -243,7 +243,8 @@ class TrainWidget(Container):
             t = self._classes or ClassTable.default(len(rec["val_dice_classes"]))
             self.plot.add_classes(self._step0 + p.step, t.names, t.colors, rec["val_dice_classes"])
         show_fraction(self.bar, p)
-        self.status.value = p.line()
+        where = (p.extra or {}).get("device")  # device and precision (bf16 / fp16 / fp32)
+        self.status.value = p.line() + (f" | {where}" if where else "")
         if p.warning and p.warning not in self._warned:
             from napari.utils.notifications import show_warning
 
@@ -263,11 +264,15 @@ class TrainWidget(Container):
         per_text = "; per class " + ", ".join(f"{n} {d:.2f}" for n, d in per) if per else ""
         stopped = self.job is not None and self.job.stopping
         what = "Stopped: kept the best model so far" if stopped else "Done"
+        if last.get("stopped"):  # out of memory even at half the batch
+            what = f"Stopped, {last['stopped']}; kept the best model so far"
         self.status.value = (
             f"{what} ({len(model.history)} epochs"
             + (f", best validation Dice {dice:.3f}" if dice >= 0 else "")
             + per_text
-            + f", {last.get('elapsed', 0):.0f} s). Predict it, Save it, or paint "
+            + f", {last.get('elapsed', 0):.0f} s"
+            + (f", {last['precision']}" if "precision" in last else "")
+            + "). Predict it, Save it, or paint "
             "more and Continue."
         )
 

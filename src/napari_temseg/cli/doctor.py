@@ -208,12 +208,36 @@ __all__ = ["report", "nvidia_gpus", "driver_cuda_version", "cuda_install_command
 
 
 def _add(sub) -> None:
-    sub.add_parser("doctor", help="print versions, GPU availability and how to get a CUDA build")
+    p = sub.add_parser(
+        "doctor",
+        help="print versions, GPU availability and how to get a CUDA build",
+        description="Print versions, devices and advice. With --gpu, also train a small "
+        "model for a few seconds and predict a synthetic stack on the GPU: device, "
+        "precision, steps/s, Mpix/s and whether its probabilities match the CPU's.",
+    )
+    p.add_argument(
+        "--gpu", action="store_true", help="check the GPU path end to end (about a minute)"
+    )
+    p.add_argument(
+        "--seconds", type=float, default=5.0, help="training time of the --gpu check (default 5)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar for --gpu")
 
 
 def _run(args) -> int:
     print(report())
-    return 0
+    if not getattr(args, "gpu", False):
+        return 0
+    from ..core.progress import drive
+    from ..core.training.gpucheck import gpu_check
+
+    print("\nGPU check:", flush=True)
+    if _version("torch") is None:
+        print("  needs torch: pip install torch (see above)")
+        return 1
+    result = drive(gpu_check(seconds=args.seconds), quiet=args.quiet)
+    print("\n".join("  " + line for line in result.lines()))
+    return 1 if result.ok is False else 0
 
 
 COMMANDS = [(_add, _run)]

@@ -70,6 +70,14 @@ def check_model_output(out: Path, overwrite: bool, model_cfg) -> None:
     check_room(out, model_cfg)
 
 
+def training_device(tcfg) -> str:
+    """The device and precision a run of ``tcfg`` gets, e.g. "cuda (NVIDIA H100 ..., compute
+    9.0), bf16 mixed precision" (an unusable device is refused here, before reading data)."""
+    from ..core.device import describe, resolve_device
+
+    return describe(resolve_device(tcfg.device), "auto" if tcfg.amp else False)
+
+
 def _slices(text: str | None) -> list[int] | None:
     if not text:
         return None
@@ -90,6 +98,7 @@ def _cmd_train(args) -> int:
     if (args.val_image is None) != (args.val_mask is None):
         raise InputError("give both --val-image and --val-mask, or neither")
     tcfg, mcfg = train_configs(given(args, TRAIN_CLASSES))
+    print(f"training on {training_device(tcfg)}", file=sys.stderr)
     annotated = _slices(args.annotated)
     resume = load_model(args.resume) if args.resume else None
     check_model_output(out, args.overwrite, resume.model_cfg if resume else mcfg)
@@ -97,7 +106,7 @@ def _cmd_train(args) -> int:
     val = (None, None, None)
     if args.val_image:
         val = read_training_set(args.val_image, args.val_mask)
-    print(f"training on {len(images)} image(s): {', '.join(names[:5])}", file=sys.stderr)
+    print(f"{len(images)} training image(s): {', '.join(names[:5])}", file=sys.stderr)
     stop = StopToken()
     gen = fit(
         images,
@@ -125,6 +134,10 @@ def _cmd_train(args) -> int:
     )
     if not model.classes.binary:
         print(class_summary(model, tcfg.sparse))
+    ended = model.history[-1].get("stopped") if model.history else None
+    if ended:  # out of memory: the best model so far is saved, the run is not complete
+        print(f"temseg train: stopped early: {ended}", file=sys.stderr)
+        return 1
     return 0 if model.history else 1
 
 

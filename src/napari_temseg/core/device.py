@@ -51,21 +51,84 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def amp_dtype(device: Any, amp: bool | str = "auto") -> Any | None:
-    """The autocast dtype, or None for fp32.
+NATIVE_BF16_CAPABILITY = (8, 0)  # Ampere: bf16 tensor cores; older cards emulate bf16
 
-    ``amp``: "auto" = bf16 (fp16 where bf16 is missing) on CUDA and bf16 on CPUs with
-    native bf16 units; True = also bf16 on other CPUs; False = always fp32.
+
+def precision(device: Any, amp: bool | str = "auto") -> str:
+    """The training / inference precision on ``device``: "bf16", "fp16" or "fp32".
+
+    CUDA: bf16 on compute capability >= 8.0 (Ampere and newer), fp16 on older cards (to be
+    trained with a GradScaler, :func:`grad_scaler`). Not ``torch.cuda.is_bf16_supported()``:
+    it also says yes where bf16 is only emulated, several times slower than fp16 or fp32.
+    CPU: ``amp`` "auto" = bf16 on CPUs with native bf16 units, True = bf16 on every CPU.
+    MPS and ``amp`` False: fp32.
     """
+    if amp is False:
+        return "fp32"
+    if device.type == "cuda":
+        import torch
+
+        native = torch.cuda.get_device_capability(device) >= NATIVE_BF16_CAPABILITY
+        return "bf16" if native else "fp16"
+    if device.type == "cpu" and (amp is True or cpu_has_bf16()):
+        return "bf16"
+    return "fp32"
+
+
+def amp_dtype(device: Any, amp: bool | str = "auto") -> Any | None:
+    """The autocast dtype of :func:`precision`, or None for fp32."""
     import torch
 
-    if amp is False:
-        return None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision(device, amp))
+
+
+def grad_scaler(device: Any, amp: bool | str = "auto", init_scale: float | None = None) -> Any:
+    """A ``torch.amp.GradScaler``, enabled for fp16 only: fp16's 5-bit exponent flushes
+    small gradients to zero unless the loss is scaled up first (bf16 and fp32 have fp32's
+    range). ``init_scale``: where a resumed run's scaler left off."""
+    import torch
+
+    on = precision(device, amp) == "fp16"
+    kw = {"init_scale": float(init_scale)} if init_scale else {}
+    return torch.amp.GradScaler(device.type, enabled=on, **kw)
+
+
+PRECISION_TEXT = {
+    "bf16": "bf16 mixed precision",
+    "fp16": "fp16 mixed precision with loss scaling",
+    "fp32": "fp32",
+}
+
+
+def describe(device: Any, amp: bool | str = "auto") -> str:
+    """One phrase for status lines, e.g. "cuda (Tesla T4, compute 7.5), fp32"."""
+    name = str(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and (amp is True or cpu_has_bf16()):
-        return torch.bfloat16
-    return None
+        import torch
+
+        major, minor = torch.cuda.get_device_capability(device)
+        name += f" ({torch.cuda.get_device_name(device)}, compute {major}.{minor})"
+    return f"{name}, {PRECISION_TEXT[precision(device, amp)]}"
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """A device allocation failure (CUDA raises torch.OutOfMemoryError, MPS a RuntimeError)."""
+    import torch
+
+    return isinstance(e, torch.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and "out of memory" in str(e)
+    )
+
+
+def free_cached_memory(device: Any) -> None:
+    """Give the allocator's cached blocks back after an out-of-memory error, so a retry with a
+    smaller batch starts from an empty pool rather than a fragmented one."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
 
 
 def autocast(device: Any, amp: bool | str = "auto") -> Any:

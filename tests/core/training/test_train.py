@@ -14,7 +14,8 @@ from napari_temseg.core.data.synthetic.particles import make_particles
 from napari_temseg.core.data.volume import as_mask, as_volume
 from napari_temseg.core.errors import InputError
 from napari_temseg.core.progress import Progress, StopToken, run
-from napari_temseg.core.training.loop import _warning, fit
+from napari_temseg.core.training.loop import fit
+from napari_temseg.core.training.objectives import health_warning
 from napari_temseg.core.training.sampling import PatchSampler, split_regions, target_and_weight
 
 TINY = ModelConfig(arch="small-unet")
@@ -169,9 +170,9 @@ def test_warm_start_continues_history(stack):
 
 def test_flat_loss_and_constant_prediction_are_reported():
     hist = [{"loss": 0.7}] * 4
-    assert "not learning" in _warning(hist, False)
-    assert _warning([{"loss": 0.7}, {"loss": 0.3}] * 2, False) is None
-    assert "same class everywhere" in _warning(hist[:1], True)
+    assert "not learning" in health_warning(hist, False)
+    assert health_warning([{"loss": 0.7}, {"loss": 0.3}] * 2, False) is None
+    assert "same class everywhere" in health_warning(hist[:1], True)
 
 
 def test_no_learning_is_visible_in_progress(stack):

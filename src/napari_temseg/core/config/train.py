@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .choices import (
@@ -237,3 +238,10 @@ def learning_rate(cfg: TrainConfig, binary: bool) -> float:
     """The learning rate a run uses: the given one, or 'auto' by the kind of model (K-class
     models learnt faster at 3e-3 in every race on MetalDAM, STEM and the synthetic phases)."""
     return cfg.lr if cfg.lr is not None else AUTO_LR[binary]
+
+
+def lr_factor(t: float) -> float:
+    """Warm-up over the first 3 %, then cosine decay to 5 % of the base rate."""
+    if t < 0.03:
+        return 0.1 + 0.9 * t / 0.03
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (t - 0.03) / 0.97)))

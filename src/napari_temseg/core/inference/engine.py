@@ -93,6 +93,8 @@ class Engine:
         self.acc: dict[int, list] = {}
         self.count: dict[int, int] = {}
         self.done: list[int] = []
+        self.fits: int | None = None  # the tile batch that fits, once one did not
+        self.notice: str | None = None
         self.writer = Worker(consumer=outputs.write, depth=1)
 
     def _zeros(self, classes: bool) -> Any:
@@ -106,37 +108,67 @@ class Engine:
         return torch.zeros(shape, dtype=torch.float32, device=self.device)
 
     def run_batch(self, buf: Any, meta: list) -> None:
+        """Add a batch of tiles into their slices; out of memory: the tile batch is halved
+        once (``notice`` says so) and the rest of the run goes in halves, then one line."""
         import torch
 
-        p, ty, tx = self.plan, self.plan.ty, self.plan.tx
         with torch.inference_mode():
             x = (buf if isinstance(buf, torch.Tensor) else torch.from_numpy(buf)).to(
                 self.device, non_blocking=True
             )
             if self.cl:
                 x = x.contiguous(memory_format=torch.channels_last)
-            try:
-                prob, var = forward(
-                    self.net, x, self.tta, self.want_var, self.device, self.amp, self.k
-                )
-            except RuntimeError as e:  # torch.OutOfMemoryError is one
-                if "out of memory" not in str(e):
-                    raise
-                raise InputError(
-                    f"out of memory running {len(meta)} tiles of {ty} x {tx} px on {self.device}: "
-                    "lower the batch (--batch) or the tile size (--tile)"
-                ) from None
-            for i, (z, y0, x0) in enumerate(meta):
-                if z not in self.acc:
-                    self.acc[z] = [self._zeros(i == 0) for i in range(2 if self.want_var else 1)]
-                    self.count[z] = 0
-                acc = self.acc[z]
-                acc[0][..., y0 : y0 + ty, x0 : x0 + tx] += prob[i] * self.w
-                if var is not None:
-                    acc[1][y0 : y0 + ty, x0 : x0 + tx] += var[i] * self.w
-                self.count[z] += 1
-                if self.count[z] == p.n:
-                    self._finish(z)
+            i = 0
+            while i < len(meta):
+                j = min(len(meta), i + (self.fits or len(meta)))
+                out = self._forward(x[i:j])
+                if out is not None:
+                    self._add(*out, meta[i:j])
+                    i = j
+
+    def _forward(self, x: Any) -> tuple | None:
+        """(prob, var) of the tiles ``x``, or None after halving the batch (run it again)."""
+        from ..device import free_cached_memory, is_out_of_memory
+
+        try:
+            return forward(self.net, x, self.tta, self.want_var, self.device, self.amp, self.k)
+        except RuntimeError as e:
+            if not is_out_of_memory(e):
+                raise
+        # out of the except block: the failed pass's tensors are released
+        free_cached_memory(self.device)
+        n, ty, tx = len(x), self.plan.ty, self.plan.tx
+        if self.fits is not None or n < 2:
+            raise InputError(
+                f"out of memory running {n} tiles of {ty} x {tx} px on {self.device}"
+                + (" (the batch halved once already)" if self.fits else "")
+                + ": lower the batch (--batch) or the tile size (--tile)"
+            )
+        self.fits = n // 2
+        self.notice = (
+            f"batch {n} does not fit in the memory of {self.device}: predicting with "
+            f"batch {self.fits}, which fits (set batch {self.fits} to start there)"
+        )
+        return None
+
+    def take_notice(self) -> str | None:
+        """The notice of a halved batch, once (a warning on every record would flood)."""
+        notice, self.notice = self.notice, None
+        return notice
+
+    def _add(self, prob: Any, var: Any, meta: list) -> None:
+        p, ty, tx = self.plan, self.plan.ty, self.plan.tx
+        for i, (z, y0, x0) in enumerate(meta):
+            if z not in self.acc:
+                self.acc[z] = [self._zeros(i == 0) for i in range(2 if self.want_var else 1)]
+                self.count[z] = 0
+            acc = self.acc[z]
+            acc[0][..., y0 : y0 + ty, x0 : x0 + tx] += prob[i] * self.w
+            if var is not None:
+                acc[1][y0 : y0 + ty, x0 : x0 + tx] += var[i] * self.w
+            self.count[z] += 1
+            if self.count[z] == p.n:
+                self._finish(z)
 
     def _finish(self, z: int) -> None:
         acc = self.acc.pop(z)

@@ -249,6 +249,7 @@ def predict_stack(
                 elapsed=el,
                 rate=rate,
                 message=f"slice {meta[-1][0] + 1}/{vol.shape[0]}",
+                warning=engine.take_notice(),  # once: the tile batch halved to fit
             )
             if stop is not None and stop.requested:
                 res.stopped = True

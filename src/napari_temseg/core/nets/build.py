@@ -33,6 +33,7 @@ from typing import Any
 
 from ..config.choices import NATIVE_ARCHS, ConfigError
 from ..config.model import ModelConfig
+from ..errors import InputError
 
 # Default network when the user picks nothing; chosen with benchmarks/bench_models.py
 # (docs/experiments/, "Model choice"): best Dice within a CPU minute, fast on GPU.
@@ -303,7 +304,30 @@ def count_parameters(net, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
 
 
+def width_of(cfg: ModelConfig) -> int | None:
+    """The base width a native network is built with (the arch's default where the config
+    leaves it open); None for smp networks, whose encoder fixes it."""
+    return (cfg.base_width or _DEFAULT_WIDTH[cfg.arch]) if cfg.is_native else None
+
+
+def check_patch(patch: int, model_cfg: ModelConfig) -> None:
+    """Refuse a training patch the network cannot take (too small, or off its stride)."""
+    need, m = min_input_size(model_cfg), required_multiple(model_cfg)
+    if patch < need:
+        raise InputError(
+            f"patch {patch} px is too small for {model_cfg.arch} with {model_cfg.norm_layer} "
+            f"norm (it needs more than one pixel at its bottleneck): use patch >= {need}"
+        )
+    if patch % m:
+        raise InputError(
+            f"patch {patch} px does not fit {model_cfg.arch} at depth {model_cfg.levels}: "
+            f"use a multiple of {m}, e.g. patch {patch + m - patch % m}"
+        )
+
+
 __all__ = [
+    "check_patch",
+    "width_of",
     "DEFAULT_ARCH",
     "DEFAULT_ENCODER",
     "DEFAULT_MODEL",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
@@ -25,15 +24,14 @@ import numpy as np
 
 from ..config.classes import ClassTable
 from ..config.model import InputSpec, ModelConfig
-from ..config.train import TrainConfig, learning_rate
+from ..config.train import TrainConfig, learning_rate, lr_factor
 from ..errors import InputError
 from ..modelfile.format import TrainedModel
 from ..progress import Progress, StopToken
 from ..threads import Worker
+from .objectives import health_warning
 from .sampling import validation_patches
 from .trainset import training_data
-
-FLAT_EPOCHS = 4  # epochs after which an unchanged loss is reported as "not learning"
 
 
 def _make_net(
@@ -64,44 +62,6 @@ def _make_net(
     return build_model(cfg).to(device), cfg
 
 
-def _check_patch(patch: int, model_cfg: ModelConfig) -> None:
-    from ..nets.build import min_input_size, required_multiple
-
-    need, m = min_input_size(model_cfg), required_multiple(model_cfg)
-    if patch < need:
-        raise InputError(
-            f"patch {patch} px is too small for {model_cfg.arch} with {model_cfg.norm_layer} "
-            f"norm (it needs more than one pixel at its bottleneck): use patch >= {need}"
-        )
-    if patch % m:
-        raise InputError(
-            f"patch {patch} px does not fit {model_cfg.arch} at depth {model_cfg.levels}: "
-            f"use a multiple of {m}, e.g. patch {patch + m - patch % m}"
-        )
-
-
-def _lr_factor(t: float) -> float:
-    """Warm-up over the first 3 %, then cosine decay to 5 % of the base rate."""
-    if t < 0.03:
-        return 0.1 + 0.9 * t / 0.03
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (t - 0.03) / 0.97)))
-
-
-def _warning(history: list[dict], constant: bool) -> str | None:
-    if constant:
-        return (
-            "the model predicts the same class everywhere on the validation data: train longer, "
-            "paint more foreground, or lower the learning rate"
-        )
-    losses = [h["loss"] for h in history]
-    if len(losses) >= FLAT_EPOCHS and losses[-1] > 0.98 * losses[0]:
-        return (
-            "the loss is flat: the model is not learning. Check that the masks mark the "
-            "structures, or try another learning rate / model"
-        )
-    return None
-
-
 class _Session:
     """Everything fit() sets up before the first step (inputs, split, model, optimiser)."""
 
@@ -129,6 +89,7 @@ class _Session:
         d, self.notice = training_data(cfg, inputs, classes, resume)
         self.classes, self.spec, self.sampler = d.classes, d.spec, d.sampler
         self.val = validation_patches(d.val_sampler) if d.val_sampler else None
+        self.history = list(resume.history) if resume is not None else []
         self._model(model_cfg, resume)
         opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         wd = cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
@@ -138,20 +99,23 @@ class _Session:
         self.loss_fn = loss_fn(
             cfg.loss, d.classes.k, class_weights(d.train_pixels, cfg.class_weights)
         )
-        self.history = list(resume.history) if resume is not None else []
 
     def _model(self, model_cfg: ModelConfig | None, resume: TrainedModel | None) -> None:
         """The network on the training device, in the memory format that pays there."""
         import torch
 
         from ..device import channels_last_pays, resolve_device
+        from ..nets.build import check_patch
+        from .memory import OutOfMemory, Precision
 
         self.device = resolve_device(self.cfg.device)
         self.net, self.model_cfg = _make_net(
             model_cfg, self.spec, resume, self.device, self.classes.out_channels
         )
-        _check_patch(self.cfg.patch, self.model_cfg)
+        check_patch(self.cfg.patch, self.model_cfg)
         self.amp = "auto" if self.cfg.amp else False
+        self.precision = Precision(self.device, self.amp, self.history)
+        self.oom = OutOfMemory(self.device, self.cfg.batch, self.cfg.patch, self.model_cfg)
         # memory format policy (and its measurements): device.channels_last_pays
         self.channels_last = self.cfg.channels_last and channels_last_pays(
             self.device, self.model_cfg.norm_layer, self.amp
@@ -164,7 +128,7 @@ class _Session:
         """One training batch as device tensors; augmented here when training on the CPU."""
         import torch
 
-        x, y, w = (torch.from_numpy(a) for a in self.sampler.sample(self.cfg.batch))
+        x, y, w = (torch.from_numpy(a) for a in self.sampler.sample(self.oom.batch))
         if self.device.type == "cpu":
             return self.augment(x, y, w)
         return x, y, w
@@ -188,13 +152,20 @@ class _Session:
 
     def step(self, batch, frac: float) -> float:
         for g in self.opt.param_groups:
-            g["lr"] = self.lr * _lr_factor(frac)
-        logits, y, w = self.forward(batch)
+            g["lr"] = self.lr * lr_factor(frac)
+        # batches drawn before the batch was halved (memory.OutOfMemory) are cut to size
+        logits, y, w = self.forward([a[: self.oom.batch] for a in batch])
         loss = self.loss_fn(logits.float(), y, w)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.precision.backward_step(loss, self.opt)
         return float(loss.detach())
+
+    def after_out_of_memory(self) -> str | None:
+        """Clean up a failed step; None: retry it with the halved batch, else the line
+        saying what to lower."""
+        self.opt.zero_grad(set_to_none=True)
+        self.precision.reset()
+        return self.oom.shrink()
 
 
 class _Loop:
@@ -204,11 +175,12 @@ class _Loop:
         self.s, self.stop, self.preview, self.preview_every = s, stop, preview, preview_every
         cfg = s.cfg
         self.total = cfg.epochs * cfg.steps_per_epoch if cfg.epochs else None
-        self.step = 0
+        self.step = self.samples = 0
         self.epoch = len(s.history)
         self.losses: list[float] = []
         self.best_dice, self.best_state, self.since_best = -1.0, None, 0
         self.warning: str | None = s.notice  # until the first epoch's check
+        self.pending: str | None = None  # a one-off warning for the next Progress
         self.batches: Any = None  # the training batches (precise batch norm draws from them)
         self.t0 = self.last_preview = time.monotonic()
 
@@ -225,8 +197,12 @@ class _Loop:
         it = self.batches = iter(batches)
         try:
             while True:
-                loss = self.s.step(next(it), self.fraction())
+                loss = self._step(next(it))
+                if loss is None:  # out of memory even at the halved batch: keep the best
+                    yield self.progress(None, {}, None)
+                    return
                 self.step += 1
+                self.samples += self.s.oom.batch
                 self.losses.append(loss)
                 finished = self.fraction() >= 1.0
                 end_epoch = self.step % self.s.cfg.steps_per_epoch == 0 or finished
@@ -244,6 +220,29 @@ class _Loop:
         finally:
             batches.close(wait=False)
 
+    def _step(self, batch) -> float | None:
+        """One training step; out of memory: retried once at half the batch, then an
+        InputError - or None where a best model is there to keep (the reason in the
+        history and the warning)."""
+        from ..device import is_out_of_memory
+
+        while True:
+            try:
+                return self.s.step(batch, self.fraction())
+            except RuntimeError as e:
+                if not is_out_of_memory(e):
+                    raise
+            # out of the except block: the failed step's tensors are released
+            line = self.s.after_out_of_memory()
+            if line is None:
+                self.pending = self.s.oom.notice
+                continue
+            if self.best_state is None:
+                raise InputError(line)
+            self.pending = line
+            self.s.history[-1]["stopped"] = line
+            return None
+
     def end_epoch(self) -> dict:
         s = self.s
         rec = {
@@ -252,6 +251,8 @@ class _Loop:
             "loss": float(np.mean(self.losses) if self.losses else 0),
             "lr": s.opt.param_groups[0]["lr"],
             "elapsed": round(time.monotonic() - self.t0, 2),
+            **s.precision.record(),
+            **s.oom.record(),
         }
         if s.cfg.precise_bn:  # population statistics for validation and the kept model
             from .precise_bn import recalibrate
@@ -275,7 +276,7 @@ class _Loop:
         self.losses = []
         self.epoch += 1
         s.history.append(rec)
-        self.warning = _warning(s.history, constant)
+        self.warning = health_warning(s.history, constant)
         return rec
 
     def _preview(self) -> tuple[Any, int] | None:
@@ -297,23 +298,28 @@ class _Loop:
         self.s.net.train()
         return prob, req[1]
 
-    def progress(self, loss: float, rec: dict, preview: tuple[Any, int] | None) -> Progress:
+    def progress(self, loss: float | None, rec: dict, preview: tuple | None) -> Progress:
         el = time.monotonic() - self.t0
+        warning, self.pending = self.pending or self.warning, None
         return Progress(
             stage="train",
             step=self.step,
             total=self.total,
             elapsed=el,
             epoch=self.epoch,
-            rate=self.step * self.s.cfg.batch / max(el, 1e-9),
+            rate=self.samples / max(el, 1e-9),
             loss=loss,
             val_dice=rec.get("val_dice"),
             val_iou=rec.get("val_iou"),
-            warning=self.warning,
+            warning=warning,
             preview=preview[0] if preview else None,
             preview_z=preview[1] if preview else None,
             message="epoch done" if rec else "",
-            extra={"fraction": self.fraction(), "epoch_record": rec or None},
+            extra={
+                "fraction": self.fraction(),
+                "epoch_record": rec or None,
+                "device": self.s.precision.text,
+            },
         )
 
     def model(self) -> TrainedModel:

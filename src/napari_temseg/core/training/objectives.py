@@ -117,3 +117,22 @@ def validate(net, val, device, amp: bool | str, k: int = 2) -> tuple[dict, bool]
         "val_iou_classes": [round(c["iou"], 4) for c in s["classes"]],
     }
     return rec, constant
+
+
+FLAT_EPOCHS = 4  # epochs after which an unchanged loss is reported as "not learning"
+
+
+def health_warning(history: list[dict], constant: bool) -> str | None:
+    """The warning an epoch's history and validation call for, or None."""
+    if constant:
+        return (
+            "the model predicts the same class everywhere on the validation data: train longer, "
+            "paint more foreground, or lower the learning rate"
+        )
+    losses = [h["loss"] for h in history]
+    if len(losses) >= FLAT_EPOCHS and losses[-1] > 0.98 * losses[0]:
+        return (
+            "the loss is flat: the model is not learning. Check that the masks mark the "
+            "structures, or try another learning rate / model"
+        )
+    return None

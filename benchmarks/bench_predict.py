@@ -24,7 +24,7 @@ model file and the same synthetic 2-channel stack; one run prints everything.
     python benchmarks/bench_predict.py memory --z 16 64 --size 2048 --net pointwise
     python benchmarks/bench_predict.py cuda-full
 
-The model is the default architecture (``models.DEFAULT_MODEL``), trained for
+The model is the default architecture (``config.model.DEFAULT_MODEL``), trained for
 ``--train-seconds`` on a small synthetic stack (so the agreement check compares
 meaningful probabilities, not a random net's ~0.5 everywhere); cached in ``--workdir``.
 """
@@ -296,7 +296,7 @@ def spawn(name: str, cfg: dict) -> dict:
 
 
 def _model(args) -> str:
-    from napari_temseg.core.nets.build import DEFAULT_MODEL
+    from napari_temseg.core.config.model import DEFAULT_MODEL
 
     # one cached model per default network, so a changed default is retrained, not reused
     path = (

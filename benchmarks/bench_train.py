@@ -503,10 +503,10 @@ def _interleave(gen, bare_step, threads: list[int], seconds: float, chunk: int) 
 def bench_throughput(args) -> None:
     import torch
 
-    from napari_temseg.core.config.model import InputSpec
+    from napari_temseg.core.config.model import DEFAULT_MODEL, InputSpec
     from napari_temseg.core.config.train import TrainConfig, learning_rate
     from napari_temseg.core.data.volume import as_mask, as_volume, compute_norm
-    from napari_temseg.core.nets.build import DEFAULT_MODEL, build_model
+    from napari_temseg.core.nets.build import build_model
     from napari_temseg.core.training.augment.augmenter import Augmenter
     from napari_temseg.core.training.loop import fit
     from napari_temseg.core.training.objectives import loss_fn as make_loss

@@ -461,8 +461,9 @@ def test_errors_in_the_reader_or_writer_thread_reach_the_caller(where):
 def test_tiny_images_with_the_default_instance_norm_model(size):
     """Instance norm needs > 1 px at the 1/16 bottleneck: tiny images are reflect-padded to
     two strides (32 px) and cropped back, the same as padding by hand."""
+    from napari_temseg.core.config.model import DEFAULT_MODEL
     from napari_temseg.core.inference.tiling import pad_to
-    from napari_temseg.core.nets.build import DEFAULT_MODEL, build_model
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(arch=DEFAULT_MODEL.arch, in_channels=1)
     assert cfg.resolved().norm_layer == "instance"  # "auto" of a binary small-unet

@@ -9,8 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from napari_temseg.core.config.choices import ConfigError  # noqa: E402
-from napari_temseg.core.config.model import ModelConfig  # noqa: E402
+from napari_temseg.core.config.model import DEFAULT_MODEL, ModelConfig  # noqa: E402
 from napari_temseg.core.nets import build as models  # noqa: E402
+from napari_temseg.core.nets import registry  # noqa: E402
 
 
 def _modules(net, cls):
@@ -18,7 +19,10 @@ def _modules(net, cls):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, napari_temseg.core.nets.build; print('torch' in sys.modules)"
+    code = (
+        "import sys, napari_temseg.core.nets.build, napari_temseg.core.nets.registry\n"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -57,7 +61,9 @@ def test_unet_is_ronneberger_shaped_and_base_width_scales():
 
 def test_resunet_has_residual_blocks_and_paper_widths():
     net = models.build_model(ModelConfig("resunet"))
-    blocks = _modules(net, models.ResBlock)
+    from napari_temseg.core.nets.unets import ResBlock
+
+    blocks = _modules(net, ResBlock)
     assert len(blocks) == 7  # 3 encoder + bridge + 3 decoder
     assert [b.skip[0].out_channels for b in blocks[:4]] == [64, 128, 256, 512]
     assert [b.skip[0].stride for b in blocks[:4]] == [(1, 1), (2, 2), (2, 2), (2, 2)]
@@ -100,13 +106,11 @@ def test_list_archs_and_default():
     archs = models.list_archs()
     assert archs[:3] == ["unet", "small-unet", "resunet"]
     assert "FPN" in archs and "UnetPlusPlus" in archs  # smp spelling: build_model accepts any case
-    assert models.DEFAULT_MODEL.arch == models.DEFAULT_ARCH
-    assert models.DEFAULT_ARCH == "small-unet"
-    assert (
-        models.DEFAULT_ENCODER is None and models.DEFAULT_MODEL.encoder is None
-    )  # native: no encoder
-    # build_model() with no config builds exactly DEFAULT_MODEL: same layers, same parameter count
-    default, explicit = models.build_model(), models.build_model(models.DEFAULT_MODEL)
+    assert DEFAULT_MODEL.arch == registry.DEFAULT_ARCH == ModelConfig().arch
+    assert registry.DEFAULT_ARCH == "small-unet"
+    assert registry.DEFAULT_ENCODER is None and DEFAULT_MODEL.encoder is None  # native: no encoder
+    # ModelConfig() builds exactly DEFAULT_MODEL: same layers, same parameter count
+    default, explicit = models.build_model(ModelConfig()), models.build_model(DEFAULT_MODEL)
     assert type(default) is type(explicit)
     assert models.count_parameters(default) == models.count_parameters(explicit)
     assert models.count_parameters(default) != models.count_parameters(
@@ -185,13 +189,13 @@ def test_norm_option_is_checked():
 
 def test_auto_norm_is_instance_for_the_default_and_batch_elsewhere():
     # small-unet's "auto" waits for the class count: instance binary, batch for K classes
-    assert models.DEFAULT_MODEL.norm_layer == ModelConfig().norm_layer == "auto"
+    assert DEFAULT_MODEL.norm_layer == ModelConfig().norm_layer == "auto"
     assert ModelConfig(arch="small-unet").resolved().norm_layer == "instance"
     assert ModelConfig(arch="small-unet", classes=4).resolved().norm_layer == "batch"
     assert ModelConfig(norm_layer="instance", classes=4).resolved().norm_layer == "instance"
     assert ModelConfig(arch="unet").norm_layer == ModelConfig(arch="resunet").norm_layer == "batch"
     assert ModelConfig(arch="Unet").norm_layer == "batch"
-    assert not _modules(models.build_model(), torch.nn.BatchNorm2d)
+    assert not _modules(models.build_model(DEFAULT_MODEL), torch.nn.BatchNorm2d)
 
 
 @pytest.mark.parametrize("arch", ["small-unet", "unet"])

@@ -36,7 +36,7 @@ STACK_MODES = ("stack", "local")  # PredictConfig.norm_stats values that calibra
 
 def instance_norms(net: Any) -> list[tuple[Any, str, Any]]:
     """(parent module, attribute name, layer) of every instance-norm layer: GroupNorm with
-    one group per channel (how ``models._norm_layer`` builds instance norm) or InstanceNorm2d."""
+    one group per channel (how ``nets.unets.norm_layer`` builds instance norm) or InstanceNorm2d."""
     from torch import nn
 
     found = []

@@ -2,7 +2,7 @@
 
 import pytest
 
-from napari_temseg.core.config.model import DEPTH_ARCHS, ModelConfig
+from napari_temseg.core.config.model import DEPTH_ARCHS, InputSpec, ModelConfig
 from napari_temseg.core.config.options import all_options
 from napari_temseg.core.errors import ConfigError
 from napari_temseg.core.nets import registry
@@ -76,3 +76,35 @@ def test_an_entry_is_all_it_takes_to_add_an_architecture(tiny_arch):
     net = build_model(cfg)  # base_width: the entry's default
     assert net.enc[0].skip[0].out_channels == 4
     assert net(torch.zeros(1, 2, 16, 16)).shape == (1, 1, 16, 16)
+
+
+def test_export_formats_come_from_the_entry(tiny_arch, tmp_path):
+    pytest.importorskip("torch")
+    from napari_temseg.core.errors import InputError
+    from napari_temseg.core.interop.formats import export
+    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.nets.build import build_model
+
+    cfg = ModelConfig(arch="tiny")
+    model = TrainedModel(net=build_model(cfg), model_cfg=cfg, input_spec=InputSpec())
+    for path in (tmp_path / "m.zip", tmp_path / "m.pt"):
+        with pytest.raises(InputError, match="cannot be written as .*: export it as onnx"):
+            export(model, path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_sequence_entries_need_their_slices_in_the_header():
+    from napari_temseg.core.errors import ModelFileError
+    from napari_temseg.core.modelfile.header import check_header
+
+    meta = {
+        "format": 1,
+        "model": {"arch": "sensor3d", "in_channels": 3, "slices": 1},
+        "input": {"channels": 1, "context": 1},
+    }
+    with pytest.raises(ModelFileError, match="a sensor3d model reads 2 x context"):
+        check_header(meta)
+    meta["model"]["slices"] = 3
+    assert check_header(meta) is meta
+    meta["model"].update(arch="unet", slices=1)  # not a sequence model: slices not checked
+    assert check_header(meta) is meta

@@ -91,8 +91,7 @@ def _timed(fn, reps: int) -> tuple[float, float]:
 
 def throughput(name: str, in_ch: int, batch: int, size: int, reps: int) -> dict:
     import torch
-
-    from napari_temseg.core.nets.build import count_parameters
+    from _common import count_parameters
 
     torch.manual_seed(0)
     net = _build(name, in_ch)

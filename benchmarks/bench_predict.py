@@ -66,12 +66,13 @@ def _load(cfg: dict):
 
 def _tiles(vol, spec, cfg: dict):
     """The tiles predict_stack feeds the network (same grid, padding, normalisation)."""
+    from _common import tile_grid
+
     from napari_temseg.core.data.volume import network_input
-    from napari_temseg.core.inference import tiling
 
     Y, X = vol.shape[2:]
     t = cfg["tile"]
-    grid = tiling.tile_grid((Y, X), t, cfg["overlap"])
+    grid = tile_grid((Y, X), t, cfg["overlap"])
     out = []
     for z in range(vol.shape[0]):
         x = network_input(vol, z, spec)

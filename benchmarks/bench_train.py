@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -66,44 +65,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import _realdata
+from _common import machine, pad_to, torch_threads
 
 PREFILLED = 2  # prefetch queue depth in train._Prefetcher
 
 
 # --------------------------------------------------------------------------- helpers
-def _torch_threads(n: int | None) -> None:
-    import torch
-
-    if n:
-        torch.set_num_threads(n)
-
-
-def _machine() -> str:
-    import torch
-
-    try:
-        load = "load avg {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
-    except OSError:
-        load = "load n/a"
-    return (
-        f"{platform.node()} | {os.cpu_count()} CPU cores | torch {torch.__version__} "
-        f"{torch.get_num_threads()} threads | {load} | {time.strftime('%Y-%m-%d %H:%M')}"
-    )
-
-
-def _pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """(C, H, W) reflect-padded to multiples of ``multiple``; returns the original (H, W)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    mode = "reflect" if ph < h and pw < w else "edge"
-    return np.pad(x, ((0, 0), (0, ph), (0, pw)), mode=mode), (h, w)
-
-
 def predict_full(net, x: np.ndarray, multiple: int) -> np.ndarray:
     """Whole-image logits -> foreground (prob > 0.5) for a (C, H, W) float32 input."""
     import torch
 
-    xp, (h, w) = _pad_to(x, multiple)
+    xp, (h, w) = pad_to(x, multiple)
     net.eval()
     with torch.inference_mode():
         logits = net(torch.from_numpy(np.ascontiguousarray(xp))[None])[0, 0, :h, :w]
@@ -407,7 +379,7 @@ def bench_isbi(args) -> None:
     print(
         f"isbi2012: train sections 0-{n_train - 1}, test {test[0]}-{test[-1]}, "
         f"budget {args.seconds}s "
-        f"each, slice {args.slice}s | {_machine()}",
+        f"each, slice {args.slice}s | {machine()}",
         flush=True,
     )
     contestants = _contestants(
@@ -425,7 +397,7 @@ def bench_isbi(args) -> None:
     )
     if args.tiles:
         _tile_report(contestants, vol, slices=test)
-    print(f"done | {_machine()}")
+    print(f"done | {machine()}")
 
 
 def bench_emps(args) -> None:
@@ -433,7 +405,7 @@ def bench_emps(args) -> None:
     test_eval = test[: args.eval_limit] if args.eval_limit else test
     print(
         f"emps: {len(train)} training images, {len(test)} held out (by name hash), evaluating "
-        f"{len(test_eval)}, budget {args.seconds}s each, slice {args.slice}s | {_machine()}",
+        f"{len(test_eval)}, budget {args.seconds}s each, slice {args.slice}s | {machine()}",
         flush=True,
     )
     images, masks = [t[1] for t in train], [t[2] for t in train]
@@ -452,7 +424,7 @@ def bench_emps(args) -> None:
     )
     if args.tiles:
         _tile_report(contestants, [t[1] for t in test_eval[: args.tiles]])
-    print(f"done | {_machine()}")
+    print(f"done | {machine()}")
 
 
 # --------------------------------------------------------------------------- throughput
@@ -517,7 +489,7 @@ def bench_throughput(args) -> None:
     threads = args.thread_list or [torch.get_num_threads()]
     print(
         f"throughput on {what}: batch {args.batch}, patch {args.patch}, augment '{args.augment}', "
-        f"default model {DEFAULT_MODEL.arch}, torch threads {threads} | {_machine()}",
+        f"default model {DEFAULT_MODEL.arch}, torch threads {threads} | {machine()}",
         flush=True,
     )
     cfg = TrainConfig(
@@ -605,7 +577,7 @@ def bench_throughput(args) -> None:
             f"{with_val * bare_ms / 1e3:.2f} with validation "
             f"amortised; {len(fv)} validation steps not counted); goal >= 0.9"
         )
-    print(f"done | {_machine()}")
+    print(f"done | {machine()}")
 
 
 # --------------------------------------------------------------------------- main
@@ -659,7 +631,7 @@ def main(argv=None) -> None:
                 "--train-limit", type=int, default=None, help="use only N training images"
             )
     args = ap.parse_args(argv)
-    _torch_threads(args.threads)
+    torch_threads(args.threads)
     {"throughput": bench_throughput, "isbi": bench_isbi, "emps": bench_emps}[args.cmd](args)
 
 

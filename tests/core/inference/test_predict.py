@@ -112,8 +112,9 @@ def test_tiled_equals_untiled_for_pointwise_net(blend):
 def test_single_tile_equals_full_image_forward_small_unet(shape, channels, context):
     """Image fits in one tile: same as padding (reflect) to the stride and one forward pass
     (with the tile's own instance-norm statistics, as that forward pass has)."""
+    from _core_helpers import pad_to_multiple
+
     from napari_temseg.core.data.volume import as_volume, network_input
-    from napari_temseg.core.inference.tiling import pad_to_multiple
     from napari_temseg.core.nets.build import build_model, required_multiple
 
     m = _model(None, channels=channels, context=context)

@@ -4,8 +4,8 @@
   architectures and what each accepts come from ``nets/registry.py``.
 * :class:`InputSpec`     - how raw pixels become network input (channels, 2.5D context,
   intensity normalisation); applied identically in training and inference.
-* :class:`TrainConfig`   - how the network is trained (declared in ``train_config.py``).
-* :class:`PredictConfig` - how a trained network segments an image (``predict_config.py``).
+* :class:`TrainConfig`   - how the network is trained (declared in ``train.py``).
+* :class:`PredictConfig` - how a trained network segments an image (``predict.py``).
 
 All four are imported from here.
 
@@ -252,9 +252,6 @@ class InputSpec:
         return self.channels * (2 * self.context + 1)
 
 
-OPTION_CLASSES = (ModelConfig, TrainConfig, PredictConfig)
-
-
 def to_dict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
 
@@ -288,6 +285,5 @@ __all__ = [
     "InputSpec",
     "TrainConfig",
     "PredictConfig",
-    "OPTION_CLASSES",
     "ConfigError",
 ]

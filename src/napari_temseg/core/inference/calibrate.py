@@ -61,12 +61,6 @@ def max_tiles(size: int) -> int:
     return max(1, MAX_PIXELS // (int(size) * int(size)))
 
 
-def tile_count(shape_zyx: tuple, size: int) -> int:
-    """How many calibration tiles of ``size``² a stack of ``shape_zyx`` gets: every tile of
-    a grid covering each slice, or ``max_tiles(size)`` of them when there are more."""
-    return len(tile_positions(shape_zyx, size))
-
-
 def tile_positions(shape_zyx: tuple, size: int) -> list[tuple[int, int, int]]:
     """Fixed (z, y0, x0) of the calibration tiles: the whole grid of tiles covering every
     slice when it has at most ``max_tiles`` tiles, else ``max_tiles`` grid tiles on slices
@@ -210,7 +204,6 @@ __all__ = [
     "calibration_tiles",
     "instance_norms",
     "stack_tiles",
-    "tile_count",
     "tile_positions",
     "wanted",
 ]

@@ -7,7 +7,7 @@ name is spelled out; its docstring says how to add one). :func:`build_model` ret
 segmentation-models-pytorch for its architectures) is imported only when a network is built.
 """
 
-from .build import build_model, count_parameters, list_archs, min_input_size, required_multiple
+from .build import build_model, min_input_size, required_multiple
 from .registry import ARCHS, Arch, arch_of
 
 __all__ = [
@@ -15,8 +15,6 @@ __all__ = [
     "Arch",
     "arch_of",
     "build_model",
-    "count_parameters",
-    "list_archs",
     "min_input_size",
     "required_multiple",
 ]

@@ -139,31 +139,9 @@ def min_input_size(cfg: Any) -> int:
     return 2 * m if cfg.norm_layer == "instance" else m
 
 
-def list_archs() -> list[str]:
-    """Native architecture names, then the smp ones as smp spells them ("Unet", "FPN", ...).
-
-    smp names are matched case-insensitively, except that lower-case "unet" is the native
-    U-Net: listing smp's lower-case keys would show "unet" twice, one of them wrong.
-    """
-    try:
-        import segmentation_models_pytorch as smp
-
-        extra = [cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()]
-    except ImportError:  # smp missing: native archs still work
-        extra = []
-    return list(native_archs()) + extra
-
-
-def count_parameters(net, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters of a module."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
-
-
 __all__ = [
     "build_model",
     "build_smp",
     "required_multiple",
     "min_input_size",
-    "list_archs",
-    "count_parameters",
 ]

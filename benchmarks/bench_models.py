@@ -1,4 +1,4 @@
-"""Model choice benchmark (issue 3): which architecture should be the default?
+"""Model choice benchmark: which architecture should be the default?
 
 For every candidate (native ``small-unet``, ``unet`` base 16 / 32, ``resunet``, smp
 ``Unet`` with ``resnet18`` / ``mobilenet_v2`` encoders, all random init) it prints

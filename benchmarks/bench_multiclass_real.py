@@ -1,4 +1,4 @@
-"""Multi-class on real data (issue 11): the defaults vs two baselines, same CPU budget, one run.
+"""Multi-class on real data: the defaults vs two baselines, same CPU budget, one run.
 
 Two sub-commands, one per data set (``../shared/data``, see its README.md):
 
@@ -36,7 +36,7 @@ a virtual clock (bench_train.Ours). Prediction time is not counted for anyone. S
 IoU / Dice, mean IoU with and without background (class 0).
 
 Run from the repository root; the commands of the recorded numbers (docs/experiments/,
-"Multi-class: real data (issue 11)")::
+"Multi-class: real data")::
 
     python benchmarks/bench_multiclass_real.py --threads 1 metaldam --seconds 300
     python benchmarks/bench_multiclass_real.py --threads 1 stem --seconds 300

@@ -1,4 +1,4 @@
-"""Object counts on EMPS (issue 13): connected components vs split touching objects.
+"""Object counts on EMPS: connected components vs split touching objects.
 
 One model with the package defaults is trained on the EMPS training split
 (``_realdata.emps_split(0.2)``, the same held-out split by name hash as
@@ -31,7 +31,7 @@ holds more than half of the area of two or more true objects), true objects cut 
 more predicted objects each lie more than half inside it), mean IoU of the matched pairs.
 
 Run from the repository root (data in ../shared/data); the commands of the recorded numbers
-(docs/experiments/, "Objects: counting EMPS particles (issue 13)")::
+(docs/experiments/, "Objects: counting EMPS particles")::
 
     python benchmarks/bench_objects.py --threads 1 --seconds 300 \
         --save /tmp/emps_model.safetensors --per-image

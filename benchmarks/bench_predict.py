@@ -1,4 +1,4 @@
-"""Inference benchmarks (issue 4); results in docs/experiments/, section "Inference".
+"""Inference benchmarks; results in docs/experiments/, section "Inference".
 
 Every contestant runs in a fresh subprocess (own imports, own peak RSS) on the same
 model file and the same synthetic 2-channel stack; one run prints everything.

@@ -1,4 +1,4 @@
-"""Seed 003 (Dong et al.): U-Net vs Sensor3D, 1 vs 3 slices, detector 1 / 2 / both (issue 12).
+"""Seed 003 (Dong et al.): U-Net vs Sensor3D, 1 vs 3 slices, detector 1 / 2 / both.
 
 The FIB-SEM study of ``../shared/papers/003_*.txt`` trained nine models on three annotated
 slices of a two-detector (ICE + TLD) cement stack, 25 % of the data held out for
@@ -34,7 +34,7 @@ input with fewer steps in the same budget (printed per contestant: ~3 s per step
 U-Nets, ~14 s for Sensor3D there).
 
 Run from the repository root; the commands of the recorded numbers (docs/experiments/,
-"Seed 003: U-Net vs Sensor3D, slices x detectors (issue 12)")::
+"Seed 003: U-Net vs Sensor3D, slices x detectors")::
 
     python benchmarks/bench_seed003.py --threads 1 --seconds 90
     python benchmarks/bench_seed003.py --threads 1 --seconds 90 --seed 1

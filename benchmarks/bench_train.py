@@ -1,4 +1,5 @@
-"""Training benchmarks (issue 3, "Measured, in benchmarks/"); numbers in docs/experiments/.
+"""Training benchmarks: speed and accuracy of fit() against plain loops; numbers in
+docs/experiments/.
 
 Three sub-commands, each a ratio / difference measured in ONE run on the same input:
 
@@ -33,11 +34,11 @@ numbers (docs/experiments/, "Training")::
     python benchmarks/bench_train.py --threads 1 isbi --seconds 180
     python benchmarks/bench_train.py --threads 1 emps --seconds 60 --eval-limit 15
 
-``--tiles N`` adds issue 15's tile-invariance check: each fit() model predicts held-out
-images through ``predict_stack`` with tile 256 and tile 512; the label Dice between the two
-and the largest probability difference are printed (``TILES`` lines). With
-``TEMSEG_BENCH_SAVE=<folder>`` every fit() contestant's model is saved there as
-``<name>.safetensors``.
+``--tiles N`` adds the tile-invariance check (labels must not depend on the tile size): each
+fit() model predicts held-out images through ``predict_stack`` with tile 256 and tile 512;
+the label Dice between the two and the largest probability difference are printed
+(``TILES`` lines). With ``TEMSEG_BENCH_SAVE=<folder>`` every fit() contestant's model is
+saved there as ``<name>.safetensors``.
 
 Tuning: extra fit() contestants race in the same run, e.g.::
 
@@ -356,7 +357,7 @@ def _report(contestants: list, results: dict, baseline: float, what: str) -> Non
 
 
 def _tile_report(contestants: list, images, slices=None) -> None:
-    """Tile 256 vs tile 512 through predict_stack (issue 15): label Dice and max |dp|."""
+    """Tile 256 vs tile 512 through predict_stack: label Dice and max |dp|."""
     from napari_temseg.core.training.precise_bn import tile_agreement
 
     for c in contestants:

@@ -397,7 +397,7 @@ class _FailFastSlowRest:
 def test_predict_dask_failure_leaves_no_late_writes(tmp_path, cluster):
     """When one chunk fails, predict_dask raises only after the chunks still running have
     ended, so removing the outputs then (as `temseg predict` does) is final: no worker
-    writes a chunk into a store that was just removed (issue 10)."""
+    writes a chunk into a store that was just removed."""
     import contextlib
 
     import dask.array as da

@@ -1,4 +1,4 @@
-"""Tile-independent instance normalisation at prediction time (issue 15).
+"""Tile-independent instance normalisation at prediction time.
 
 Instance norm (the default of the native networks) normalises every channel of every tile
 by that tile's own mean and variance, so the same image predicted with other tile sizes or

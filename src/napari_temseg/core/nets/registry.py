@@ -15,7 +15,8 @@ Adding an architecture is one entry:
    torch at its top and define its classes there: only ``build_model`` imports it.
    ``cfg`` is the resolved :class:`ModelConfig` (``base_width`` already set to the
    entry's default when the user left it on auto).
-2. Add an ``Arch(...)`` to :data:`ARCHS` below. The fields (defaults in brackets):
+2. Add an ``Arch(...)`` to ``_ENTRIES`` below (:data:`ARCHS` maps the names to them; the
+   order is the order of the choices). The fields (defaults in brackets):
 
    * ``name``, ``help``: the option value and one line saying what the network is.
    * ``builder``: ``"module:function"`` relative to this package; None: not built here.
@@ -45,8 +46,12 @@ Adding an architecture is one entry:
             builder="classifier:build", multiple=1, norm=None, fixed_shapes=False,
             export=("torchscript", "onnx"))
 
-Nothing else needs to change: choices, checks and dispatch follow the entry. (Tests that
-list every architecture, e.g. tests/core/nets, may want a case for it.)
+Nothing else needs to change: choices, checks, dispatch, tile sizes, header checks and
+export follow the entry. A model file's header stores the :class:`ModelConfig` fields (arch,
+channels, classes, slices, widths, depth, norm layer, encoder); whatever else a network needs
+to be rebuilt (a tree ensemble's split thresholds, a filter bank's sizes) travels as tensors in
+the same file, so an entry never needs a new header field. (Tests that list every
+architecture, e.g. tests/core/nets, may want a case for it.)
 """
 
 from __future__ import annotations

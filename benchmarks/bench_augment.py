@@ -1,4 +1,4 @@
-"""Augmentation throughput (issue 3): our batched Augmenter vs albumentations and kornia.
+"""Augmentation throughput: our batched Augmenter vs albumentations and kornia.
 
 Same ops, same batch (``--batch`` x 3 channels x ``--size``^2 float32 image + target +
 weight mask), every op applied to every sample (p = 1) except flips / rot90 (p = 0.5):

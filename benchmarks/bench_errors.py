@@ -1,4 +1,4 @@
-"""Where a trained binary model's errors are, on the real held-out data (issue 15).
+"""Where a trained binary model's errors are, on the real held-out data.
 
 Two reports on a saved model (e.g. from ``TEMSEG_BENCH_SAVE=<folder> bench_train.py ...``),
 both predicted through the default ``predict_stack`` path (``PredictConfig()``):

@@ -1,4 +1,4 @@
-"""ONNX Runtime vs torch on the CPU, on the same tiles (issue 13).
+"""ONNX Runtime vs torch on the CPU, on the same tiles.
 
     python benchmarks/bench_export.py --threads 1 --tiles 16 --tile 512 --reps 3
 

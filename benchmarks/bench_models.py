@@ -1,4 +1,4 @@
-"""Model choice benchmark (issue 3): which architecture should be the default?
+"""Model choice benchmark: which architecture should be the default?
 
 For every candidate (native ``small-unet``, ``unet`` base 16 / 32, ``resunet``, smp
 ``Unet`` with ``resnet18`` / ``mobilenet_v2`` encoders, all random init) it prints
@@ -91,8 +91,7 @@ def _timed(fn, reps: int) -> tuple[float, float]:
 
 def throughput(name: str, in_ch: int, batch: int, size: int, reps: int) -> dict:
     import torch
-
-    from napari_temseg.core.nets.build import count_parameters
+    from _common import count_parameters
 
     torch.manual_seed(0)
     net = _build(name, in_ch)

@@ -1,4 +1,4 @@
-"""Multi-class benchmarks (issue 11); numbers in docs/experiments/ "Multi-class".
+"""Multi-class benchmarks; numbers in docs/experiments/ "Multi-class".
 
 * ``synthetic`` - the synthetic 4-phase FIB-SEM stack (``core/synthetic_phases``): train
   with the defaults on 3 annotated slices for ``--seconds`` (CPU), predict the whole stack,

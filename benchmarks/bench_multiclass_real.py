@@ -1,4 +1,4 @@
-"""Multi-class on real data (issue 11): the defaults vs two baselines, same CPU budget, one run.
+"""Multi-class on real data: the defaults vs two baselines, same CPU budget, one run.
 
 Two sub-commands, one per data set (``../shared/data``, see its README.md):
 
@@ -36,7 +36,7 @@ a virtual clock (bench_train.Ours). Prediction time is not counted for anyone. S
 IoU / Dice, mean IoU with and without background (class 0).
 
 Run from the repository root; the commands of the recorded numbers (docs/experiments/,
-"Multi-class: real data (issue 11)")::
+"Multi-class: real data")::
 
     python benchmarks/bench_multiclass_real.py --threads 1 metaldam --seconds 300
     python benchmarks/bench_multiclass_real.py --threads 1 stem --seconds 300
@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -64,9 +63,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import _realdata
-from bench_train import Ours, Reference, _machine, _pad_to, _torch_threads, parse_variant, race
-
-REPO = Path(__file__).resolve().parents[1]
+from _common import git_head, machine, pad_to, torch_threads
+from bench_train import Ours, Reference, parse_variant, race
 
 
 def _minmax(img: np.ndarray) -> np.ndarray:
@@ -157,7 +155,7 @@ class Plain(Reference):
     def predict_labels(self, image: np.ndarray) -> np.ndarray:
         import torch
 
-        xp, (h, w) = _pad_to(_minmax(image)[None], 32)
+        xp, (h, w) = pad_to(_minmax(image)[None], 32)
         self.net.eval()
         with torch.inference_mode():
             logits = self.net(torch.from_numpy(np.ascontiguousarray(xp))[None])[0, :, :h, :w]
@@ -331,25 +329,6 @@ def _ours_seen(c: Ours) -> str:
 
 
 # --------------------------------------------------------------------------- run
-def _git_head() -> str:
-    """HEAD, and whether the package comes from this checkout's src/ (and is it clean)."""
-    import napari_temseg
-
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True
-        ).stdout.splitlines()
-    except OSError:
-        head, dirty = "n/a", []
-    pkg = Path(napari_temseg.__file__).resolve().parent
-    if pkg != REPO / "src" / "napari_temseg":
-        return f"{head}; package imported from {pkg}"
-    return head + (f" (+ {len(dirty)} uncommitted files in src/)" if dirty else "")
-
-
 def _table(results: dict, names: list[str], contestants: list, key: str, title: str) -> None:
     short = [n[:12] for n in names]
     print(f"\n{title}")
@@ -384,8 +363,8 @@ def bench(args, dataset: str) -> None:
         f"{args.seconds:.0f}s each, slice {args.slice:.0f}s, seed {args.seed}",
         flush=True,
     )
-    print(f"machine: {_machine()}", flush=True)
-    print(f"git HEAD {_git_head()}", flush=True)
+    print(f"machine: {machine()}", flush=True)
+    print(f"git HEAD {git_head()}", flush=True)
     overrides = {"seed": args.seed} if args.seed else {}
     variants = [parse_variant(v) for v in args.variant]
     contestants = [
@@ -434,8 +413,8 @@ def bench(args, dataset: str) -> None:
         print(f"  {c.name}: predicted in {time.monotonic() - t:.0f}s", flush=True)
     true_share = [cl["true_share"] for cl in results["ours"]["classes"]]
     print(f"\n{dataset}: {len(test)} held-out images, budget {args.seconds:.0f}s per contestant")
-    print(f"machine: {_machine()}")
-    print(f"git HEAD {_git_head()}")
+    print(f"machine: {machine()}")
+    print(f"git HEAD {git_head()}")
     _table(results, classes, contestants, "iou", "per-class IoU")
     _table(results, classes, contestants, "dice", "per-class Dice")
     print("\nclass share of the held-out pixels, true and predicted (%)")
@@ -456,7 +435,7 @@ def bench(args, dataset: str) -> None:
             f"RESULT {dataset} {c.name}: mIoU {s['mean_iou']:.3f} mIoU(fg) {s['mean_iou_fg']:.3f}"
             f" | " + " ".join(f"{cl['name']}={cl['iou']:.3f}" for cl in s["classes"])
         )
-    print(f"best mean IoU: {best.name} | done | {_machine()}")
+    print(f"best mean IoU: {best.name} | done | {machine()}")
 
 
 def main(argv=None) -> None:
@@ -489,7 +468,7 @@ def main(argv=None) -> None:
             choices=("balanced_subsample", "balanced", "none"),
         )
     args = ap.parse_args(argv)
-    _torch_threads(args.threads)
+    torch_threads(args.threads)
     bench(args, args.cmd)
 
 

@@ -1,4 +1,4 @@
-"""Instance-norm statistics at prediction: per tile vs the stack's (issue 15).
+"""Instance-norm statistics at prediction: per tile vs the stack's.
 
 Trains the default binary model (the CLI defaults, ``--seconds`` each, one per seed) on the
 shared real data, then predicts the held-out images through ``predict_stack`` with

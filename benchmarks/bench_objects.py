@@ -1,4 +1,4 @@
-"""Object counts on EMPS (issue 13): connected components vs split touching objects.
+"""Object counts on EMPS: connected components vs split touching objects.
 
 One model with the package defaults is trained on the EMPS training split
 (``_realdata.emps_split(0.2)``, the same held-out split by name hash as
@@ -31,7 +31,7 @@ holds more than half of the area of two or more true objects), true objects cut 
 more predicted objects each lie more than half inside it), mean IoU of the matched pairs.
 
 Run from the repository root (data in ../shared/data); the commands of the recorded numbers
-(docs/experiments/, "Objects: counting EMPS particles (issue 13)")::
+(docs/experiments/, "Objects: counting EMPS particles")::
 
     python benchmarks/bench_objects.py --threads 1 --seconds 300 \
         --save /tmp/emps_model.safetensors --per-image
@@ -64,10 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import _realdata
-from bench_multiclass_real import _git_head
-from bench_train import _machine
-
-REPO = Path(__file__).resolve().parents[1]
+from _common import git_head, machine
 
 
 # --------------------------------------------------------------------------- helpers
@@ -249,8 +246,8 @@ def main(argv=None) -> None:
         f"(by name hash, as bench_train.py emps)",
         flush=True,
     )
-    print(f"machine: {_machine()}", flush=True)
-    print(f"git HEAD {_git_head()}", flush=True)
+    print(f"machine: {machine()}", flush=True)
+    print(f"git HEAD {git_head()}", flush=True)
     if not args.model:
         model, info = train_model([t[1] for t in train], [t[2] for t in train], args.seconds)
         if args.save:
@@ -311,8 +308,8 @@ def main(argv=None) -> None:
             f"{_fmt(s.precision):>6} {_fmt(s.recall):>6} {_fmt(s.f1):>6} "
             f"{_fmt(s.iou_sum / s.tp if s.tp else float('nan')):>6} {s.merged:>6} {s.cut:>5}"
         )
-    print(f"\nmachine: {_machine()}")
-    print(f"git HEAD {_git_head()}")
+    print(f"\nmachine: {machine()}")
+    print(f"git HEAD {git_head()}")
     for label, *_ in ways:
         s = totals[label]
         abs_err = s.abs_error
@@ -322,7 +319,7 @@ def main(argv=None) -> None:
             f"{np.mean(s.rel_errors):.3f}, F1@0.5 {s.f1:.3f} (P {s.precision:.3f}, "
             f"R {s.recall:.3f})"
         )
-    print(f"RESULT pixel Dice {dice:.3f} | {len(test)} images | {_machine()} | git {_git_head()}")
+    print(f"RESULT pixel Dice {dice:.3f} | {len(test)} images | {machine()} | git {git_head()}")
 
 
 if __name__ == "__main__":

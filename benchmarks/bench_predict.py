@@ -1,4 +1,4 @@
-"""Inference benchmarks (issue 4); results in docs/experiments/, section "Inference".
+"""Inference benchmarks; results in docs/experiments/, section "Inference".
 
 Every contestant runs in a fresh subprocess (own imports, own peak RSS) on the same
 model file and the same synthetic 2-channel stack; one run prints everything.
@@ -24,7 +24,7 @@ model file and the same synthetic 2-channel stack; one run prints everything.
     python benchmarks/bench_predict.py memory --z 16 64 --size 2048 --net pointwise
     python benchmarks/bench_predict.py cuda-full
 
-The model is the default architecture (``models.DEFAULT_MODEL``), trained for
+The model is the default architecture (``config.model.DEFAULT_MODEL``), trained for
 ``--train-seconds`` on a small synthetic stack (so the agreement check compares
 meaningful probabilities, not a random net's ~0.5 everywhere); cached in ``--workdir``.
 """
@@ -66,12 +66,13 @@ def _load(cfg: dict):
 
 def _tiles(vol, spec, cfg: dict):
     """The tiles predict_stack feeds the network (same grid, padding, normalisation)."""
+    from _common import tile_grid
+
     from napari_temseg.core.data.volume import network_input
-    from napari_temseg.core.inference import tiling
 
     Y, X = vol.shape[2:]
     t = cfg["tile"]
-    grid = tiling.tile_grid((Y, X), t, cfg["overlap"])
+    grid = tile_grid((Y, X), t, cfg["overlap"])
     out = []
     for z in range(vol.shape[0]):
         x = network_input(vol, z, spec)
@@ -296,7 +297,7 @@ def spawn(name: str, cfg: dict) -> dict:
 
 
 def _model(args) -> str:
-    from napari_temseg.core.nets.build import DEFAULT_MODEL
+    from napari_temseg.core.config.model import DEFAULT_MODEL
 
     # one cached model per default network, so a changed default is retrained, not reused
     path = (

@@ -1,4 +1,4 @@
-"""Seed 003 (Dong et al.): U-Net vs Sensor3D, 1 vs 3 slices, detector 1 / 2 / both (issue 12).
+"""Seed 003 (Dong et al.): U-Net vs Sensor3D, 1 vs 3 slices, detector 1 / 2 / both.
 
 The FIB-SEM study of ``../shared/papers/003_*.txt`` trained nine models on three annotated
 slices of a two-detector (ICE + TLD) cement stack, 25 % of the data held out for
@@ -34,7 +34,7 @@ input with fewer steps in the same budget (printed per contestant: ~3 s per step
 U-Nets, ~14 s for Sensor3D there).
 
 Run from the repository root; the commands of the recorded numbers (docs/experiments/,
-"Seed 003: U-Net vs Sensor3D, slices x detectors (issue 12)")::
+"Seed 003: U-Net vs Sensor3D, slices x detectors")::
 
     python benchmarks/bench_seed003.py --threads 1 --seconds 90
     python benchmarks/bench_seed003.py --threads 1 --seconds 90 --seed 1
@@ -62,8 +62,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_multiclass_real import _git_head
-from bench_train import Ours, _machine, _torch_threads, parse_variant, race
+from _common import git_head, machine, torch_threads
+from bench_train import Ours, parse_variant, race
 
 DEPTH = 8
 ANNOTATED = (2, 4, 6)
@@ -163,8 +163,8 @@ def bench(args) -> None:
         "class share of the evaluation slice: "
         + ", ".join(f"{n} {100 * s:.1f} %" for n, s in zip(PHASE_NAMES, share, strict=True))
     )
-    print(f"machine: {_machine()}", flush=True)
-    print(f"git HEAD {_git_head()}", flush=True)
+    print(f"machine: {machine()}", flush=True)
+    print(f"git HEAD {git_head()}", flush=True)
     images = {d: np.ascontiguousarray(img[:, ch]) for d, ch in DETECTORS}
     contestants = [
         Ours(
@@ -194,8 +194,8 @@ def bench(args) -> None:
         print(f"  {c.name}: stack predicted in {time.monotonic() - t:.0f}s", flush=True)
 
     print(f"\nseed 003 design, evaluation slice {args.eval}, budget {args.seconds:.0f}s each")
-    print(f"machine: {_machine()}")
-    print(f"git HEAD {_git_head()}")
+    print(f"machine: {machine()}")
+    print(f"git HEAD {git_head()}")
     _grid(results, "mean_iou_fg", f"mean IoU w/o matrix, slice {args.eval}")
     _grid(results, "mean_iou", f"mean IoU (4 classes), slice {args.eval}")
     _grid(wide, "mean_iou_fg", f"mean IoU w/o matrix, all unannotated slices {unseen}")
@@ -216,7 +216,7 @@ def bench(args) -> None:
             + " ".join(f"{cl['name'].replace(' ', '_')}={cl['iou']:.3f}" for cl in s["classes"])
         )
     best = max(contestants, key=lambda c: results[c.name]["mean_iou_fg"])
-    print(f"best mean IoU w/o matrix: {best.name} | done | {_machine()}")
+    print(f"best mean IoU w/o matrix: {best.name} | done | {machine()}")
 
 
 def main(argv=None) -> None:
@@ -247,7 +247,7 @@ def main(argv=None) -> None:
     bad |= set(args.detectors) - {d for d, _ in DETECTORS}
     if bad:
         ap.error(f"unknown model / detector {sorted(bad)}")
-    _torch_threads(args.threads)
+    torch_threads(args.threads)
     bench(args)
 
 

@@ -1,4 +1,4 @@
-"""Does uncertainty-guided annotation need fewer regions? A simulated annotator (issue 14).
+"""Does uncertainty-guided annotation need fewer regions? A simulated annotator.
 
     python benchmarks/bench_suggest.py --threads 1 isbi --rounds 8 --seeds 0 1 2
     python benchmarks/bench_suggest.py --threads 1 phases --rounds 8 --seeds 0 1 2

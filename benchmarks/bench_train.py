@@ -1,4 +1,5 @@
-"""Training benchmarks (issue 3, "Measured, in benchmarks/"); numbers in docs/experiments/.
+"""Training benchmarks: speed and accuracy of fit() against plain loops; numbers in
+docs/experiments/.
 
 Three sub-commands, each a ratio / difference measured in ONE run on the same input:
 
@@ -33,11 +34,11 @@ numbers (docs/experiments/, "Training")::
     python benchmarks/bench_train.py --threads 1 isbi --seconds 180
     python benchmarks/bench_train.py --threads 1 emps --seconds 60 --eval-limit 15
 
-``--tiles N`` adds issue 15's tile-invariance check: each fit() model predicts held-out
-images through ``predict_stack`` with tile 256 and tile 512; the label Dice between the two
-and the largest probability difference are printed (``TILES`` lines). With
-``TEMSEG_BENCH_SAVE=<folder>`` every fit() contestant's model is saved there as
-``<name>.safetensors``.
+``--tiles N`` adds the tile-invariance check (labels must not depend on the tile size): each
+fit() model predicts held-out images through ``predict_stack`` with tile 256 and tile 512;
+the label Dice between the two and the largest probability difference are printed
+(``TILES`` lines). With ``TEMSEG_BENCH_SAVE=<folder>`` every fit() contestant's model is
+saved there as ``<name>.safetensors``.
 
 Tuning: extra fit() contestants race in the same run, e.g.::
 
@@ -55,7 +56,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -66,44 +66,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import _realdata
+from _common import machine, pad_to, torch_threads
 
 PREFILLED = 2  # prefetch queue depth in train._Prefetcher
 
 
 # --------------------------------------------------------------------------- helpers
-def _torch_threads(n: int | None) -> None:
-    import torch
-
-    if n:
-        torch.set_num_threads(n)
-
-
-def _machine() -> str:
-    import torch
-
-    try:
-        load = "load avg {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
-    except OSError:
-        load = "load n/a"
-    return (
-        f"{platform.node()} | {os.cpu_count()} CPU cores | torch {torch.__version__} "
-        f"{torch.get_num_threads()} threads | {load} | {time.strftime('%Y-%m-%d %H:%M')}"
-    )
-
-
-def _pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """(C, H, W) reflect-padded to multiples of ``multiple``; returns the original (H, W)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    mode = "reflect" if ph < h and pw < w else "edge"
-    return np.pad(x, ((0, 0), (0, ph), (0, pw)), mode=mode), (h, w)
-
-
 def predict_full(net, x: np.ndarray, multiple: int) -> np.ndarray:
     """Whole-image logits -> foreground (prob > 0.5) for a (C, H, W) float32 input."""
     import torch
 
-    xp, (h, w) = _pad_to(x, multiple)
+    xp, (h, w) = pad_to(x, multiple)
     net.eval()
     with torch.inference_mode():
         logits = net(torch.from_numpy(np.ascontiguousarray(xp))[None])[0, 0, :h, :w]
@@ -384,7 +357,7 @@ def _report(contestants: list, results: dict, baseline: float, what: str) -> Non
 
 
 def _tile_report(contestants: list, images, slices=None) -> None:
-    """Tile 256 vs tile 512 through predict_stack (issue 15): label Dice and max |dp|."""
+    """Tile 256 vs tile 512 through predict_stack: label Dice and max |dp|."""
     from napari_temseg.core.training.precise_bn import tile_agreement
 
     for c in contestants:
@@ -407,7 +380,7 @@ def bench_isbi(args) -> None:
     print(
         f"isbi2012: train sections 0-{n_train - 1}, test {test[0]}-{test[-1]}, "
         f"budget {args.seconds}s "
-        f"each, slice {args.slice}s | {_machine()}",
+        f"each, slice {args.slice}s | {machine()}",
         flush=True,
     )
     contestants = _contestants(
@@ -425,7 +398,7 @@ def bench_isbi(args) -> None:
     )
     if args.tiles:
         _tile_report(contestants, vol, slices=test)
-    print(f"done | {_machine()}")
+    print(f"done | {machine()}")
 
 
 def bench_emps(args) -> None:
@@ -433,7 +406,7 @@ def bench_emps(args) -> None:
     test_eval = test[: args.eval_limit] if args.eval_limit else test
     print(
         f"emps: {len(train)} training images, {len(test)} held out (by name hash), evaluating "
-        f"{len(test_eval)}, budget {args.seconds}s each, slice {args.slice}s | {_machine()}",
+        f"{len(test_eval)}, budget {args.seconds}s each, slice {args.slice}s | {machine()}",
         flush=True,
     )
     images, masks = [t[1] for t in train], [t[2] for t in train]
@@ -452,7 +425,7 @@ def bench_emps(args) -> None:
     )
     if args.tiles:
         _tile_report(contestants, [t[1] for t in test_eval[: args.tiles]])
-    print(f"done | {_machine()}")
+    print(f"done | {machine()}")
 
 
 # --------------------------------------------------------------------------- throughput
@@ -503,10 +476,10 @@ def _interleave(gen, bare_step, threads: list[int], seconds: float, chunk: int) 
 def bench_throughput(args) -> None:
     import torch
 
-    from napari_temseg.core.config.model import InputSpec
+    from napari_temseg.core.config.model import DEFAULT_MODEL, InputSpec
     from napari_temseg.core.config.train import TrainConfig, learning_rate
     from napari_temseg.core.data.volume import as_mask, as_volume, compute_norm
-    from napari_temseg.core.nets.build import DEFAULT_MODEL, build_model
+    from napari_temseg.core.nets.build import build_model
     from napari_temseg.core.training.augment.augmenter import Augmenter
     from napari_temseg.core.training.loop import fit
     from napari_temseg.core.training.objectives import loss_fn as make_loss
@@ -517,7 +490,7 @@ def bench_throughput(args) -> None:
     threads = args.thread_list or [torch.get_num_threads()]
     print(
         f"throughput on {what}: batch {args.batch}, patch {args.patch}, augment '{args.augment}', "
-        f"default model {DEFAULT_MODEL.arch}, torch threads {threads} | {_machine()}",
+        f"default model {DEFAULT_MODEL.arch}, torch threads {threads} | {machine()}",
         flush=True,
     )
     cfg = TrainConfig(
@@ -605,7 +578,7 @@ def bench_throughput(args) -> None:
             f"{with_val * bare_ms / 1e3:.2f} with validation "
             f"amortised; {len(fv)} validation steps not counted); goal >= 0.9"
         )
-    print(f"done | {_machine()}")
+    print(f"done | {machine()}")
 
 
 # --------------------------------------------------------------------------- main
@@ -659,7 +632,7 @@ def main(argv=None) -> None:
                 "--train-limit", type=int, default=None, help="use only N training images"
             )
     args = ap.parse_args(argv)
-    _torch_threads(args.threads)
+    torch_threads(args.threads)
     {"throughput": bench_throughput, "isbi": bench_isbi, "emps": bench_emps}[args.cmd](args)
 
 

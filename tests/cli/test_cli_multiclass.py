@@ -1,4 +1,4 @@
-"""`temseg train / predict / evaluate / demo` with K classes (issue 11)."""
+"""`temseg train / predict / evaluate / demo` with K classes."""
 
 import json
 

@@ -266,7 +266,7 @@ def test_predict_on_dask_cluster(tmp_path, model_path, stack):
     np.testing.assert_array_equal(read_image(tmp_path / "l.zarr")[:], ref.labels)
 
 
-# --- issue 10: validate first, leave nothing half-written, replace only our outputs -------------
+# --- validate first, leave nothing half-written, replace only our outputs -------------
 def _files(root):
     """Every path under ``root`` (files and folders), relative."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))

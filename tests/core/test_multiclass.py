@@ -1,4 +1,4 @@
-"""Multi-class segmentation in the core (issue 11): class table, training, model file,
+"""Multi-class segmentation in the core: class table, training, model file,
 prediction, post-processing and metrics. Tiny images, CPU."""
 
 import json

@@ -17,11 +17,13 @@ CORE = "napari_temseg.core"
 BASICS = {"errors", "progress", "device", "threads"}
 # A package may import a package of a lower rank (and the basics), never one of its own or
 # a higher rank. evaluation is numpy-only scoring, used by training and guidance alike.
+# nets is lowest: its registry is the list of architectures config validates against, and
+# it takes a ModelConfig as it comes (duck-typed), so it needs no config import.
 RANK = {
+    "nets": 0,
     "config": 1,
     "evaluation": 1,
     "data": 2,
-    "nets": 3,
     "modelfile": 4,
     "inference": 5,
     "interop": 5,
@@ -34,7 +36,6 @@ MAX_FUNCTION_LINES = 60
 LONG_FUNCTIONS = {
     ("core/inference/predict.py", "predict_stack"): "the streamed predictor's one generator",
     ("core/inference/distributed.py", "predict_dask"): "set-up, map, clean-up of one dask run",
-    ("core/nets/sensor3d.py", "_classes"): "the torch classes, defined when torch is imported",
     ("_widgets/predict.py", "__init__"): "the dock's widgets, laid out in order",
 }
 

@@ -81,7 +81,7 @@ def test_isbi_train_short_then_predict_unseen_sections(isbi):
 
 
 def test_emps_learning_curve_end_to_end(tmp_path, capsys):
-    """`temseg learning-curve` on the EMPS micrographs (issue 12): a small study (sizes 3
+    """`temseg learning-curve` on the EMPS micrographs: a small study (sizes 3
     and 12, a few fixed steps each) reads the folders, trains, scores every model on the
     held-out micrographs and writes its CSV and PNG; the recorded study (with the
     numbers that matter) is in docs/experiments/."""

@@ -1,4 +1,4 @@
-"""Issue 10: napari segfaulted when the mask layer (left in paint mode by "New mask") was
+"""napari segfaulted when the mask layer (left in paint mode by "New mask") was
 deleted while the Train dock trained: Mesa's software OpenGL crashed at the first redraw
 after the removal (5 of 6 runs before the fix, 0 of 5 after). Timing-dependent and
 driver-dependent, so it runs in subprocesses on a real X server and is marked slow; the

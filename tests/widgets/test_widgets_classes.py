@@ -313,7 +313,7 @@ def test_class_buttons_without_mask_say_so(make_napari_viewer):
 @pytest.mark.gui
 @pytest.mark.filterwarnings("error:Private attribute access:FutureWarning")
 def test_paint_two_classes_and_background_then_train(make_napari_viewer):
-    """The whole annotation path of issue 11 in a real window: sparse mode, a third class,
+    """The whole multi-class annotation path in a real window: sparse mode, a third class,
     brush strokes of each class picked in the class list, then training on that layer."""
     from napari_temseg import api
     from napari_temseg.core.data.synthetic.phases import make_phases

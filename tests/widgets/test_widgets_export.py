@@ -1,4 +1,4 @@
-"""The Predict dock's "Export model..." button (issue 13) in a real napari window."""
+"""The Predict dock's "Export model..." button in a real napari window."""
 
 from __future__ import annotations
 

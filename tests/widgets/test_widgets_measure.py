@@ -1,4 +1,4 @@
-"""The Measure dock (issue 13) in a real napari window: table in the layer's units, sorting,
+"""The Measure dock in a real napari window: table in the layer's units, sorting,
 a row takes the view to its object, histogram, features, Save CSV."""
 
 from __future__ import annotations

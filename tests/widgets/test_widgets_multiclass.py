@@ -1,4 +1,4 @@
-"""Multi-class in the docks (issue 11): a mask with a class table is trained, predicted into
+"""Multi-class in the docks: a mask with a class table is trained, predicted into
 per-class probability layers and a class-coloured prediction, re-labelled with a minimum
 confidence and evaluated per class, in a real napari window."""
 
@@ -88,7 +88,7 @@ def test_train_predict_relabel_evaluate_k_classes(docks, qtbot):
 
 
 def test_paint_train_predict_evaluate_in_one_session(make_napari_viewer, qtbot):
-    """Issue 11's whole loop in one real window, all four docks: sparse scribbles of two
+    """The whole multi-class loop in one real window, all four docks: sparse scribbles of two
     classes and background picked in the Annotate class list, trained by the Train dock,
     predicted by the Predict dock in the class colours and evaluated by the Evaluate dock."""
     from napari_temseg.core.data.synthetic.phases import make_phases

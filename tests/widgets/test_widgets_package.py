@@ -1,4 +1,4 @@
-"""The Predict dock runs a bioimage.io model package (issue 13, "Import") in a real napari
+"""The Predict dock runs a bioimage.io model package in a real napari
 window: a .zip written by our export, chosen as 'model file', predicts an image into the
 probability / labels layers; a damaged .zip is one line in the dock, never a crash."""
 

@@ -1,4 +1,4 @@
-"""Sensor3D from the docks (issue 12): two detector layers, 3-slice windows, Train ->
+"""Sensor3D from the docks: two detector layers, 3-slice windows, Train ->
 Predict, the model file round trip through the Predict dock."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Issue 14's loop in a real napari window: train, suggest regions, jump to one, paint it,
-continue training, and the suggestions refresh without the painted region."""
+"""The annotate-where-suggested loop in a real napari window: train, suggest regions, jump
+to one, paint it, continue training, and the suggestions refresh without the painted region."""
 
 from __future__ import annotations
 

@@ -163,7 +163,7 @@ def test_training_in_a_software_gl_viewer_does_not_crash():
 
 
 def test_every_progress_display_shows_an_eta(qtbot, capsys):
-    """Issue 13: the CLI bar and napari's bar (both print Progress.line()) and the docks'
+    """The CLI bar and napari's bar (both print Progress.line()) and the docks'
     bars show the time left, estimated from the done fraction and the time so far."""
     from napari_temseg._widgets.common import progress_widget, show_fraction
     from napari_temseg.core.progress import Progress, TextBar, hms

@@ -9,13 +9,13 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
 from ..adapters import layers as L
 from ..adapters.workers import start_worker
-from ..core.config.choices import NATIVE_ARCHS
-from ..core.config.model import DEPTH_ARCHS, ModelConfig
+from ..core.config.model import ModelConfig
 from ..core.config.options import train_configs
 from ..core.config.recipes import RECIPES
 from ..core.config.train import TrainConfig
 from ..core.errors import InputError
 from ..core.interop.formats import SUFFIX
+from ..core.nets.registry import arch_of
 from ..core.progress import StopToken
 from . import session
 from .common import (
@@ -111,12 +111,12 @@ class TrainWidget(Container):
         return self.configs()[1]
 
     def _arch_changed(self, arch: str) -> None:
-        native = arch in NATIVE_ARCHS
+        spec = arch_of(arch)  # its registry entry says which options it has
         for name in ("encoder", "encoder_weights"):
-            self.form.set_applicable(name, not native)
-        for name in ("base_width", "norm_layer"):
-            self.form.set_applicable(name, native)
-        self.form.set_applicable("depth", arch in DEPTH_ARCHS)
+            self.form.set_applicable(name, spec.encoder)
+        self.form.set_applicable("base_width", spec.base_width is not None)
+        self.form.set_applicable("norm_layer", spec.norm is not None)
+        self.form.set_applicable("depth", spec.depth)
 
     def _inputs(self) -> tuple:
         layers, ca, vol = selected_image(

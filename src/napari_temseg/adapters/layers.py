@@ -145,11 +145,6 @@ def transform(layer: Any, channel_axis: int | None = None) -> dict:
     return out
 
 
-def to_layer_shape(arr: Any, two_d: bool) -> Any:
-    """(Z, Y, X) core output -> the layer's spatial shape ((Y, X) when the image is 2D)."""
-    return arr[0] if two_d and arr.ndim == 3 else arr
-
-
 def mask_array(layer: Any, vol: Volume, two_d: bool) -> Any:
     """The data of a mask layer, checked against the image's spatial shape."""
     if layer is None:

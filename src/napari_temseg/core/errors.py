@@ -5,6 +5,10 @@ class TemsegError(Exception):
     """Base class for errors meant to be shown to the user as they are."""
 
 
+class ConfigError(TemsegError, ValueError):
+    """A configuration value is out of range; the message says what to use instead."""
+
+
 class InputError(TemsegError, ValueError):
     """Bad image / mask / layer input (shape, values, dtype, ...)."""
 

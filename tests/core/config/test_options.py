@@ -13,11 +13,12 @@ import pytest
 
 from napari_temseg.core.config import options as O
 from napari_temseg.core.config.choices import ConfigError
-from napari_temseg.core.config.model import OPTION_CLASSES, ModelConfig
+from napari_temseg.core.config.model import ModelConfig
 from napari_temseg.core.config.predict import PredictConfig
 from napari_temseg.core.config.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[3]
+OPTION_CLASSES = (ModelConfig, TrainConfig, PredictConfig)
 FRONT = {"train": O.TRAIN_CLASSES, "predict": O.PREDICT_CLASSES}
 REQUIRED = {
     "train": ["img.tif", "mask.tif", "-o", "m.safetensors"],

@@ -1,4 +1,4 @@
-"""The seed papers' recipes (issue 12): each trains, explicit options override it, and the
+"""The seed papers' recipes: each trains, explicit options override it, and the
 CLI, the console and the Train dock take the same names."""
 
 import numpy as np

@@ -163,7 +163,7 @@ def test_zarr_output_chunks_one_slice(tmp_path):
     assert tuple(out.chunks) == (1, 1024, 1024)
 
 
-# --- issue 10: outputs carry a marker; overwrite replaces only those; checks create nothing ----
+# --- outputs carry a marker; overwrite replaces only those; checks create nothing ----
 @pytest.mark.parametrize("name", ["o.zarr", "o.tif"])
 def test_outputs_are_marked_and_only_marked_ones_are_replaced(tmp_path, name):
     import tifffile

@@ -1,4 +1,4 @@
-"""Objects and measurements in physical units (issue 13): the table, units from the pixel
+"""Objects and measurements in physical units: the table, units from the pixel
 size or the TIFF metadata, class maps, CLI and API."""
 
 import csv

@@ -1,4 +1,4 @@
-"""The learning-curve study (issue 12, seed 002): nested subsets, one budget per size, a
+"""The learning-curve study (seed 002): nested subsets, one budget per size, a
 held-out test set, CSV / PNG / table, progress with an ETA, stopping, CLI and API."""
 
 import csv

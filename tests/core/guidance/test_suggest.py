@@ -1,4 +1,4 @@
-"""Suggested regions (issue 14): grid, uncertainty, diversity, annotated regions, CLI, API."""
+"""Suggested regions: grid, uncertainty, diversity, annotated regions, CLI, API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Instance labels of touching objects (issue 13): watershed split, border exclusion."""
+"""Instance labels of touching objects: watershed split, border exclusion."""
 
 import numpy as np
 import pytest

@@ -112,8 +112,9 @@ def test_tiled_equals_untiled_for_pointwise_net(blend):
 def test_single_tile_equals_full_image_forward_small_unet(shape, channels, context):
     """Image fits in one tile: same as padding (reflect) to the stride and one forward pass
     (with the tile's own instance-norm statistics, as that forward pass has)."""
+    from _core_helpers import pad_to_multiple
+
     from napari_temseg.core.data.volume import as_volume, network_input
-    from napari_temseg.core.inference.tiling import pad_to_multiple
     from napari_temseg.core.nets.build import build_model, required_multiple
 
     m = _model(None, channels=channels, context=context)
@@ -396,7 +397,7 @@ class _FailFastSlowRest:
 def test_predict_dask_failure_leaves_no_late_writes(tmp_path, cluster):
     """When one chunk fails, predict_dask raises only after the chunks still running have
     ended, so removing the outputs then (as `temseg predict` does) is final: no worker
-    writes a chunk into a store that was just removed (issue 10)."""
+    writes a chunk into a store that was just removed."""
     import contextlib
 
     import dask.array as da
@@ -461,8 +462,9 @@ def test_errors_in_the_reader_or_writer_thread_reach_the_caller(where):
 def test_tiny_images_with_the_default_instance_norm_model(size):
     """Instance norm needs > 1 px at the 1/16 bottleneck: tiny images are reflect-padded to
     two strides (32 px) and cropped back, the same as padding by hand."""
+    from napari_temseg.core.config.model import DEFAULT_MODEL
     from napari_temseg.core.inference.tiling import pad_to
-    from napari_temseg.core.nets.build import DEFAULT_MODEL, build_model
+    from napari_temseg.core.nets.build import build_model
 
     cfg = ModelConfig(arch=DEFAULT_MODEL.arch, in_channels=1)
     assert cfg.resolved().norm_layer == "instance"  # "auto" of a binary small-unet

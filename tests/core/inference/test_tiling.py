@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from _core_helpers import pad_to_multiple, tile_grid
 
 from napari_temseg.core.errors import InputError
 from napari_temseg.core.inference import tiling
@@ -36,7 +37,7 @@ def test_tile_starts_errors():
 
 
 def test_tile_grid_and_shape():
-    grid = tiling.tile_grid((100, 70), (64, 48), 0.25)
+    grid = tile_grid((100, 70), (64, 48), 0.25)
     ys = sorted({y for y, _ in grid})
     xs = sorted({x for _, x in grid})
     assert len(grid) == len(ys) * len(xs)
@@ -74,7 +75,7 @@ def test_constant_weights_and_bad_mode():
 def test_weighted_blend_reconstructs_constant_field(mode):
     shape = (77, 131)
     tile = (32, 48)
-    grid = tiling.tile_grid(shape, tile, 0.3)
+    grid = tile_grid(shape, tile, 0.3)
     w = tiling.blend_weights(tile, mode)
     ws = tiling.weight_sum(shape, grid, w)
     assert ws.min() > 0
@@ -88,14 +89,14 @@ def test_weighted_blend_reconstructs_constant_field(mode):
 
 def test_pad_to_multiple_reflects_and_keeps_original():
     a = np.arange(2 * 5 * 7, dtype=np.float32).reshape(2, 5, 7)
-    p, orig = tiling.pad_to_multiple(a, 4)
+    p, orig = pad_to_multiple(a, 4)
     assert p.shape == (2, 8, 8) and orig == (5, 7)
     np.testing.assert_array_equal(p[:, :5, :7], a)
     np.testing.assert_array_equal(p[:, 5, :7], a[:, 3])  # reflect (no edge repeat)
-    p2, _ = tiling.pad_to_multiple(a, 16, min_shape=(20, 0))
+    p2, _ = pad_to_multiple(a, 16, min_shape=(20, 0))
     assert p2.shape == (2, 32, 16)
     one = np.ones((1, 1, 5), np.float32)
-    assert tiling.pad_to_multiple(one, 16)[0].shape == (1, 16, 16)
+    assert pad_to_multiple(one, 16)[0].shape == (1, 16, 16)
     with pytest.raises(InputError, match=r"cannot pad \(5, 7\) to a smaller \(4, 7\)"):
         tiling.pad_to(a, (4, 7))
 

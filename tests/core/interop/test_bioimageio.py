@@ -1,4 +1,4 @@
-"""bioimage.io model packages (issue 13): `temseg export -o m.zip` / api.export(model, "m.zip")
+"""bioimage.io model packages: `temseg export -o m.zip` / api.export(model, "m.zip")
 write a spec-0.5 package that bioimageio.spec validates, that bioimageio.core's test run
 passes (TorchScript and ONNX weights reproduce the test output), and whose test output is
 this package's own probability on the test input."""

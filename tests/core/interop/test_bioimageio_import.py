@@ -1,4 +1,4 @@
-"""Running a local bioimage.io model package (issue 13, "Import"): packages written by
+"""Running a local bioimage.io model package: packages written by
 ``temseg export`` come back as models whose tiled prediction gives our own model's
 probabilities (binary, 3 classes, 2 input channels, TorchScript and ONNX weights), from a
 .zip or its folder, through api.load_model and `temseg predict`; a hand-written package

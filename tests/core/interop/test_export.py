@@ -1,4 +1,4 @@
-"""Export for other tools (issue 13): TorchScript and ONNX files that take raw intensities
+"""Export for other tools: TorchScript and ONNX files that take raw intensities
 and give this package's probabilities; CLI and API."""
 
 import json

@@ -8,9 +8,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _core_helpers import count_parameters  # noqa: E402
+
 from napari_temseg.core.config.choices import ConfigError  # noqa: E402
-from napari_temseg.core.config.model import ModelConfig  # noqa: E402
+from napari_temseg.core.config.model import DEFAULT_MODEL, ModelConfig  # noqa: E402
 from napari_temseg.core.nets import build as models  # noqa: E402
+from napari_temseg.core.nets import registry  # noqa: E402
 
 
 def _modules(net, cls):
@@ -18,7 +21,10 @@ def _modules(net, cls):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, napari_temseg.core.nets.build; print('torch' in sys.modules)"
+    code = (
+        "import sys, napari_temseg.core.nets.build, napari_temseg.core.nets.registry\n"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -37,7 +43,7 @@ def test_native_output_shape(arch, hw):
 
 
 def test_small_unet_parameter_count():
-    n = models.count_parameters(models.build_model(ModelConfig("small-unet", in_channels=1)))
+    n = count_parameters(models.build_model(ModelConfig("small-unet", in_channels=1)))
     assert abs(n - 2.16e6) / 2.16e6 < 0.03, n
     convs = _modules(models.build_model(ModelConfig("small-unet")), torch.nn.Conv2d)
     widths = sorted({c.out_channels for c in convs})
@@ -50,14 +56,16 @@ def test_unet_is_ronneberger_shaped_and_base_width_scales():
     ups = _modules(net, torch.nn.ConvTranspose2d)
     assert len(ups) == 4 and all(u.kernel_size == (2, 2) and u.stride == (2, 2) for u in ups)
     assert max(c.out_channels for c in _modules(net, torch.nn.Conv2d)) == 32 * 16
-    n32 = models.count_parameters(net)
-    n16 = models.count_parameters(models.build_model(ModelConfig("unet", base_width=16)))
+    n32 = count_parameters(net)
+    n16 = count_parameters(models.build_model(ModelConfig("unet", base_width=16)))
     assert 3.5 < n32 / n16 < 4.1  # conv weights scale with width squared
 
 
 def test_resunet_has_residual_blocks_and_paper_widths():
     net = models.build_model(ModelConfig("resunet"))
-    blocks = _modules(net, models.ResBlock)
+    from napari_temseg.core.nets.unets import ResBlock
+
+    blocks = _modules(net, ResBlock)
     assert len(blocks) == 7  # 3 encoder + bridge + 3 decoder
     assert [b.skip[0].out_channels for b in blocks[:4]] == [64, 128, 256, 512]
     assert [b.skip[0].stride for b in blocks[:4]] == [(1, 1), (2, 2), (2, 2), (2, 2)]
@@ -96,20 +104,15 @@ def test_offline_pretrained_weights_give_config_error(monkeypatch):
         models.build_model(cfg)
 
 
-def test_list_archs_and_default():
-    archs = models.list_archs()
-    assert archs[:3] == ["unet", "small-unet", "resunet"]
-    assert "FPN" in archs and "UnetPlusPlus" in archs  # smp spelling: build_model accepts any case
-    assert models.DEFAULT_MODEL.arch == models.DEFAULT_ARCH
-    assert models.DEFAULT_ARCH == "small-unet"
-    assert (
-        models.DEFAULT_ENCODER is None and models.DEFAULT_MODEL.encoder is None
-    )  # native: no encoder
-    # build_model() with no config builds exactly DEFAULT_MODEL: same layers, same parameter count
-    default, explicit = models.build_model(), models.build_model(models.DEFAULT_MODEL)
+def test_default_model():
+    assert DEFAULT_MODEL.arch == registry.DEFAULT_ARCH == ModelConfig().arch
+    assert registry.DEFAULT_ARCH == "small-unet"
+    assert registry.DEFAULT_ENCODER is None and DEFAULT_MODEL.encoder is None  # native: no encoder
+    # ModelConfig() builds exactly DEFAULT_MODEL: same layers, same parameter count
+    default, explicit = models.build_model(ModelConfig()), models.build_model(DEFAULT_MODEL)
     assert type(default) is type(explicit)
-    assert models.count_parameters(default) == models.count_parameters(explicit)
-    assert models.count_parameters(default) != models.count_parameters(
+    assert count_parameters(default) == count_parameters(explicit)
+    assert count_parameters(default) != count_parameters(
         models.build_model(ModelConfig("unet", base_width=8))
     )
     with torch.no_grad():
@@ -147,12 +150,11 @@ def test_learns_a_simple_task(arch):
     assert loss.item() < 0.5 * first
 
 
-def test_list_archs_is_unambiguous_and_each_name_builds_its_arch():
+def test_native_unet_and_smp_unet_are_different_archs():
+    """smp names are matched case-insensitively, except that lower-case "unet" is native."""
     from napari_temseg.core.config.model import ModelConfig
-    from napari_temseg.core.nets.build import build_model, list_archs
+    from napari_temseg.core.nets.build import build_model
 
-    names = list_archs()
-    assert len(names) == len(set(names)) and "unet" in names and "Unet" in names
     assert type(build_model(ModelConfig(arch="Unet", encoder="resnet18"))).__name__ == "Unet"
     assert type(build_model(ModelConfig(arch="unet", base_width=8))).__name__ != "Unet"
 
@@ -185,13 +187,13 @@ def test_norm_option_is_checked():
 
 def test_auto_norm_is_instance_for_the_default_and_batch_elsewhere():
     # small-unet's "auto" waits for the class count: instance binary, batch for K classes
-    assert models.DEFAULT_MODEL.norm_layer == ModelConfig().norm_layer == "auto"
+    assert DEFAULT_MODEL.norm_layer == ModelConfig().norm_layer == "auto"
     assert ModelConfig(arch="small-unet").resolved().norm_layer == "instance"
     assert ModelConfig(arch="small-unet", classes=4).resolved().norm_layer == "batch"
     assert ModelConfig(norm_layer="instance", classes=4).resolved().norm_layer == "instance"
     assert ModelConfig(arch="unet").norm_layer == ModelConfig(arch="resunet").norm_layer == "batch"
     assert ModelConfig(arch="Unet").norm_layer == "batch"
-    assert not _modules(models.build_model(), torch.nn.BatchNorm2d)
+    assert not _modules(models.build_model(DEFAULT_MODEL), torch.nn.BatchNorm2d)
 
 
 @pytest.mark.parametrize("arch", ["small-unet", "unet"])

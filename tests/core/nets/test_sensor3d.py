@@ -1,4 +1,4 @@
-"""Sensor3D (issue 12): the sequential model of seed 003 - shapes, the slice window it reads,
+"""Sensor3D: the sequential model of seed 003 - shapes, the slice window it reads,
 training, model file, prediction and the CLI / API front ends. Tiny images, CPU."""
 
 import numpy as np

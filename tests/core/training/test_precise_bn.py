@@ -1,4 +1,4 @@
-"""Precise batch-norm statistics (core/training/precise_bn.py) and tile invariance (issue 15)."""
+"""Precise batch-norm statistics (core/training/precise_bn.py) and tile invariance."""
 
 import numpy as np
 import pytest

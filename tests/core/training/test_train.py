@@ -1,5 +1,5 @@
 """fit(): learning, determinism, stopping, sparse labels, warm start,
-and every bad input of issue 3.
+and every bad input (a message naming the fix, never a traceback).
 """
 
 import numpy as np

@@ -9,11 +9,7 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-from ..errors import TemsegError
-
-
-class ConfigError(TemsegError, ValueError):
-    """A configuration value is out of range; the message says what to use instead."""
+from ..errors import ConfigError
 
 
 def check(cond: bool, msg: str) -> None:
@@ -21,11 +17,6 @@ def check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
-# Names of the models implemented in this package (``models.py``); anything else
-# is looked up in segmentation-models-pytorch (e.g. "Unet", "UnetPlusPlus").
-NATIVE_ARCHS = ("unet", "small-unet", "resunet", "sensor3d")
-SMP_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "Linknet", "DeepLabV3Plus")  # offered in the dock
-ENCODERS = ("resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0")  # offered in the dock
 MAX_BINNING = 4  # InputSpec.binning / TrainConfig.binning: 1 (none) .. 4 x 4
 LOSSES = ("bce", "dice", "bce+dice")  # multi-class: cross-entropy and soft Dice
 CLASS_WEIGHTS = ("none", "balanced")

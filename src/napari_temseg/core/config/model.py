@@ -1,10 +1,11 @@
 """Frozen, validated configuration dataclasses: the single source of every user option.
 
-* :class:`ModelConfig`   - which network to build (``models.build_model``).
+* :class:`ModelConfig`   - which network to build (``nets.build.build_model``); the
+  architectures and what each accepts come from ``nets/registry.py``.
 * :class:`InputSpec`     - how raw pixels become network input (channels, 2.5D context,
   intensity normalisation); applied identically in training and inference.
-* :class:`TrainConfig`   - how the network is trained (declared in ``train_config.py``).
-* :class:`PredictConfig` - how a trained network segments an image (``predict_config.py``).
+* :class:`TrainConfig`   - how the network is trained (declared in ``train.py``).
+* :class:`PredictConfig` - how a trained network segments an image (``predict.py``).
 
 All four are imported from here.
 
@@ -22,14 +23,21 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..nets.registry import (
+    DEFAULT_ARCH,
+    DEFAULT_ENCODER,
+    DEFAULT_SMP_ENCODER,
+    ENCODERS,
+    arch_of,
+    archs_with,
+    model_choices,
+    native_archs,
+)
 from .choices import (
     AUGMENT_PRESETS,
-    ENCODERS,
     INTENSITY_NORMS,
     MAX_BINNING,
-    NATIVE_ARCHS,
     NORM_LAYERS,
-    SMP_ARCHS,
     ConfigError,
     check,
     opt,
@@ -41,13 +49,14 @@ from .train import TrainConfig
 # folders of heterogeneous micrographs, docs/experiments/ "Normalisation layers"), batch norm
 # for a K-class small-unet (faster and better per step: "Multi-class") and where the
 # architecture's paper or the smp encoder uses it. small-unet's "auto" is resolved when the
-# number of classes is known (ModelConfig.resolved(), called when a network is built).
-# Instance norm's labels depend a little on the prediction tile size (its statistics are per
-# tile; batch norm's are not), but batch norm lost clearly on EMPS again with precise
-# statistics (docs/experiments/, "Tile invariance and precise batch norm"), so binary stays.
-_AUTO_DEFERRED = "small-unet"
+# number of classes is known (ModelConfig.resolved(), called when a network is built): its
+# registry entry has norm="by-classes". Instance norm's labels depend a little on the
+# prediction tile size (its statistics are per tile; batch norm's are not), but batch norm
+# lost clearly on EMPS again with precise statistics (docs/experiments/, "Tile invariance
+# and precise batch norm"), so binary stays.
+NATIVE_ARCHS = native_archs()
 # native U-Nets whose number of pooling levels is an option (ModelConfig.depth; auto = 4)
-DEPTH_ARCHS = ("small-unet", "unet")
+DEPTH_ARCHS = archs_with("depth")
 MIN_DEPTH, MAX_DEPTH, DEFAULT_DEPTH = 3, 6, 4
 # fields renamed since format 1 files were written: {class name: {old: new}}
 RENAMED = {
@@ -62,14 +71,14 @@ class ModelConfig:
     """The network: a native architecture or any smp architecture + encoder."""
 
     arch: str = opt(
-        "small-unet",
-        "network: small-unet, unet, resunet (native) or an smp architecture like Unet or FPN",
+        DEFAULT_ARCH,
+        f"network: {', '.join(NATIVE_ARCHS)} (native) or an smp architecture like Unet or FPN",
         label="model",
-        choices=NATIVE_ARCHS + SMP_ARCHS,
+        choices=model_choices(),
         open_choices=True,
     )
     encoder: str | None = opt(
-        None,
+        DEFAULT_ENCODER,
         "encoder of an smp architecture (default resnet18)",
         choices=ENCODERS,
         open_choices=True,
@@ -125,7 +134,10 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
-        check(bool(self.arch), "ModelConfig.arch is empty: use e.g. 'small-unet' or 'Unet'")
+        check(
+            isinstance(self.arch, str) and bool(self.arch),
+            f"ModelConfig.arch must be a name: use one of {list(model_choices())}",
+        )
         check(self.in_channels >= 1, f"in_channels must be >= 1, got {self.in_channels}")
         check(self.classes >= 1, f"classes must be >= 1, got {self.classes}")
         check(
@@ -134,43 +146,47 @@ class ModelConfig:
         )
         if self.base_width is not None:
             check(self.base_width >= 4, f"base_width must be >= 4, got {self.base_width}")
+        self._check_arch_options()
+
+    def _check_arch_options(self) -> None:
+        """The options that only some architectures have (their registry entries say)."""
+        spec = arch_of(self.arch)
         if self.depth is not None:
             check(
-                self.arch in DEPTH_ARCHS,
+                spec.depth,
                 f"depth is an option of {DEPTH_ARCHS}, not of '{self.arch}': leave it on auto",
             )
             check(
                 MIN_DEPTH <= self.depth <= MAX_DEPTH,
                 f"depth must be {MIN_DEPTH}..{MAX_DEPTH} pooling levels, got {self.depth}",
             )
-        if self.norm_layer == "auto" and self.arch != _AUTO_DEFERRED:
+        if self.norm_layer == "auto" and spec.norm != "by-classes":
             object.__setattr__(self, "norm_layer", "batch")
         check(
             self.norm_layer in NORM_LAYERS or self.norm_layer == "auto",
             f"norm_layer must be 'auto' or one of {NORM_LAYERS}, got '{self.norm_layer}'",
         )
-        if self.arch in NATIVE_ARCHS:
+        check(
+            spec.norm is not None or self.norm_layer == "batch",
+            f"norm_layer='{self.norm_layer}' is for the native archs {NATIVE_ARCHS}; "
+            f"'{self.arch}' has none to choose (smp encoders use batch norm)",
+        )
+        check(
+            spec.base_width is not None or self.base_width is None,
+            f"base_width is an option of {archs_with('base_width')}, not of '{self.arch}' "
+            "(smp networks take their widths from the encoder): leave it on auto",
+        )
+        if not spec.encoder:
             check(
                 self.encoder is None and self.encoder_weights is None,
                 f"arch '{self.arch}' has no encoder option; encoders are for smp archs like 'Unet'",
             )
-        else:
-            check(
-                self.norm_layer == "batch",
-                f"norm_layer='{self.norm_layer}' is for the native archs {NATIVE_ARCHS}; "
-                "smp encoders use batch norm",
-            )
-            check(
-                self.base_width is None,
-                "base_width is for the native archs; smp networks "
-                "take their widths from the encoder",
-            )
-            if self.encoder is None:
-                object.__setattr__(self, "encoder", "resnet18")
+        elif self.encoder is None:
+            object.__setattr__(self, "encoder", DEFAULT_SMP_ENCODER)
 
     @property
     def is_native(self) -> bool:
-        return self.arch in NATIVE_ARCHS
+        return arch_of(self.arch).native
 
     @property
     def levels(self) -> int:
@@ -184,6 +200,10 @@ class ModelConfig:
             return self
         norm = "instance" if self.classes == 1 else "batch"
         return dataclasses.replace(self, norm_layer=norm)
+
+
+# the network when the user picks nothing (nets/registry.py says why this one)
+DEFAULT_MODEL = ModelConfig(arch=DEFAULT_ARCH, encoder=DEFAULT_ENCODER)
 
 
 @dataclass(frozen=True)
@@ -232,9 +252,6 @@ class InputSpec:
         return self.channels * (2 * self.context + 1)
 
 
-OPTION_CLASSES = (ModelConfig, TrainConfig, PredictConfig)
-
-
 def to_dict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
 
@@ -257,6 +274,7 @@ def dumps(**parts: Any) -> str:
 
 __all__ = [
     "AUGMENT_PRESETS",
+    "DEFAULT_MODEL",
     "NATIVE_ARCHS",
     "DEPTH_ARCHS",
     "MIN_DEPTH",
@@ -267,6 +285,5 @@ __all__ = [
     "InputSpec",
     "TrainConfig",
     "PredictConfig",
-    "OPTION_CLASSES",
     "ConfigError",
 ]

@@ -15,8 +15,6 @@ import numpy as np
 from ..config.model import InputSpec
 from ..errors import InputError
 
-AXES_CHOICES = ("YX", "ZYX", "YXC", "CYX", "ZCYX", "ZYXC", "CZYX")
-
 
 class Volume:
     """Read-only ``(Z, C, Y, X)`` view of an array-like with known axis order."""

@@ -54,12 +54,4 @@ def scores_text(overall: dict[str, Any]) -> str:
     )
 
 
-def fractions_text(rows: list[dict[str, Any]], names: list[str]) -> str:
-    """``metrics.class_fractions`` rows as a table of percentages."""
-    lines = [f"{'slice':>6} " + " ".join(f"{n[:12]:>12}" for n in names)]
-    for r in rows:
-        lines.append(f"{r['slice']!s:>6} " + " ".join(f"{100 * r[n]:11.2f}%" for n in names))
-    return "\n".join(lines)
-
-
-__all__ = ["class_table_text", "fractions_text", "scores_text"]
+__all__ = ["class_table_text", "scores_text"]

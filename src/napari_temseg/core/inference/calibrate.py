@@ -1,4 +1,4 @@
-"""Tile-independent instance normalisation at prediction time (issue 15).
+"""Tile-independent instance normalisation at prediction time.
 
 Instance norm (the default of the native networks) normalises every channel of every tile
 by that tile's own mean and variance, so the same image predicted with other tile sizes or
@@ -36,7 +36,7 @@ STACK_MODES = ("stack", "local")  # PredictConfig.norm_stats values that calibra
 
 def instance_norms(net: Any) -> list[tuple[Any, str, Any]]:
     """(parent module, attribute name, layer) of every instance-norm layer: GroupNorm with
-    one group per channel (how ``models._norm_layer`` builds instance norm) or InstanceNorm2d."""
+    one group per channel (how ``nets.unets.norm_layer`` builds instance norm) or InstanceNorm2d."""
     from torch import nn
 
     found = []
@@ -59,12 +59,6 @@ def _grid(y: int, x: int, size: int) -> list[tuple[int, int]]:
 def max_tiles(size: int) -> int:
     """Calibration tiles of ``size``² at most (16 of 256 px, 4 of 512 px; at least one)."""
     return max(1, MAX_PIXELS // (int(size) * int(size)))
-
-
-def tile_count(shape_zyx: tuple, size: int) -> int:
-    """How many calibration tiles of ``size``² a stack of ``shape_zyx`` gets: every tile of
-    a grid covering each slice, or ``max_tiles(size)`` of them when there are more."""
-    return len(tile_positions(shape_zyx, size))
 
 
 def tile_positions(shape_zyx: tuple, size: int) -> list[tuple[int, int, int]]:
@@ -210,7 +204,6 @@ __all__ = [
     "calibration_tiles",
     "instance_norms",
     "stack_tiles",
-    "tile_count",
     "tile_positions",
     "wanted",
 ]

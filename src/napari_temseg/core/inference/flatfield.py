@@ -1,4 +1,4 @@
-"""Even out each slice's illumination before an instance-norm network sees it (issue 15).
+"""Even out each slice's illumination before an instance-norm network sees it.
 
 Instance norm makes the native networks insensitive to the brightness and contrast of
 every *training patch*; at prediction that only holds when each tile gets its own

@@ -100,16 +100,6 @@ def tile_shape(
     )
 
 
-def tile_grid(
-    shape_yx: Sequence[int], tile: int | Sequence[int], overlap: float
-) -> list[tuple[int, int]]:
-    """``(y0, x0)`` of every tile, row by row; tiles are ``tile`` (or ``(ty, tx)``) px."""
-    ty, tx = _pair(tile)
-    ys = tile_starts(shape_yx[0], ty, overlap)
-    xs = tile_starts(shape_yx[1], tx, overlap)
-    return [(y, x) for y in ys for x in xs]
-
-
 def blend_weights(
     tile: int | Sequence[int], mode: str = "gaussian", sigma_scale: float = 1.0 / 8
 ) -> np.ndarray:
@@ -170,17 +160,6 @@ def pad_to(arr: np.ndarray, shape_yx: Sequence[int], mode: str = "reflect") -> n
     return np.pad(arr, width, mode=mode)
 
 
-def pad_to_multiple(
-    arr: np.ndarray, multiple: int, min_shape: Sequence[int] = (0, 0), mode: str = "reflect"
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad the last two axes to multiples of the network stride;
-    returns (padded, original (h, w)).
-    """
-    h, w = arr.shape[-2:]
-    py, px = pad_amounts((h, w), multiple, min_shape)
-    return pad_to(arr, (h + py, w + px), mode), (h, w)
-
-
 __all__ = [
     "BLEND_MODES",
     "aligned_starts",
@@ -189,10 +168,8 @@ __all__ = [
     "check_overlap",
     "tile_starts",
     "tile_shape",
-    "tile_grid",
     "blend_weights",
     "weight_sum",
     "pad_amounts",
     "pad_to",
-    "pad_to_multiple",
 ]

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..nets.registry import EXPORT_FORMATS, arch_of
 
-FORMATS = ("torchscript", "onnx", "bioimageio")
+FORMATS = EXPORT_FORMATS
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx", "bioimageio": ".zip"}
 TOLERANCE = 1e-4
 OPSET = 17  # ONNX opset
@@ -109,6 +110,15 @@ def header(model: Any) -> str:
     )
 
 
+def _check_exportable(model: Any, fmt: str) -> None:
+    """The architecture's registry entry says which formats it exports to."""
+    arch = model.model_cfg.arch
+    ok = arch_of(arch).export
+    if fmt not in ok:
+        other = f"export it as {' or '.join(ok)}" if ok else "it cannot be exported"
+        raise InputError(f"a {arch} model cannot be written as {fmt}: {other}")
+
+
 def export(
     model: Any, path: str | os.PathLike, fmt: str | None = None, *, overwrite=False, **package
 ) -> Path:
@@ -123,6 +133,7 @@ def export(
         raise InputError(f"a {fmt} file ends in {SUFFIX[fmt]}: use {path.with_suffix(SUFFIX[fmt])}")
     if path.exists() and not overwrite:
         raise InputError(f"'{path}' exists: choose another name or pass --overwrite")
+    _check_exportable(model, fmt)
     if fmt == "bioimageio":
         from .bioimageio.package import export_package
 

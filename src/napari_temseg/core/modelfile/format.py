@@ -24,6 +24,7 @@ from ..config.classes import ClassTable
 from ..config.model import InputSpec, ModelConfig, from_dict, to_dict
 from ..config.train import TrainConfig
 from ..errors import ModelFileError, SaveError, TemsegError
+from ..nets.registry import arch_of
 from .header import FORMAT_VERSION, META_KEY, check_header
 from .save import check_target, non_finite, save_or_rescue
 from .save import save_model as save_model  # its home is save.py; importable here as before
@@ -159,6 +160,8 @@ def _check_shapes(cfg: ModelConfig, tensors: dict, name: str) -> None:
 
     from ..nets.build import build_model
 
+    if not arch_of(cfg.arch).fixed_shapes:  # buffers sized by training: loaded as they are
+        return
     try:
         with torch.device("meta"):
             want = {k: tuple(v.shape) for k, v in build_model(cfg).state_dict().items()}

@@ -12,6 +12,7 @@ from ..config.choices import MAX_BINNING
 from ..config.classes import ClassTable
 from ..config.model import MAX_DEPTH, MIN_DEPTH
 from ..errors import ModelFileError, TemsegError
+from ..nets.registry import DEFAULT_ARCH, arch_of
 
 META_KEY = "napari_temseg"  # the safetensors metadata key of the JSON header
 FORMAT_VERSION = 2  # 2: K-class models (a 'classes' table; binary files are still 1)
@@ -59,7 +60,7 @@ def _check_ints(d: dict, limits: dict, section: str, name: str) -> None:
 
 def _check_model_section(m: Any, name: str) -> None:
     _need(isinstance(m, dict), name, f"'model' must be an object, got {_show(m)}")
-    arch = m.get("arch", "small-unet")
+    arch = m.get("arch", DEFAULT_ARCH)
     _need(
         isinstance(arch, str) and len(arch) <= 100,
         name,
@@ -103,11 +104,12 @@ def _check_input_section(i: Any, model: dict, name: str) -> None:
         name,
         f"input channels x (2 x context + 1) = {c * (2 * k + 1)} but model.in_channels = {n_in}",
     )
-    if model.get("arch") == "sensor3d":  # files of other archs may lack slices (default 1)
+    arch = model.get("arch", DEFAULT_ARCH)
+    if arch_of(arch).sequence:  # files of other archs may lack slices (default 1)
         _need(
             model.get("slices") == 2 * k + 1,
             name,
-            f"a sensor3d model reads 2 x context + 1 = {2 * k + 1} slices, "
+            f"a {arch} model reads 2 x context + 1 = {2 * k + 1} slices, "
             f"but model.slices = {_show(model.get('slices'))}",
         )
 

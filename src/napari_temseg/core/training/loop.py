@@ -41,7 +41,8 @@ def _make_net(
     device,
     classes: int = 1,
 ):
-    from ..nets.build import DEFAULT_MODEL, build_model
+    from ..config.model import DEFAULT_MODEL
+    from ..nets.build import build_model
 
     if resume is not None:
         if resume.input_spec.channels != spec.channels or resume.input_spec.context != spec.context:

@@ -33,8 +33,8 @@ clip percentiles) are computed per tile - the predictor's tile is the "sample" -
 result depends a little on the tile size (larger tiles are closer to per-image statistics).
 The exception is the usual ``scale_range`` 0.5 / 99.5 % per channel as the first step: it
 becomes napari-temseg's per-slice range (InputSpec "image"), the whole slice as the sample.
-Tiles are multiples of 32 px (ModelConfig arch "bioimage.io" counts as an smp network in
-models.required_multiple); PackageNet pads them to the package's next valid size.
+Tiles are multiples of 32 px (the ``multiple`` of the "bioimage.io" entry of
+nets/registry.py); PackageNet pads them to the package's next valid size.
 
 A PackageModel only predicts: saving it (.safetensors), exporting it or training it further
 raises an error naming the fix (use the package itself).
@@ -54,6 +54,7 @@ from ...config.classes import ClassTable
 from ...config.model import InputSpec, ModelConfig
 from ...errors import InputError, ModelFileError
 from ...modelfile.format import TrainedModel
+from ...nets.registry import IMPORTED_ARCH
 from .net import (
     CANON,
     ONLY_PREDICTS,
@@ -64,7 +65,7 @@ from .net import (
     step_function,
 )
 
-ARCH = "bioimage.io"  # ModelConfig.arch of an imported package
+ARCH = IMPORTED_ARCH  # ModelConfig.arch of an imported package
 RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 WEIGHTS = ("torchscript", "onnx")  # the formats this predictor runs, in order of preference
 

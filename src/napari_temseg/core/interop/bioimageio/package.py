@@ -24,23 +24,13 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
+from ...nets.registry import arch_of
 
 TILE = 128  # test tile (a multiple of 16 and 32, >= every network's minimum size)
 DEFAULT_AUTHOR = "napari-temseg user"
 DEFAULT_LICENSE = "MIT"
 UNET = ("Ronneberger, Fischer, Brox 2015: U-Net: Convolutional Networks for Biomedical "
         "Image Segmentation. MICCAI", "10.1007/978-3-319-24574-4_28")  # fmt: skip
-ARCH_CITES = {
-    "resunet": (
-        "Zhang, Liu, Wang 2018: Road Extraction by Deep Residual U-Net. IEEE GRSL 15(5)",
-        "10.1109/LGRS.2018.2802944",
-    ),
-    "sensor3d": (
-        "Novikov et al. 2018: Deep Sequential Segmentation of Organs in Volumetric "
-        "Medical Scans. arXiv:1807.02437",
-        "10.48550/arXiv.1807.02437",
-    ),
-}
 
 
 def _spec() -> Any:
@@ -248,8 +238,8 @@ def _descr(model: Any, folder: Path, write: Any, header: str, author: str, licen
         tifffile.imwrite(files[f"sample_{name}"], a, photometric="minisblack")
     inp, out = _tensors(v, model, files)
     name, desc = _describe(model)
-    cites = [UNET, *([ARCH_CITES[model.model_cfg.arch]] if model.model_cfg.arch in
-                     ARCH_CITES else [])]  # fmt: skip
+    paper = arch_of(model.model_cfg.arch).cite
+    cites = [UNET, *([paper] if paper else [])]
     return v.ModelDescr(
         name=name,
         description=desc,

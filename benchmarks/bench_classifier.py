@@ -7,7 +7,7 @@ scoring (every second pixel in y and x of each held-out image). The filter bank
 (``core.nets.classifier.features``) is computed once per image; then each tree library is
 trained on the same painted pixels and scored on the same features:
 scikit-learn random forest and extra trees (100 trees, ilastik's default), the package's
-backend (extra trees, 50 trees, leaves of >= 3 pixels: compact files), LightGBM,
+backend (extra trees, 50 trees of at most 8 levels, leaves of >= 3 pixels), LightGBM,
 XGBoost (hist) and CatBoost (convpaint's choice), 2 threads each. The reference row is a
 plain scikit-image ``multiscale_basic_features`` + scikit-learn random forest (100 trees)
 on the same strokes, its feature time included. The ``ours`` row is the package end to end
@@ -95,7 +95,7 @@ def _contestants(k: int) -> dict:
     return {
         "sklearn random forest": lambda: RandomForestClassifier(100, n_jobs=THREADS),
         "sklearn extra trees": lambda: ExtraTreesClassifier(100, n_jobs=THREADS),
-        "package default: extra trees, 50, leaves >= 3": Ours,
+        "package default: extra trees, 50, depth <= 8": Ours,
         "lightgbm (60 rounds, 31 leaves)": LightGBM,
         "xgboost hist": lambda: XGBClassifier(
             n_estimators=60, max_depth=6, learning_rate=0.15, tree_method="hist", n_jobs=THREADS

@@ -92,18 +92,40 @@ def _pad(t, r: int):
     return F.pad(t, (r, r, r, r), mode=mode)
 
 
-def _along_y(t, k):
-    """(B, 1, H+2r, W) -> (B, n, H, W): one valid 1-D convolution per kernel row of k."""
+def _correlate(t, k, dim: int):
+    """Valid 1-D correlation of (B, 1, ...) with each row of k (n, L) along ``dim`` ->
+    (B, n, ...). On the CPU as a sum of shifted slices: for these short kernels several
+    times faster than ``conv2d``'s single-channel path; elsewhere ``conv2d``."""
+    import torch
     import torch.nn.functional as F
 
-    return F.conv2d(t, k[:, None, :, None])
+    n, taps = k.shape
+    if t.device.type != "cpu":
+        w = k[:, None, :, None] if dim == 2 else k[:, None, None, :]
+        return F.conv2d(t, w)
+    size = t.shape[dim] - taps + 1
+    out = torch.zeros(
+        (t.shape[0], n, *(size if d == dim else t.shape[d] for d in (2, 3))),
+        dtype=t.dtype,
+        device=t.device,
+    )
+    weights = k.tolist()
+    for i in range(taps):
+        s = t.narrow(dim, i, size)[:, 0]
+        for j in range(n):
+            if weights[j][i] != 0.0:
+                out[:, j].add_(s, alpha=weights[j][i])
+    return out
+
+
+def _along_y(t, k):
+    """(B, 1, H+2r, W) -> (B, n, H, W): one valid 1-D correlation per kernel row of k."""
+    return _correlate(t, k, 2)
 
 
 def _along_x(t, k):
     """(B, 1, H, W+2r) -> (B, n, H, W)."""
-    import torch.nn.functional as F
-
-    return F.conv2d(t, k[:, None, None, :])
+    return _correlate(t, k, 3)
 
 
 def _smooth(t, sigma: float):

@@ -9,8 +9,9 @@ binned (``InputSpec.binning``), as a binned U-Net would be, so the preview stays
 few seconds on big EM slices; :meth:`LiveSession.model` gives the trained classifier as
 a model to predict the stack with, evaluate, save or teach a U-Net.
 
-No Qt here: the Annotate dock drives ``update`` in a worker thread, coalescing strokes that
-arrive while an update runs.
+No Qt here: the Annotate dock makes the session in the GUI thread (so the constructor imports
+no torch) and drives ``update`` in a worker thread, coalescing strokes that arrive while an
+update runs.
 """
 
 from __future__ import annotations
@@ -68,18 +69,25 @@ class LiveSession:
     ):
         from ..data.binning import view
         from ..data.volume import as_volume
-        from ..device import resolve_device
 
         self.source = as_volume(image, channel_axis=channel_axis)
         self.binning = live_binning(self.source.shape[2:])
         self.vol = view(self.source, self.binning)
         self.classes, self.sparse = classes, sparse
-        self.device = resolve_device(device)
+        self._device_name, self._device = device, None  # resolved in the worker (torch)
         self.cache_slices = max(1, int(cache_slices))
         self._features: OrderedDict[int, np.ndarray] = OrderedDict()
         self._painted: dict[int, tuple] = {}  # slice -> (its mask, features, class ids)
         self.spec = None
         self.net = None
+
+    @property
+    def device(self):
+        if self._device is None:
+            from ..device import resolve_device
+
+            self._device = resolve_device(self._device_name)
+        return self._device
 
     # --- features --------------------------------------------------------------------------
     def _input_spec(self, z: int):

@@ -42,7 +42,7 @@ def test_strokes_update_the_live_preview_without_a_button(dock, qtbot):
     _stroke(mask, 0, y, range(max(0, x - 2), x + 3), 2)
     qtbot.waitUntil(lambda: "em live preview" in viewer.layers, timeout=60000)
     first = np.array(viewer.layers["em live preview"].data, copy=True)
-    assert "painted px" in w.live.status.value
+    assert "px painted" in w.live.status.value
     # more strokes: the preview changes by itself, and agrees better with the truth
     for y, x in fg[:: max(1, len(fg) // 6)][:6]:
         _stroke(mask, 0, y, range(max(0, x - 1), x + 2), 1)

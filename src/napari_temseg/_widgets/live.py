@@ -129,9 +129,8 @@ class LivePanel(Container):
         prob = r.prob if r.prob.shape[0] > 2 else r.prob[1]
         show_preview(self.viewer, image, ca, f"{image.name} live", prob, r.z, self.dock.table)
         binned = self._live.binning
-        self.status.value = (
-            f"Live: {r.pixels} painted px, trees {r.fit_seconds:.1f} s, slice {r.z} "
-            f"{r.predict_seconds:.1f} s" + (f" (binned {binned} x {binned})" if binned > 1 else "")
+        self.status.value = f"Live: {r.pixels} px painted, trees {r.fit_seconds:.1f} s, " + (
+            f"preview {r.predict_seconds:.1f} s" + (f", binned {binned}x" if binned > 1 else "")
         )
         self.use.enabled = True
 

@@ -17,6 +17,9 @@ classes-train.png, classes-predict.png and classes-evaluate.png (docs/multiclass
 (sparse mask), a short training, then the Annotate dock's "Suggest regions" and "Next
 region", writing suggest.png (docs/user-guide.md).
 
+``--live``: the Annotate dock's live preview - three strokes per phase on one slice of the
+4-phase sample, the pixel classifier's answer drawn without a button, writing live.png.
+
 ``--measure`` / ``--export`` (one or both): the TEM particles sample (as if opened with a
 pixel size of 0.5 nm), its ground truth painted into a new mask, a short training, then
 instance labels with touching particles split (Predict dock). ``--measure``: the Measure
@@ -232,6 +235,48 @@ def suggest(viewer, out: Path, epochs: int) -> str:
     return f"model {tw.model!r}; {p.info.value}"
 
 
+def live(viewer, out: Path) -> str:
+    """Live preview: a few strokes per phase on one slice of the 4-phase sample, no button."""
+    import numpy as np
+
+    from napari_temseg.adapters import classes as C
+
+    viewer.open_sample("napari-temseg", "phases")
+    d = docks(viewer, names=("Annotate",))
+    ice, truth = viewer.layers["phases ICE"], viewer.layers["phases ground truth"]
+    viewer.layers["phases TLD"].visible = False
+    w = d["Annotate"][1]
+    w.image.value = ice
+    w.new_mask.clicked()
+    mask = viewer.layers["phases ICE mask"]
+    C.store(mask, C.table_of(truth))  # the sample's phase names, as typed into the class list
+    w.mask.value = None
+    w.mask.value = mask
+    w.sparse.value = True
+    w.live.toggle.value = True
+    z = PAINTED[1]
+    viewer.dims.set_current_step(0, z)
+    gt, k = truth.data[z], int(truth.data.max()) + 1
+    rng = np.random.default_rng(1)
+    mask.brush_size = 5
+    for _ in range(3):  # three strokes per phase, each inside its phase
+        for c in range(k):
+            y, x = np.argwhere(gt == c)[rng.integers(np.count_nonzero(gt == c))]
+            for dx in range(-15, 16, 3):
+                if 0 <= x + dx < gt.shape[1] and gt[y, x + dx] == c:
+                    mask.paint((z, y, x + dx), k if c == 0 else c)
+            settle(0.1)
+    t0 = time.monotonic()
+    while "phases ICE live preview" not in viewer.layers or w.live.busy():
+        settle(0.1)
+        if time.monotonic() - t0 > 120:
+            raise TimeoutError("no live preview")
+    viewer.layers["phases ICE live preview"].opacity = 0.5
+    raise_dock(d["Annotate"])
+    shot(viewer, out / "live.png")
+    return w.live.status.value
+
+
 def screen_shot(viewer, path: Path) -> None:
     """The whole screen inside the main window's frame: with the dialogs and popups open
     over it (``viewer.screenshot`` draws the main window alone)."""
@@ -383,6 +428,7 @@ def main() -> int:
     ap.add_argument("--classes", action="store_true", help="the multi-class pictures")
     ap.add_argument("--suggest", action="store_true", help="the suggested-regions picture")
     ap.add_argument("--measure", action="store_true", help="the Measure dock picture")
+    ap.add_argument("--live", action="store_true", help="the live preview picture")
     ap.add_argument("--export", action="store_true", help="the model export picture")
     a = ap.parse_args()
     xvfb = None if a.current_display else own_display()
@@ -395,6 +441,12 @@ def main() -> int:
     viewer.window._qt_window.resize(*SIZE)  # noqa: SLF001 - window size for the pictures
     viewer.window._qt_window.move(0, 0)  # noqa: SLF001
     pictures = {p for p in ("measure", "export") if getattr(a, p)}
+    if a.live:
+        print(live(viewer, out))
+        viewer.close()
+        if xvfb is not None:
+            xvfb.terminate()
+        return 0
     if a.classes or a.suggest or pictures:
         if a.classes or a.suggest:
             print(phases(viewer, out, a.epochs) if a.classes else suggest(viewer, out, a.epochs))

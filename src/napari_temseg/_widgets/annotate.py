@@ -14,6 +14,7 @@ from ..adapters import layers as L
 from ..core.errors import InputError
 from . import annotate_parts as P
 from .common import channel_axis_value, follow_layers, guarded, layer_combo
+from .live import LivePanel
 from .suggest import SuggestPanel
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ class AnnotateWidget(Container):
         self.status.native.setWordWrap(True)
         self.extend([self.image, self.channel_axis, self.new_mask, self.mask, self.classes])
         self.extend([self.sparse, self.hint, self.status])
+        self.live = LivePanel(viewer, self)
+        self.append(self.live)
         self.suggest = SuggestPanel(viewer, self)
         self.append(self.suggest)
         self.table = C.table_of(None)  # the class table shown (the watched mask's)
@@ -252,6 +255,7 @@ class AnnotateWidget(Container):
         if self._watched is None:
             return
         self._recount() if pending is None else self._update(pending)
+        self.live.stroke()
 
     def _on_step(self, *_: Any) -> None:  # cheap: the slice now in view (catches undo / redo)
         if self._watched is not None and self._watched.ndim == 3:

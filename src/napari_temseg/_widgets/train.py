@@ -67,6 +67,8 @@ class TrainWidget(Container):
         self.native.destroyed.connect(
             lambda *_: self.job and self.job.stop()
         )  # closed: stop the job
+        unsubscribe = session.on_model(viewer, self._adopt)
+        self.native.destroyed.connect(lambda *_: unsubscribe())
         self._mask_changed(self.mask.value)
 
     def _build_form(self, viewer: Any) -> None:
@@ -252,6 +254,17 @@ class TrainWidget(Container):
             show_warning(f"Training: {p.warning}")
         if p.preview is not None:
             self._show_preview(p.preview, p.preview_z)
+
+    def _adopt(self, model: Any) -> None:
+        """A model made elsewhere in the session (the Annotate dock's live classifier)."""
+        if model is self.model or (self.job is not None and self.job.running):
+            return
+        self.model = model
+        self._set_running(False)
+        self.status.value = (
+            f"Model from the live preview ({model.model_cfg.arch}): Save it, or Start "
+            "training a U-Net"
+        )
 
     def _on_done(self, model: Any) -> None:
         self.model = model

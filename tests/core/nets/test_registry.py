@@ -16,7 +16,13 @@ def test_every_entry_is_complete_and_offered_names_are_the_choices():
         assert set(spec.export) <= set(registry.EXPORT_FORMATS)
     arch = next(o for o in all_options(ModelConfig) if o.name == "arch")
     assert tuple(arch.choices) == registry.model_choices()
-    assert registry.native_archs() == ("unet", "small-unet", "resunet", "sensor3d")
+    assert registry.native_archs() == (
+        "unet",
+        "small-unet",
+        "resunet",
+        "sensor3d",
+        "pixel-classifier",
+    )
     assert DEPTH_ARCHS == ("unet", "small-unet")
     assert arch_of("FPN") is SMP and arch_of("bioimage.io").builder is None
 

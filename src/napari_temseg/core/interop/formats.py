@@ -115,7 +115,11 @@ def _check_exportable(model: Any, fmt: str) -> None:
     arch = model.model_cfg.arch
     ok = arch_of(arch).export
     if fmt not in ok:
-        other = f"export it as {' or '.join(ok)}" if ok else "it cannot be exported"
+        other = (
+            f"export it as {' or '.join(ok)}"
+            if ok
+            else "it exports to no other format; keep its .safetensors model file"
+        )
         raise InputError(f"a {arch} model cannot be written as {fmt}: {other}")
 
 

@@ -94,6 +94,7 @@ _NOVIKOV_2018 = (
 )
 
 IMPORTED_ARCH = "bioimage.io"  # ModelConfig.arch of a network loaded from a package
+CLASSIFIER_ARCH = "pixel-classifier"  # trained by training/classifier.py, not by the loop
 
 _ENTRIES = (
     Arch(
@@ -129,6 +130,17 @@ _ENTRIES = (
         base_width=16,
         sequence=True,
         cite=_NOVIKOV_2018,
+    ),
+    Arch(
+        CLASSIFIER_ARCH,
+        "ilastik-like pixel classifier: a filter bank (Gaussian, LoG, gradient, DoG, "
+        "structure tensor, Hessian at 0.7-10 px) and extremely randomised trees; trains in "
+        "seconds from strokes",
+        builder="classifier.module:build",
+        multiple=1,
+        norm=None,
+        fixed_shapes=False,
+        export=(),
     ),
     Arch(
         IMPORTED_ARCH,

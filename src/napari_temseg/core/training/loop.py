@@ -27,6 +27,7 @@ from ..config.model import InputSpec, ModelConfig
 from ..config.train import TrainConfig, learning_rate, lr_factor
 from ..errors import InputError
 from ..modelfile.format import TrainedModel
+from ..nets.registry import CLASSIFIER_ARCH
 from ..progress import Progress, StopToken
 from ..threads import Worker
 from .objectives import health_warning
@@ -366,6 +367,11 @@ def fit(
     (``core/config/classes.py`` has the label conventions).
     """
     cfg = train_cfg or TrainConfig()
+    if (resume.model_cfg if resume else model_cfg or ModelConfig()).arch == CLASSIFIER_ARCH:
+        from .classifier import fit_classifier
+
+        inputs = (images, masks, channel_axis, val_images, val_masks, annotated)
+        return (yield from fit_classifier(cfg, model_cfg, inputs, classes, resume, stop))
     s = _Session(
         images,
         masks,

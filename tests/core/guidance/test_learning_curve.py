@@ -42,7 +42,16 @@ def test_ladder_and_split():
         lc.split(1, 0.2)
 
 
-def test_study_rows_nested_budget_report_and_eta(tmp_path):
+def test_study_rows_nested_budget_report_and_eta(tmp_path, monkeypatch):
+    import itertools
+    import types
+
+    # the study's clock runs half a second per reading: an ETA needs a second of history,
+    # which these tiny runs may not take on a fast machine
+    ticks, real = itertools.count(1), lc.time.monotonic
+    monkeypatch.setattr(
+        lc, "time", types.SimpleNamespace(monotonic=lambda: real() + 0.5 * next(ticks))
+    )
     images, masks = micrographs(6)
     cfg = lc.CurveConfig(sizes=(1, 2, 4), compare_augment=True, test_fraction=0.34)
     progress = []

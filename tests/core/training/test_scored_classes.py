@@ -7,11 +7,15 @@ import json
 import numpy as np
 import pytest
 
+from napari_temseg.core.data.volume import as_mask, as_volume
 from napari_temseg.core.training.objectives import (
+    class_weights,
+    loss_fn,
     per_class_text,
     scored_classes,
     validate,
 )
+from napari_temseg.core.training.sampling import PatchSampler, split_regions
 
 
 class Oracle:
@@ -112,6 +116,72 @@ def test_per_class_text_shows_a_missing_score_as_a_dash():
     names = ("matrix", "pores", "grains")
     assert per_class_text(names, [0.5, None, 0.25]) == "matrix 0.500, pores -, grains 0.250"
     assert per_class_text(names, [0.5, 0.75], [1, 2], 2) == "pores 0.75, grains -"
+
+
+# --- sampling and loss ------------------------------------------------------------------------
+
+
+def _scribbles(size=96, k=3):
+    """Long strokes of classes 1 and 2, a few pixels of painted background (label K)."""
+    img = np.random.default_rng(0).random((size, size)).astype(np.float32)
+    scrib = np.zeros((size, size), np.uint8)
+    scrib[10:12, 5:90], scrib[50:52, 5:90] = 1, 2
+    scrib[85, 80:84] = k  # rare background strokes, far from the others
+    return img, scrib
+
+
+def _sampler(img, scrib, sparse, k, fg=1.0):
+    from napari_temseg.core.config.model import InputSpec
+
+    vol = as_volume(img)
+    spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,))
+    regions = split_regions([(0, 0)], [img.shape], 0, 0)[0]
+    return PatchSampler([vol], [as_mask(scrib, vol)], regions, spec, 16, sparse, fg, 0, k=k)
+
+
+def test_sparse_k_class_sampler_draws_background_centred_patches():
+    img, scrib = _scribbles()
+    s = _sampler(img, scrib, sparse=True, k=3)
+    assert sorted(s.fg_classes) == [0, 1, 2]
+    x, y, w = s.sample(60)
+    # a 16 px patch holds background strokes only near (85, 80..83): about a third of them
+    with_bg = int(((y == 0) & (w > 0)).reshape(60, -1).any(1).sum())
+    assert with_bg >= 10, with_bg
+
+
+def test_dense_k_class_sampler_does_not_oversample_background():
+    img, scrib = _scribbles()
+    dense = np.where(scrib == 3, 0, scrib)
+    assert sorted(_sampler(img, dense, sparse=False, k=3).fg_classes) == [1, 2]
+
+
+def test_binary_sparse_sampler_oversamples_foreground_only():
+    img, scrib = _scribbles()
+    binary = np.where(scrib == 3, 2, np.where(scrib == 2, 0, scrib))  # 1 fg, 2 bg
+    s = _sampler(img, binary, sparse=True, k=2)
+    assert list(s.class_points) == [1]
+
+
+def test_balanced_weights_count_painted_background_like_any_class():
+    import torch
+
+    img, scrib = _scribbles()
+    pixels = _sampler(img, scrib, sparse=True, k=3).class_pixels()
+    assert pixels.tolist() == [4, 170, 170]  # label K is class 0
+    w = class_weights(pixels, "balanced")
+    assert w[0] > w[1] == w[2]  # the rarest painted class weighs most
+    # two pixels, true classes 0 and 1; one of them is predicted as class 2
+    y, wt = torch.tensor([[[[0.0, 1.0]]]]), torch.ones(1, 1, 1, 2)
+    right, wrong = [5.0, 0.0, 0.0], [0.0, 0.0, 5.0]
+
+    def logits(bg, fg):
+        fg = fg[1:2] + fg[:1] + fg[2:]  # 'right' for class 1
+        return torch.tensor([bg, fg]).T.reshape(1, 3, 1, 2)
+
+    plain, balanced = loss_fn("bce", 3), loss_fn("bce", 3, w)
+    miss_bg, miss_fg = logits(wrong, right), logits(right, wrong)
+    assert float(plain(miss_bg, y, wt)) == pytest.approx(float(plain(miss_fg, y, wt)))
+    assert float(balanced(miss_bg, y, wt)) > 1.5 * float(balanced(miss_fg, y, wt))
 
 
 def test_fit_on_k_class_scribbles_keeps_the_model_by_all_painted_classes():

@@ -85,3 +85,17 @@ def test_demo_classes(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "mean IoU" in text and "unhydrated grains" in text
     assert load_model(tmp_path / "d" / "model.safetensors").classes.k == 4
+
+
+def test_an_absent_class_is_null_in_the_file_and_a_dash_in_the_summary(files, tmp_path):
+    from napari_temseg.cli.train import class_summary
+
+    d, img, lab, out = files
+    model = load_model(out)
+    model.history = [{"epoch": 1, "step": 3, "loss": 0.5, "val_dice": 0.5}]
+    model.history[0]["val_dice_classes"] = [0.9, None, 0.25, 0.5]
+    path = model.save(tmp_path / "absent.safetensors")
+    again = load_model(path)
+    assert again.history[0]["val_dice_classes"] == [0.9, None, 0.25, 0.5]  # JSON null
+    text = class_summary(again, sparse=False)
+    assert "per class (epoch 1): matrix 0.900, pores -, grains 0.250, hydrates 0.500" in text

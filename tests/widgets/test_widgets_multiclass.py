@@ -139,3 +139,35 @@ def test_paint_train_predict_evaluate_in_one_session(make_napari_viewer, qtbot):
         evaluate.run_btn.clicked()
         assert errors_since(start) == []
         assert evaluate.table.rowCount() == 3 and "mean IoU" in evaluate.summary.value
+
+
+def test_train_dock_shows_painted_background_and_an_absent_class(docks, qtbot):
+    """Scribbles: background is scored, so the status and the plot show it; a class without
+    a validation pixel shows '-', never a score."""
+    from napari_temseg.core.config.classes import ClassTable
+    from napari_temseg.core.config.model import InputSpec, ModelConfig
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.modelfile.format import TrainedModel
+    from napari_temseg.core.nets.build import build_model
+    from napari_temseg.core.progress import Progress
+
+    viewer, train, _, _ = docks
+    table = ClassTable(("matrix", "pores", "grains"))
+    rec = {"epoch": 1, "step": 5, "loss": 0.4, "val_dice": 0.5, "elapsed": 1.0}
+    rec["val_dice_classes"] = [0.4, None, 0.6]
+    train._classes, train._run_info = table, {"sparse": True}
+    train._on_progress(Progress("train", 5, 10, extra={"epoch_record": rec}))
+    assert set(train.plot.classes) == {"matrix", "grains"}  # pores: no point, not 1.0
+
+    cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=1, classes=3)
+    spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,))
+    model = TrainedModel(
+        net=build_model(cfg).eval(),
+        model_cfg=cfg,
+        input_spec=spec,
+        classes=table,
+        train_cfg=TrainConfig(sparse=True),
+        history=[rec],
+    )
+    train._on_done(model)
+    assert "per class matrix 0.40, pores -, grains 0.60" in train.status.value

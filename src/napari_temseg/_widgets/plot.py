@@ -22,7 +22,7 @@ class LivePlot(QWidget):
         self.max_points = max_points
         self.loss: list[tuple[float, float]] = []
         self.dice: list[tuple[float, float]] = []
-        # K-class models: validation Dice per class other than background, in its colour
+        # K-class models: validation Dice per scored class, in its colour
         self.classes: dict[str, list[tuple[float, float]]] = {}
         self.class_colors: dict[str, QColor] = {}
 
@@ -30,12 +30,14 @@ class LivePlot(QWidget):
         self.loss, self.dice, self.classes = [], [], {}
         self.update()
 
-    def add_classes(self, step: float, names, colors, dice) -> None:
-        """Per-class validation Dice (thin lines) of the classes other than background."""
-        for name, color, d in list(zip(names, colors, dice, strict=False))[1:]:
+    def add_classes(self, step: float, names, colors, dice, shown=None) -> None:
+        """Per-class validation Dice (thin lines) of the classes ``shown`` (None: those other
+        than background); a class without a score (None) adds no point."""
+        for c in range(1, len(names)) if shown is None else shown:
+            d = dice[c] if c < len(dice) else None
             if d is not None and math.isfinite(d):
-                self.classes.setdefault(name, []).append((float(step), float(d)))
-                self.class_colors[name] = QColor(color)
+                self.classes.setdefault(names[c], []).append((float(step), float(d)))
+                self.class_colors[names[c]] = QColor(colors[c])
         self.update()
 
     def last_x(self) -> float:

@@ -150,6 +150,7 @@ class TrainWidget(Container):
             "ca": ca if len(layers) == 1 else None,
             "vol": vol,
             "name": layers[0].name,
+            "sparse": cfg.sparse,
         }
         self._track_view()
         stop = StopToken()
@@ -241,9 +242,13 @@ class TrainWidget(Container):
         rec = (p.extra or {}).get("epoch_record") or {}
         if "val_dice_classes" in rec:
             from ..core.config.classes import ClassTable
+            from ..core.training.objectives import scored_classes
 
             t = self._classes or ClassTable.default(len(rec["val_dice_classes"]))
-            self.plot.add_classes(self._step0 + p.step, t.names, t.colors, rec["val_dice_classes"])
+            shown = scored_classes(t.k, (self._run_info or {}).get("sparse", False))
+            self.plot.add_classes(
+                self._step0 + p.step, t.names, t.colors, rec["val_dice_classes"], shown
+            )
         show_fraction(self.bar, p)
         where = (p.extra or {}).get("device")  # device and precision (bf16 / fp16 / fp32)
         self.status.value = p.line() + (f" | {where}" if where else "")
@@ -273,8 +278,14 @@ class TrainWidget(Container):
         last = model.history[-1] if model.history else {}
         dice = max((h.get("val_dice", -1) for h in model.history), default=-1)
         best = max(model.history, key=lambda h: h.get("val_dice", -1), default={})
-        per = list(zip(model.classes.names, best.get("val_dice_classes", []), strict=False))[1:]
-        per_text = "; per class " + ", ".join(f"{n} {d:.2f}" for n, d in per) if per else ""
+        per_text = ""
+        if "val_dice_classes" in best:
+            from ..core.training.objectives import per_class_text, scored_classes
+
+            sparse = bool(model.train_cfg and model.train_cfg.sparse)
+            shown = scored_classes(model.classes.k, sparse)
+            per = per_class_text(model.classes.names, best["val_dice_classes"], shown, 2)
+            per_text = f"; per class {per}"
         stopped = self.job is not None and self.job.stopping
         what = "Stopped: kept the best model so far" if stopped else "Done"
         if last.get("stopped"):  # out of memory even at half the batch

@@ -143,6 +143,8 @@ def _cmd_train(args) -> int:
 
 def class_summary(model, sparse: bool) -> str:
     """The classes a K-class model learnt (label values) and its best per-class Dice."""
+    from ..core.training.objectives import per_class_text
+
     table = model.classes
     lines = [f"{table.k} classes; mask labels: {table.describe(sparse)}"]
     best = max(
@@ -151,9 +153,7 @@ def class_summary(model, sparse: bool) -> str:
         default=None,
     )
     if best is not None:
-        per = ", ".join(
-            f"{n} {d:.3f}" for n, d in zip(table.names, best["val_dice_classes"], strict=False)
-        )
+        per = per_class_text(table.names, best["val_dice_classes"])
         lines.append(f"validation Dice per class (epoch {best['epoch']}): {per}")
     return "\n".join(lines)
 

@@ -142,7 +142,8 @@ def _validation(net, d, k: int) -> dict:
     from .objectives import validate
     from .sampling import validation_patches
 
-    rec, _ = validate(net, validation_patches(d.val_sampler), torch.device("cpu"), False, k)
+    val = validation_patches(d.val_sampler)
+    rec, _ = validate(net, val, torch.device("cpu"), False, k, d.val_sampler.sparse)
     return rec
 
 

@@ -265,7 +265,7 @@ class _Loop:
         if s.val is not None:
             from .objectives import validate
 
-            val, constant = validate(s.net, s.val, s.device, s.amp, s.classes.k)
+            val, constant = validate(s.net, s.val, s.device, s.amp, s.classes.k, s.cfg.sparse)
             rec.update(val)
         score = rec.get("val_dice", self.step)  # without validation the latest model is the best
         if score >= self.best_dice:

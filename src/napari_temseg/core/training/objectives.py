@@ -5,7 +5,7 @@ existed. K classes (K logits, softmax): the same names mean weighted cross-entro
 ("bce") and a multi-class soft Dice (mean over classes), both ignoring pixels of
 weight 0 (unlabelled or padding); optional class weights scale the cross-entropy of each
 class. Validation: Dice / IoU (binary), or per-class Dice / IoU and their mean over the
-classes other than background that the validation data holds (K classes).
+scored classes that the validation data holds (K classes, :func:`scored_classes`).
 """
 
 from __future__ import annotations
@@ -93,9 +93,24 @@ def _predict_classes(net, x: np.ndarray, device, amp, k: int) -> np.ndarray:
     return np.concatenate(out).astype(np.int64)
 
 
-def validate(net, val, device, amp: bool | str, k: int = 2) -> tuple[dict, bool]:
+def scored_classes(k: int, sparse: bool, present=None) -> list[int]:
+    """The classes of a K-class model (K >= 3) that validation averages and patch sampling
+    oversamples, of those in ``present`` (None: all that could count).
+
+    Painted background (sparse scribbles) is a class the user chose to teach, so it counts
+    like the others: a model that forgets it must score lower. In a dense mask background is
+    whatever is left over and plentiful; scoring it would flatter every model alike.
+    """
+    first = 0 if sparse else 1
+    return [c for c in range(first, k) if present is None or c in present]
+
+
+def validate(
+    net, val, device, amp: bool | str, k: int = 2, sparse: bool = False
+) -> tuple[dict, bool]:
     """Validation record ({val_dice, val_iou[, per class]}) and whether the prediction is
-    one class everywhere."""
+    one class everywhere. Per-class scores of a class without a true pixel in the
+    validation data are None: nothing was there to find, so no score is earned."""
     from ..evaluation.metrics import class_scores, confusion, counts
 
     x, y, w = val
@@ -108,15 +123,35 @@ def validate(net, val, device, amp: bool | str, k: int = 2) -> tuple[dict, bool]
         return {"val_dice": c.dice, "val_iou": c.iou}, constant
     truth = y[:, 0].astype(np.int64)
     m = confusion(pred, truth, k, valid=valid)
-    s = class_scores(m)
-    fg = [c for c in range(1, k) if m[c].sum() > 0]  # classes the validation data holds
+    per = class_scores(m)["classes"]
+    held = {c for c in range(k) if m[c].sum() > 0}  # classes the validation data holds
+    scored = scored_classes(k, sparse, held)
+
+    def mean(key: str) -> float:
+        return float(np.mean([per[c][key] for c in scored])) if scored else 0.0
+
+    def each(key: str) -> list[float | None]:
+        return [round(per[c][key], 4) if c in held else None for c in range(k)]
+
     rec = {
-        "val_dice": float(np.mean([s["classes"][c]["dice"] for c in fg])) if fg else 0.0,
-        "val_iou": float(np.mean([s["classes"][c]["iou"] for c in fg])) if fg else 0.0,
-        "val_dice_classes": [round(c["dice"], 4) for c in s["classes"]],
-        "val_iou_classes": [round(c["iou"], 4) for c in s["classes"]],
+        "val_dice": mean("dice"),
+        "val_iou": mean("iou"),
+        "val_dice_classes": each("dice"),
+        "val_iou_classes": each("iou"),
     }
     return rec, constant
+
+
+def per_class_text(names, scores, classes=None, digits: int = 3) -> str:
+    """'disks 0.912, squares -' for ``classes`` (None: all): '-' for a class without a
+    score (absent from the validation data, or from an older record)."""
+    shown = range(len(names)) if classes is None else classes
+
+    def score(c: int) -> str:
+        d = scores[c] if c < len(scores) else None
+        return "-" if d is None else f"{d:.{digits}f}"
+
+    return ", ".join(f"{names[c]} {score(c)}" for c in shown)
 
 
 FLAT_EPOCHS = 4  # epochs after which an unchanged loss is reported as "not learning"

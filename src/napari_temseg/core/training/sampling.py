@@ -18,6 +18,7 @@ from ..config.model import InputSpec
 from ..data.volume import Volume, network_input, read_mask
 from ..errors import InputError
 from ..inference.tiling import pad_to
+from .objectives import scored_classes
 
 MIN_TRAIN_SIZE = 16  # px per side of an annotated image: the native networks' stride
 
@@ -89,7 +90,9 @@ class PatchSampler:
     ``y`` holds class ids (binary: 0 / 1), ``w`` the loss weight (0 = unlabelled, padding).
     With probability ``fg_oversample`` a patch is centred on a pixel of a class other than
     background - the class drawn uniformly among those painted, so rare classes are seen
-    as often as common ones; otherwise on any (labelled) pixel.
+    as often as common ones; otherwise on any (labelled) pixel. With K-class scribbles
+    painted background is one of those classes (``objectives.scored_classes``): its strokes
+    may be as rare as any other's.
     """
 
     def __init__(
@@ -112,8 +115,11 @@ class PatchSampler:
         self.patch, self.sparse, self.fg, self.k = patch, sparse, fg_oversample, k
         self.rng = np.random.default_rng(seed)
         self.masks = [self._mask(masks, r) for r in regions]
-        # class_points[c][region] = sampled (y, x) of class c (c >= 1) in that region
-        self.class_points = {c: [self._points(m == c) for m in self.masks] for c in range(1, k)}
+        # class_points[c][region] = sampled (y, x) of class c in that region (binary: c = 1)
+        oversampled = scored_classes(k, sparse) if k > 2 else [1]
+        self.class_points = {
+            c: [self._points(m == self._value(c)) for m in self.masks] for c in oversampled
+        }
         self.fg_classes = [c for c, pts in self.class_points.items() if any(len(p) for p in pts)]
         self.any_points = [self._points(m > 0) if sparse else None for m in self.masks]
         areas = np.array([r.shape[0] * r.shape[1] for r in regions], np.float64)
@@ -123,6 +129,10 @@ class PatchSampler:
         return read_mask(
             masks[r.image], r.z, self.sparse, slice(r.y0, r.y1), slice(r.x0, r.x1), k=self.k
         )
+
+    def _value(self, c: int) -> int:
+        """The mask value of class ``c`` (``ClassTable.value``)."""
+        return self.k if self.sparse and c == 0 else c
 
     def _points(self, sel: np.ndarray, limit: int = 20000) -> np.ndarray:
         pts = np.argwhere(sel)

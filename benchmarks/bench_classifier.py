@@ -10,7 +10,9 @@ scikit-learn random forest and extra trees (100 trees, ilastik's default), the p
 backend (extra trees, 50 trees of at most 8 levels, leaves of >= 3 pixels), LightGBM,
 XGBoost (hist) and CatBoost (convpaint's choice), 2 threads each. The reference row is a
 plain scikit-image ``multiscale_basic_features`` + scikit-learn random forest (100 trees)
-on the same strokes, its feature time included. The ``ours`` row is the package end to end
+on the same strokes, its feature time included. ``--unet-seconds S`` adds the default U-Net
+trained S seconds on the same strokes (``fit`` defaults, sparse, its own validation part).
+The ``ours`` row is the package end to end
 (``fit`` with ``arch="pixel-classifier"`` on the sparse masks, ``predict_stack``): the
 number a user gets. MetalDAM scores the mean IoU over all five phases; STEM without the
 background.
@@ -164,7 +166,8 @@ def _reference(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows: dict) ->
     )
 
 
-def _ours(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows: dict) -> None:
+def _fit_and_score(name, arch, seconds, k, train_imgs, sparse, test_imgs, test_t, fg_only, rows):
+    """The package end to end: ``fit`` on the sparse masks, ``predict_slice`` held out."""
     from napari_temseg.core.config.model import ModelConfig
     from napari_temseg.core.config.predict import PredictConfig
     from napari_temseg.core.config.train import TrainConfig
@@ -172,13 +175,16 @@ def _ours(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows: dict) -> None
     from napari_temseg.core.progress import run
     from napari_temseg.core.training import fit
 
+    budget = {} if seconds is None else {"seconds": seconds, "epochs": None}
     t = time.perf_counter()
     model = run(
         fit(
             [i[None] for i in train_imgs],
             [s[None] for s in sparse],
-            model_cfg=ModelConfig(arch="pixel-classifier"),
-            train_cfg=TrainConfig(sparse=True, device="cpu", val_fraction=0.0),
+            model_cfg=ModelConfig(arch=arch),
+            train_cfg=TrainConfig(sparse=True, device="cpu", val_fraction=0.0, **budget)
+            if arch == "pixel-classifier"
+            else TrainConfig(sparse=True, device="cpu", **budget),
         )
     )
     fit_s = time.perf_counter() - t
@@ -189,10 +195,21 @@ def _ours(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows: dict) -> None
         preds.append(p[::2, ::2])
     pred_s = time.perf_counter() - t
     mpix = sum(i.size for i in test_imgs) / 1e6
-    rows["ours end to end (fit + predict_stack)"] = (
-        fit_s,
-        mpix / pred_s,
-        *_score(preds, test_t, k, fg_only),
+    rows[name] = (fit_s, mpix / pred_s, *_score(preds, test_t, k, fg_only))
+
+
+def _ours(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows: dict) -> None:
+    _fit_and_score(
+        "ours end to end (fit + predict_stack)",
+        "pixel-classifier",
+        None,
+        k,
+        train_imgs,
+        sparse,
+        test_imgs,
+        test_t,
+        fg_only,
+        rows,
     )
 
 
@@ -232,6 +249,20 @@ def race(args) -> None:
     del train_f, test_f
     _reference(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows)
     _ours(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows)
+    if args.unet_seconds:  # the default U-Net on the same strokes (the twin issue's baseline)
+        name = f"U-Net defaults (small-unet), {args.unet_seconds:.0f} s"
+        _fit_and_score(
+            name,
+            "small-unet",
+            args.unet_seconds,
+            k,
+            train_imgs,
+            sparse,
+            test_imgs,
+            test_t,
+            fg_only,
+            rows,
+        )
     what = "without background" if fg_only else "over all classes"
     _table(f"{args.dataset} scribbles: held-out mean IoU {what}", rows, list(classes))
 
@@ -278,6 +309,7 @@ def main(argv=None) -> None:
     r.add_argument("dataset", choices=("metaldam", "stem"))
     r.add_argument("--train", type=int, default=10, help="painted training images")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--unet-seconds", type=float, default=0, help="also the default U-Net")
     s = sub.add_parser("speed", help="prediction Mpix/s: classifier vs small-unet")
     s.add_argument("--size", type=int, default=2048)
     s.add_argument("--repeat", type=int, default=2)

@@ -198,21 +198,6 @@ def _fit_and_score(name, arch, seconds, k, train_imgs, sparse, test_imgs, test_t
     rows[name] = (fit_s, mpix / pred_s, *_score(preds, test_t, k, fg_only))
 
 
-def _ours(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows: dict) -> None:
-    _fit_and_score(
-        "ours end to end (fit + predict_stack)",
-        "pixel-classifier",
-        None,
-        k,
-        train_imgs,
-        sparse,
-        test_imgs,
-        test_t,
-        fg_only,
-        rows,
-    )
-
-
 def _table(title: str, rows: dict, names: list[str]) -> None:
     print(f"\n{title}")
     print("| contestant | fit s | predict Mpix/s | mean IoU | " + " | ".join(names) + " |")
@@ -248,21 +233,11 @@ def race(args) -> None:
     _race_trees(k, train_f, sparse, test_f, test_t, fg_only, rows)
     del train_f, test_f
     _reference(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows)
-    _ours(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows)
+    data = (k, train_imgs, sparse, test_imgs, test_t, fg_only, rows)
+    _fit_and_score("ours end to end (fit + predict_stack)", "pixel-classifier", None, *data)
     if args.unet_seconds:  # the default U-Net on the same strokes (the twin issue's baseline)
         name = f"U-Net defaults (small-unet), {args.unet_seconds:.0f} s"
-        _fit_and_score(
-            name,
-            "small-unet",
-            args.unet_seconds,
-            k,
-            train_imgs,
-            sparse,
-            test_imgs,
-            test_t,
-            fg_only,
-            rows,
-        )
+        _fit_and_score(name, "small-unet", args.unet_seconds, *data)
     what = "without background" if fg_only else "over all classes"
     _table(f"{args.dataset} scribbles: held-out mean IoU {what}", rows, list(classes))
 

@@ -78,22 +78,20 @@ def _tiles(rows: np.ndarray, shape: tuple[int, int]):
         yield a * TILE, min(h, (a + 1) * TILE), b * TILE, min(w, (b + 1) * TILE), sel
 
 
-def _tile_features(net, sampler, region, box, device):
-    """Features (F, h, w) of one tile of a region, computed with real context around it."""
+def halo_features(net, vol, z: int, spec, box: tuple, device):
+    """Features (F, h, w) of the box (y0, y1, x0, x1) of slice z, computed with ``halo()``
+    pixels of real image context around it (where the image has them)."""
     import torch
 
     from ..data.volume import network_input
 
     y0, y1, x0, x1 = box
-    vol = sampler.volumes[region.image]
-    hy, wx = vol.shape[2], vol.shape[3]
-    g = halo()
-    ay0, ay1 = max(0, region.y0 + y0 - g), min(hy, region.y0 + y1 + g)
-    ax0, ax1 = max(0, region.x0 + x0 - g), min(wx, region.x0 + x1 + g)
-    img = network_input(vol, region.z, sampler.spec, slice(ay0, ay1), slice(ax0, ax1))
-    f = net.features(torch.from_numpy(np.ascontiguousarray(img))[None].to(device))[0]
-    oy, ox = region.y0 + y0 - ay0, region.x0 + x0 - ax0
-    return f[:, oy : oy + (y1 - y0), ox : ox + (x1 - x0)].cpu().numpy()
+    h, w, g = vol.shape[2], vol.shape[3], halo()
+    ay0, ay1, ax0, ax1 = max(0, y0 - g), min(h, y1 + g), max(0, x0 - g), min(w, x1 + g)
+    img = network_input(vol, z, spec, slice(ay0, ay1), slice(ax0, ax1))
+    with torch.inference_mode():
+        f = net.features(torch.from_numpy(np.ascontiguousarray(img))[None].to(device))[0]
+    return f[:, y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0].cpu().numpy()
 
 
 def collect(
@@ -118,7 +116,9 @@ def collect(
     for j, (i, (y0, y1, x0, x1, rows)) in enumerate(jobs):
         if stop:
             break
-        f = _tile_features(net, sampler, sampler.regions[i], (y0, y1, x0, x1), device)
+        r = sampler.regions[i]
+        box = (r.y0 + y0, r.y0 + y1, r.x0 + x0, r.x0 + x1)  # in image coordinates
+        f = halo_features(net, sampler.volumes[r.image], r.z, sampler.spec, box, device)
         xs.append(f[:, rows[:, 0] - y0, rows[:, 1] - x0].T)
         ys.append(rows[:, 2])
         yield Progress(

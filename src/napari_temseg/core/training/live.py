@@ -112,15 +112,15 @@ class LiveSession:
         if z in self._features:
             self._features.move_to_end(z)
             return self._features[z]
-        from ..nets.classifier.features import halo
+        from .classifier import halo_features
 
         spec, net = self._input_spec(z), self._net()
         h, w = self.vol.shape[2:]
         out = None
-        g = halo()
         for y0 in range(0, h, _TILE):
             for x0 in range(0, w, _TILE):
-                f = self._tile(net, spec, z, (y0, min(h, y0 + _TILE), x0, min(w, x0 + _TILE)), g)
+                box = (y0, min(h, y0 + _TILE), x0, min(w, x0 + _TILE))
+                f = halo_features(net, self.vol, z, spec, box, self.device).transpose(1, 2, 0)
                 if out is None:
                     out = np.empty((h, w, f.shape[-1]), np.float32)
                 out[y0 : y0 + f.shape[0], x0 : x0 + f.shape[1]] = f
@@ -128,20 +128,6 @@ class LiveSession:
         while len(self._features) > self.cache_slices:
             self._features.popitem(last=False)
         return out
-
-    def _tile(self, net, spec, z, box, g) -> np.ndarray:
-        import torch
-
-        from ..data.volume import network_input
-
-        y0, y1, x0, x1 = box
-        h, w = self.vol.shape[2:]
-        ay0, ay1, ax0, ax1 = max(0, y0 - g), min(h, y1 + g), max(0, x0 - g), min(w, x1 + g)
-        img = network_input(self.vol, z, spec, slice(ay0, ay1), slice(ax0, ax1))
-        with torch.inference_mode():
-            f = net.features(torch.from_numpy(np.ascontiguousarray(img))[None].to(self.device))
-        f = f[0, :, y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
-        return f.permute(1, 2, 0).contiguous().cpu().numpy()
 
     def _net(self):
         from ..nets.classifier.module import PixelClassifier

@@ -166,36 +166,75 @@ def _reference(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows: dict) ->
     )
 
 
-def _fit_and_score(name, arch, seconds, k, train_imgs, sparse, test_imgs, test_t, fg_only, rows):
-    """The package end to end: ``fit`` on the sparse masks, ``predict_slice`` held out."""
+def _train(arch, seconds, images, sparse, channel_axis=None, **options):
     from napari_temseg.core.config.model import ModelConfig
-    from napari_temseg.core.config.predict import PredictConfig
     from napari_temseg.core.config.train import TrainConfig
-    from napari_temseg.core.inference.predict import predict_slice
     from napari_temseg.core.progress import run
     from napari_temseg.core.training import fit
 
     budget = {} if seconds is None else {"seconds": seconds, "epochs": None}
-    t = time.perf_counter()
-    model = run(
-        fit(
-            [i[None] for i in train_imgs],
-            [s[None] for s in sparse],
-            model_cfg=ModelConfig(arch=arch),
-            train_cfg=TrainConfig(sparse=True, device="cpu", val_fraction=0.0, **budget)
-            if arch == "pixel-classifier"
-            else TrainConfig(sparse=True, device="cpu", **budget),
-        )
+    if arch == "pixel-classifier":
+        options = {"val_fraction": 0.0, **options}
+    cfg = TrainConfig(sparse=True, device="cpu", **budget, **options)
+    vols = [i[None] for i in images]
+    masks = [s[None] for s in sparse]
+    return run(
+        fit(vols, masks, model_cfg=ModelConfig(arch=arch), train_cfg=cfg, channel_axis=channel_axis)
     )
+
+
+def _predict(model, img, channel_axis=None) -> np.ndarray:
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.inference.predict import predict_slice
+
+    p = predict_slice(model, img, 0, PredictConfig(device="cpu"), channel_axis=channel_axis)
+    return p if p.ndim == 3 else np.stack([1 - p, p])
+
+
+def _score_model(name, t, model, test_imgs, test_t, k, fg_only, rows, prepare=None) -> None:
     fit_s = time.perf_counter() - t
     t, preds = time.perf_counter(), []
     for img in test_imgs:
-        p = predict_slice(model, img[None], 0, PredictConfig(device="cpu"))
-        p = p.argmax(0) if p.ndim == 3 else (p > 0.5).astype(np.int64)
-        preds.append(p[::2, ::2])
+        if prepare is None:
+            p = _predict(model, img[None])
+        else:
+            p = _predict(model, prepare(img), channel_axis=0)
+        preds.append(p.argmax(0)[::2, ::2])
     pred_s = time.perf_counter() - t
     mpix = sum(i.size for i in test_imgs) / 1e6
     rows[name] = (fit_s, mpix / pred_s, *_score(preds, test_t, k, fg_only))
+    print(f"  {name}: fit {fit_s:.1f}s, mIoU {rows[name][2]:.3f}", flush=True)
+
+
+def _fit_and_score(
+    name, arch, seconds, k, train_imgs, sparse, test_imgs, test_t, fg_only, rows, **options
+):
+    """The package end to end: ``fit`` on the sparse masks, ``predict_slice`` held out."""
+    t = time.perf_counter()
+    model = _train(arch, seconds, train_imgs, sparse, **options)
+    _score_model(name, t, model, test_imgs, test_t, k, fg_only, rows)
+
+
+def _autocontext(name, seconds, k, train_imgs, sparse, test_imgs, test_t, fg_only, rows) -> None:
+    """Auto-context: the classifier's probabilities as extra input channels of a U-Net
+    trained on the strokes; the classifier's training and answers count in the budget."""
+    t = time.perf_counter()
+    clf = _train("pixel-classifier", None, train_imgs, sparse)
+
+    def prepare(img):  # (C, H, W): the image, then the classifier's K probabilities
+        return np.concatenate([img[None].astype(np.float32), _predict(clf, img[None])])
+
+    stacks = [prepare(i) for i in train_imgs]
+    left = max(10.0, seconds - (time.perf_counter() - t))
+    model = _train("small-unet", left, stacks, sparse, channel_axis=1, teacher="none")
+    _score_model(name, t, model, test_imgs, test_t, k, fg_only, rows, prepare)
+
+
+UNET_VARIANTS = {  # --variants: the U-Net contestants on the same strokes
+    "plain": {"teacher": "none"},
+    "taught": {"teacher": "pixel-classifier", "keep_better": False},
+    "autocontext": None,
+}
 
 
 def _table(title: str, rows: dict, names: list[str]) -> None:
@@ -230,14 +269,18 @@ def race(args) -> None:
     train_f = [_features(i) for i in train_imgs]
     test_f = [_features(i)[::2, ::2] for i in test_imgs]
     print(f"  filter bank: {time.perf_counter() - t:.1f}s for {len(train) + len(test)} images")
-    _race_trees(k, train_f, sparse, test_f, test_t, fg_only, rows)
+    if not args.no_trees:
+        _race_trees(k, train_f, sparse, test_f, test_t, fg_only, rows)
     del train_f, test_f
     _reference(k, train_imgs, sparse, test_imgs, test_t, fg_only, rows)
     data = (k, train_imgs, sparse, test_imgs, test_t, fg_only, rows)
     _fit_and_score("ours end to end (fit + predict_stack)", "pixel-classifier", None, *data)
-    if args.unet_seconds:  # the default U-Net on the same strokes (the twin issue's baseline)
-        name = f"U-Net defaults (small-unet), {args.unet_seconds:.0f} s"
-        _fit_and_score(name, "small-unet", args.unet_seconds, *data)
+    for v in args.variants.split(",") if args.unet_seconds else ():
+        name = f"U-Net {v} (small-unet), {args.unet_seconds:.0f} s"
+        if v == "autocontext":
+            _autocontext(name, args.unet_seconds, *data)
+        else:
+            _fit_and_score(name, "small-unet", args.unet_seconds, *data, **UNET_VARIANTS[v])
     what = "without background" if fg_only else "over all classes"
     _table(f"{args.dataset} scribbles: held-out mean IoU {what}", rows, list(classes))
 
@@ -284,7 +327,11 @@ def main(argv=None) -> None:
     r.add_argument("dataset", choices=("metaldam", "stem"))
     r.add_argument("--train", type=int, default=10, help="painted training images")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--unet-seconds", type=float, default=0, help="also the default U-Net")
+    r.add_argument("--unet-seconds", type=float, default=0, help="also the U-Net variants")
+    r.add_argument(
+        "--variants", default="plain,taught", help=f"U-Net variants: {', '.join(UNET_VARIANTS)}"
+    )
+    r.add_argument("--no-trees", action="store_true", help="skip the tree libraries' race")
     s = sub.add_parser("speed", help="prediction Mpix/s: classifier vs small-unet")
     s.add_argument("--size", type=int, default=2048)
     s.add_argument("--repeat", type=int, default=2)

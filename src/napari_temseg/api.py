@@ -113,7 +113,12 @@ def train(
         classes=table,
         stop=stop,
     )
-    return _drive(gen, stop, verbose)
+    model = _drive(gen, stop, verbose)
+    from .core.training.teacher import comparison
+
+    if verbose and comparison(model):  # a taught U-Net: which of the two models is returned
+        print(comparison(model))
+    return model
 
 
 def predict(

@@ -46,3 +46,18 @@ def test_live_session_answers_each_update_and_gives_a_model():
     assert (other.labels == lab[1]).mean() > 0.8
     model = live.model()
     assert model.model_cfg.arch == "pixel-classifier" and model.classes.k == k
+
+
+def test_api_trains_a_taught_unet_and_says_which_model_it_returns(capsys):
+    img, lab = make_phases((2, 96, 96), channels=1, seed=6)
+    k = int(lab.max()) + 1
+    opts = dict(channel_axis=1, sparse=True, device="cpu", patch=64, batch=2, seconds=None)
+    opts.update(epochs=2, steps_per_epoch=2, base_width=4, val_fraction=0.5)
+    unet = api.train(img, _dots(lab, k, 6), teacher="pixel-classifier", keep_better=False, **opts)
+    assert unet.model_cfg.arch == "small-unet" and "teacher_val_dice" in unet.history[-1]
+    capsys.readouterr()
+    kept = api.train(img, _dots(lab, k, 6), teacher="pixel-classifier", **opts)
+    out = capsys.readouterr().out
+    assert kept.model_cfg.arch in ("small-unet", "pixel-classifier")
+    assert ("is kept over its teacher" in out) == (kept.model_cfg.arch == "small-unet")
+    assert ("it is the model kept" in out) == (kept.model_cfg.arch == "pixel-classifier")

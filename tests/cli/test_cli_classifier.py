@@ -30,3 +30,22 @@ def test_train_predict_and_export_refusal(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pixel-classifier" in err and ".safetensors" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "clf.onnx").exists()
+
+
+def test_train_a_taught_unet_prints_which_model_it_saved(tmp_path, capsys):
+    img, lab = make_phases((2, 96, 96), channels=1, seed=2)
+    k = int(lab.max()) + 1
+    mask = np.zeros_like(lab)
+    mask[:, ::6, ::6] = np.where(lab[:, ::6, ::6] == 0, k, lab[:, ::6, ::6])
+    tifffile.imwrite(tmp_path / "img.tif", img[:, 0])
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    model = tmp_path / "taught.safetensors"
+    argv = ["train", str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(model)]
+    opts = ["--sparse", "--device", "cpu", "--teacher", "pixel-classifier", "--epochs", "1"]
+    opts += ["--steps-per-epoch", "2", "--patch", "64", "--base-width", "4"]
+    opts += ["--val-fraction", "0.5", "--seconds", "none"]
+    assert main([*argv, *opts]) == 0
+    out = capsys.readouterr().out
+    saved = load_model(model).model_cfg.arch
+    assert ("it is the model kept" in out) == (saved == "pixel-classifier")
+    assert ("is kept over its teacher" in out) == (saved == "small-unet")

@@ -1,5 +1,6 @@
 """A tiny live plot (QPainter, no matplotlib): training loss and validation Dice vs step
-(K-class models: also each class's validation Dice, dashed, in the class colour)."""
+(K-class models: also each class's validation Dice, dashed, in the class colour; a U-Net
+taught by the pixel classifier: the classifier's validation Dice, dotted)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from qtpy.QtWidgets import QWidget
 
 LOSS_COLOR = QColor(255, 140, 0)  # orange
 DICE_COLOR = QColor(80, 200, 255)  # light blue
+TEACHER_COLOR = QColor(120, 220, 120)  # green
 
 
 class LivePlot(QWidget):
@@ -25,10 +27,17 @@ class LivePlot(QWidget):
         # K-class models: validation Dice per scored class, in its colour
         self.classes: dict[str, list[tuple[float, float]]] = {}
         self.class_colors: dict[str, QColor] = {}
+        self.teacher: float | None = None  # the pixel classifier's validation Dice
 
     def clear(self) -> None:
-        self.loss, self.dice, self.classes = [], [], {}
+        self.loss, self.dice, self.classes, self.teacher = [], [], {}, None
         self.update()
+
+    def set_teacher(self, dice: float | None) -> None:
+        """The teacher's validation Dice on the same held-out strokes (a dotted line)."""
+        if dice is not None and math.isfinite(dice) and dice != self.teacher:
+            self.teacher = float(dice)
+            self.update()
 
     def add_classes(self, step: float, names, colors, dice, shown=None) -> None:
         """Per-class validation Dice (thin lines) of the classes ``shown`` (None: those other
@@ -83,6 +92,12 @@ class LivePlot(QWidget):
         for name, pts in self.classes.items():
             p.setPen(QPen(self.class_colors[name], 1.0, Qt.PenStyle.DashLine))
             p.drawPolyline(self._polyline(pts, x0, x1, 0.0, 1.0, rect))
+        if self.teacher is not None:
+            p.setPen(QPen(TEACHER_COLOR, 1.5, Qt.PenStyle.DotLine))
+            p.drawPolyline(
+                self._polyline([(x0, self.teacher), (x1, self.teacher)], x0, x1, 0, 1, rect)
+            )
+            p.drawText(rect.left() + 4, rect.bottom() - 4, f"pixel classifier {self.teacher:.3f}")
         if self.dice:
             p.setPen(QPen(DICE_COLOR, 1.5))
             p.drawPolyline(self._polyline(self.dice, x0, x1, 0.0, 1.0, rect))

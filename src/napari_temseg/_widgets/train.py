@@ -145,12 +145,15 @@ class TrainWidget(Container):
         self._classes = self._class_table(resume)
         if resume and self.model is None:
             raise InputError("no model to continue: Start training first")
+        from ..core.training.objectives import background_counts
+
         self._run_info = {
             "layer": layers[0],
             "ca": ca if len(layers) == 1 else None,
             "vol": vol,
             "name": layers[0].name,
             "sparse": cfg.sparse,
+            "background": background_counts(cfg),  # class 0 scored like the others
         }
         self._track_view()
         stop = StopToken()
@@ -240,12 +243,13 @@ class TrainWidget(Container):
     def _on_progress(self, p: Any) -> None:
         self.plot.add(self._step0 + p.step, p.loss, p.val_dice)
         rec = (p.extra or {}).get("epoch_record") or {}
+        self.plot.set_teacher(rec.get("teacher_val_dice"))
         if "val_dice_classes" in rec:
             from ..core.config.classes import ClassTable
             from ..core.training.objectives import scored_classes
 
             t = self._classes or ClassTable.default(len(rec["val_dice_classes"]))
-            shown = scored_classes(t.k, (self._run_info or {}).get("sparse", False))
+            shown = scored_classes(t.k, (self._run_info or {}).get("background", False))
             self.plot.add_classes(
                 self._step0 + p.step, t.names, t.colors, rec["val_dice_classes"], shown
             )
@@ -280,14 +284,21 @@ class TrainWidget(Container):
         best = max(model.history, key=lambda h: h.get("val_dice", -1), default={})
         per_text = ""
         if "val_dice_classes" in best:
-            from ..core.training.objectives import per_class_text, scored_classes
+            from ..core.training.objectives import (
+                background_counts,
+                per_class_text,
+                scored_classes,
+            )
 
-            sparse = bool(model.train_cfg and model.train_cfg.sparse)
-            shown = scored_classes(model.classes.k, sparse)
+            shown = scored_classes(model.classes.k, background_counts(model.train_cfg))
             per = per_class_text(model.classes.names, best["val_dice_classes"], shown, 2)
             per_text = f"; per class {per}"
         stopped = self.job is not None and self.job.stopping
         what = "Stopped: kept the best model so far" if stopped else "Done"
+        from ..core.training.teacher import comparison
+
+        kept = comparison(model)  # a taught U-Net: which of the two models is kept, and why
+        what = f"{what}: {kept}" if kept else what
         if last.get("stopped"):  # out of memory even at half the batch
             what = f"Stopped, {last['stopped']}; kept the best model so far"
         self.status.value = (

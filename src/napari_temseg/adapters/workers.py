@@ -10,7 +10,7 @@ yields :class:`~napari_temseg.core.progress.Progress` and returns a result:
 * Stop = ``Job.stop()`` sets the :class:`StopToken` the generator checks at every
   yield, so it *returns* its result (e.g. the best model so far) instead of being killed;
 * records are thinned out in the worker thread (at most one per ``min_interval``
-  seconds, except records that carry a preview, a validation score or a warning),
+  seconds, except records that carry a preview, a validation score, a warning or the kept model),
   so a fast generator does not flood the GUI thread with signals;
 * errors become one napari notification; user errors (TemsegError) show their
   message only, anything else shows the exception type too.
@@ -46,6 +46,7 @@ def _important(p: Any) -> bool:
         or p.val_dice is not None
         or p.warning is not None
         or (p.total is not None and p.step >= p.total)
+        or "kept" in p.extra  # which model training kept (training.teacher)
     )
 
 

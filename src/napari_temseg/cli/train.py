@@ -134,6 +134,10 @@ def _cmd_train(args) -> int:
     )
     if not model.classes.binary:
         print(class_summary(model, tcfg.sparse))
+    from ..core.training.teacher import comparison
+
+    if comparison(model):  # a taught U-Net: which of the two models was saved
+        print(comparison(model))
     ended = model.history[-1].get("stopped") if model.history else None
     if ended:  # out of memory: the best model so far is saved, the run is not complete
         print(f"temseg train: stopped early: {ended}", file=sys.stderr)

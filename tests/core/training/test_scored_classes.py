@@ -56,10 +56,10 @@ def _score(pred, truth, sparse, k=4):
 
 
 def test_scored_classes_is_the_one_rule():
-    assert scored_classes(4, sparse=True) == [0, 1, 2, 3]
-    assert scored_classes(4, sparse=False) == [1, 2, 3]
-    assert scored_classes(4, sparse=True, present={0, 2}) == [0, 2]
-    assert scored_classes(4, sparse=False, present={0, 2}) == [2]
+    assert scored_classes(4, background=True) == [0, 1, 2, 3]
+    assert scored_classes(4, background=False) == [1, 2, 3]
+    assert scored_classes(4, background=True, present={0, 2}) == [0, 2]
+    assert scored_classes(4, background=False, present={0, 2}) == [2]
 
 
 def test_sparse_validation_scores_painted_background():
@@ -80,6 +80,42 @@ def test_dense_validation_still_leaves_background_out():
     rec = _score(forgets, truth, sparse=False)
     assert rec["val_dice"] == pytest.approx(1.0)  # classes 1 and 2 are perfect
     assert rec["val_dice_classes"][0] == 0.0  # reported, not averaged
+
+
+def test_a_background_that_is_a_phase_counts_in_dense_masks_too():
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.training.objectives import background_counts
+
+    assert background_counts(TrainConfig(sparse=True))
+    assert not background_counts(TrainConfig()) and not background_counts(None)
+    assert background_counts(TrainConfig(background_phase=True))
+    truth = _truth()
+    forgets = np.where(truth == 0, 3, truth)
+    rec = _score(forgets, truth, sparse=True)  # validate(..., background=True)
+    assert rec["val_dice"] == pytest.approx(2 / 3, abs=1e-4)
+    dense = np.zeros((96, 96), np.uint8)  # a rare matrix corner in a dense mask
+    dense[:, 8:] = 1
+    dense[50:, :] = 2
+    img = np.zeros((96, 96), np.float32)
+    for background, want in ((False, [1, 2]), (True, [0, 1, 2])):
+        vol = as_volume(img)
+        from napari_temseg.core.config.model import InputSpec
+
+        spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,))
+        regions = split_regions([(0, 0)], [img.shape], 0, 0)[0]
+        s = PatchSampler(
+            [vol],
+            [as_mask(dense, vol)],
+            regions,
+            spec,
+            16,
+            False,
+            1.0,
+            0,
+            k=3,
+            background=background,
+        )
+        assert s.fg_classes == want  # classes whose pixels centre oversampled patches
 
 
 @pytest.mark.parametrize("sparse", [True, False])

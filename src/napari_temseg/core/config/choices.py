@@ -20,6 +20,7 @@ def check(cond: bool, msg: str) -> None:
 MAX_BINNING = 4  # InputSpec.binning / TrainConfig.binning: 1 (none) .. 4 x 4
 LOSSES = ("bce", "dice", "bce+dice")  # multi-class: cross-entropy and soft Dice
 CLASS_WEIGHTS = ("none", "balanced")
+TEACHERS = ("auto", "pixel-classifier", "none")  # training.teacher
 OPTIMIZERS = ("adam", "adamw")
 AUGMENT_PRESETS = (
     "none",

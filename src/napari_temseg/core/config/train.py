@@ -12,6 +12,7 @@ from .choices import (
     LOSSES,
     MAX_BINNING,
     OPTIMIZERS,
+    TEACHERS,
     amp_opt,
     check,
     device_opt,
@@ -78,6 +79,34 @@ class TrainConfig:
         "multi-class: weigh the cross-entropy of rare classes up (balanced: by 1 / "
         "sqrt(share of pixels))",
         choices=CLASS_WEIGHTS,
+        advanced=True,
+    )
+    background_phase: bool = opt(
+        False,
+        "K classes, dense masks: class 0 is a phase of the specimen (a matrix, a support), "
+        "scored by validation and oversampled like the other classes (scribbles always count "
+        "the painted background); off: class 0 is what is left over",
+        advanced=True,
+    )
+    teacher: str = opt(
+        "auto",
+        "scribbles: first train the pixel classifier on the strokes (seconds), then teach the "
+        "U-Net its answer on the unpainted pixels, weighted by its confidence; the better of "
+        "the two on the held-out strokes is kept. auto: for scribbles, none for dense masks",
+        choices=TEACHERS,
+    )
+    teacher_weight: float = opt(
+        0.5,
+        "loss weight of a pixel the teacher is sure of (painted pixels weigh 1)",
+        lo=0.0,
+        hi=1.0,
+        step=0.05,
+        advanced=True,
+    )
+    keep_better: bool = opt(
+        True,
+        "with a teacher: keep whichever of the U-Net and the pixel classifier scores higher "
+        "on the held-out strokes (off: always the U-Net)",
         advanced=True,
     )
     patch: int = opt(
@@ -225,6 +254,8 @@ class TrainConfig:
                 self.classes in (None, len(names)),
                 f"classes={self.classes} but {len(names)} class names were given",
             )
+        check(self.teacher in TEACHERS, f"teacher must be one of {TEACHERS}, got '{self.teacher}'")
+        check(0 <= self.teacher_weight <= 1, "teacher_weight must be in [0, 1]")
         check(
             self.class_weights in CLASS_WEIGHTS,
             f"class_weights must be one of {CLASS_WEIGHTS}, got '{self.class_weights}'",

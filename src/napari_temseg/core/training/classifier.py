@@ -143,7 +143,7 @@ def _validation(net, d, k: int) -> dict:
     from .sampling import validation_patches
 
     val = validation_patches(d.val_sampler)
-    rec, _ = validate(net, val, torch.device("cpu"), False, k, d.val_sampler.sparse)
+    rec, _ = validate(net, val, torch.device("cpu"), False, k, d.val_sampler.background)
     return rec
 
 

@@ -30,8 +30,9 @@ from ..modelfile.format import TrainedModel
 from ..nets.registry import CLASSIFIER_ARCH
 from ..progress import Progress, StopToken
 from ..threads import Worker
-from .objectives import health_warning
+from .objectives import background_counts, health_warning
 from .sampling import validation_patches
+from .teacher import keep_better, teach_session
 from .trainset import training_data
 
 
@@ -89,7 +90,9 @@ class _Session:
         torch.manual_seed(cfg.seed)
         inputs = (images, masks, channel_axis, val_images, val_masks, annotated)
         d, self.notice = training_data(cfg, inputs, classes, resume)
-        self.classes, self.spec, self.sampler = d.classes, d.spec, d.sampler
+        self.data, self.classes, self.spec, self.sampler = d, d.classes, d.spec, d.sampler
+        self.background = background_counts(cfg)  # class 0 scored like the others
+        self.teacher_record: dict = {}  # the teacher's validation scores (training.teacher)
         self.val = validation_patches(d.val_sampler) if d.val_sampler else None
         self.history = list(resume.history) if resume is not None else []
         self._model(model_cfg, resume)
@@ -173,7 +176,7 @@ class _Session:
 class _Loop:
     """The step / epoch / stop bookkeeping of one fit() call."""
 
-    def __init__(self, s: _Session, stop: StopToken | None, preview, preview_every: float):
+    def __init__(self, s: _Session, stop, preview, preview_every: float, t0: float | None = None):
         self.s, self.stop, self.preview, self.preview_every = s, stop, preview, preview_every
         cfg = s.cfg
         self.total = cfg.epochs * cfg.steps_per_epoch if cfg.epochs else None
@@ -184,7 +187,8 @@ class _Loop:
         self.warning: str | None = s.notice  # until the first epoch's check
         self.pending: str | None = None  # a one-off warning for the next Progress
         self.batches: Any = None  # the training batches (precise batch norm draws from them)
-        self.t0 = self.last_preview = time.monotonic()
+        self.last_preview = time.monotonic()
+        self.t0 = self.last_preview if t0 is None else t0  # the time budget counts from t0
 
     def fraction(self) -> float:
         cfg, el = self.s.cfg, time.monotonic() - self.t0
@@ -255,6 +259,7 @@ class _Loop:
             "elapsed": round(time.monotonic() - self.t0, 2),
             **s.precision.record(),
             **s.oom.record(),
+            **s.teacher_record,
         }
         if s.cfg.precise_bn:  # population statistics for validation and the kept model
             from .precise_bn import recalibrate
@@ -265,7 +270,7 @@ class _Loop:
         if s.val is not None:
             from .objectives import validate
 
-            val, constant = validate(s.net, s.val, s.device, s.amp, s.classes.k, s.cfg.sparse)
+            val, constant = validate(s.net, s.val, s.device, s.amp, s.classes.k, s.background)
             rec.update(val)
         score = rec.get("val_dice", self.step)  # without validation the latest model is the best
         if score >= self.best_dice:
@@ -372,6 +377,7 @@ def fit(
 
         inputs = (images, masks, channel_axis, val_images, val_masks, annotated)
         return (yield from fit_classifier(cfg, model_cfg, inputs, classes, resume, stop))
+    t0 = time.monotonic()
     s = _Session(
         images,
         masks,
@@ -384,6 +390,7 @@ def fit(
         annotated,
         resume,
     )
-    loop = _Loop(s, stop, preview, preview_every)
+    teacher = yield from teach_session(s, stop)
+    loop = _Loop(s, stop, preview, preview_every, t0)
     yield from loop.run()
-    return loop.result()
+    return (yield from keep_better(loop, loop.result(), teacher))

@@ -93,20 +93,27 @@ def _predict_classes(net, x: np.ndarray, device, amp, k: int) -> np.ndarray:
     return np.concatenate(out).astype(np.int64)
 
 
-def scored_classes(k: int, sparse: bool, present=None) -> list[int]:
+def background_counts(cfg) -> bool:
+    """Whether class 0 counts like the other classes (:func:`scored_classes`): painted
+    background (scribbles), or a background that is a phase (``background_phase``)."""
+    return cfg is not None and bool(cfg.sparse or getattr(cfg, "background_phase", False))
+
+
+def scored_classes(k: int, background: bool, present=None) -> list[int]:
     """The classes of a K-class model (K >= 3) that validation averages and patch sampling
     oversamples, of those in ``present`` (None: all that could count).
 
-    Painted background (sparse scribbles) is a class the user chose to teach, so it counts
-    like the others: a model that forgets it must score lower. In a dense mask background is
-    whatever is left over and plentiful; scoring it would flatter every model alike.
+    ``background`` (:func:`background_counts`): painted background (sparse scribbles) is a
+    class the user chose to teach, and a matrix phase is a phase like the others, so they
+    count: a model that forgets them must score lower. Otherwise background in a dense mask
+    is whatever is left over and plentiful; scoring it would flatter every model alike.
     """
-    first = 0 if sparse else 1
+    first = 0 if background else 1
     return [c for c in range(first, k) if present is None or c in present]
 
 
 def validate(
-    net, val, device, amp: bool | str, k: int = 2, sparse: bool = False
+    net, val, device, amp: bool | str, k: int = 2, background: bool = False
 ) -> tuple[dict, bool]:
     """Validation record ({val_dice, val_iou[, per class]}) and whether the prediction is
     one class everywhere. Per-class scores of a class without a true pixel in the
@@ -125,7 +132,7 @@ def validate(
     m = confusion(pred, truth, k, valid=valid)
     per = class_scores(m)["classes"]
     held = {c for c in range(k) if m[c].sum() > 0}  # classes the validation data holds
-    scored = scored_classes(k, sparse, held)
+    scored = scored_classes(k, background, held)
 
     def mean(key: str) -> float:
         return float(np.mean([per[c][key] for c in scored])) if scored else 0.0

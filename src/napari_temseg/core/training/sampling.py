@@ -91,8 +91,8 @@ class PatchSampler:
     With probability ``fg_oversample`` a patch is centred on a pixel of a class other than
     background - the class drawn uniformly among those painted, so rare classes are seen
     as often as common ones; otherwise on any (labelled) pixel. With K-class scribbles
-    painted background is one of those classes (``objectives.scored_classes``): its strokes
-    may be as rare as any other's.
+    painted background is one of those classes, and a background that is a phase
+    (``background``, ``objectives.scored_classes``): its strokes may be as rare as any other's.
     """
 
     def __init__(
@@ -106,6 +106,7 @@ class PatchSampler:
         fg_oversample: float,
         seed: int,
         k: int = 2,
+        background: bool | None = None,
     ):
         if not regions:
             raise InputError(
@@ -113,10 +114,11 @@ class PatchSampler:
             )
         self.volumes, self.regions, self.spec = volumes, regions, spec
         self.patch, self.sparse, self.fg, self.k = patch, sparse, fg_oversample, k
+        self.background = sparse if background is None else background  # class 0 counts
         self.rng = np.random.default_rng(seed)
         self.masks = [self._mask(masks, r) for r in regions]
         # class_points[c][region] = sampled (y, x) of class c in that region (binary: c = 1)
-        oversampled = scored_classes(k, sparse) if k > 2 else [1]
+        oversampled = scored_classes(k, self.background) if k > 2 else [1]
         self.class_points = {
             c: [self._points(m == self._value(c)) for m in self.masks] for c in oversampled
         }
@@ -124,6 +126,12 @@ class PatchSampler:
         self.any_points = [self._points(m > 0) if sparse else None for m in self.masks]
         areas = np.array([r.shape[0] * r.shape[1] for r in regions], np.float64)
         self.p_region = areas / areas.sum()
+        self.teacher: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def teach(self, answers: list[tuple[np.ndarray, np.ndarray]], weight: float) -> None:
+        """Unpainted pixels learn a teacher's answer: per region (class id, confidence);
+        their loss weight is ``weight`` x confidence (``training.teacher``)."""
+        self.teacher = [(lab, (conf.astype(np.float32) * weight)) for lab, conf in answers]
 
     def _mask(self, masks: list[Volume], r: Region) -> np.ndarray:
         return read_mask(
@@ -152,7 +160,8 @@ class PatchSampler:
         fg = self.class_points[1][k]
         if self.k == 2 and len(fg) and self.rng.random() < self.fg:  # binary: as in 0.x
             return k, tuple(fg[self.rng.integers(len(fg))])
-        if self.sparse and len(self.any_points[k]):  # unlabelled pixels teach nothing
+        if self.sparse and self.teacher is None and len(self.any_points[k]):
+            # unlabelled pixels teach nothing (without a teacher)
             return k, tuple(self.any_points[k][self.rng.integers(len(self.any_points[k]))])
         h, w = self.regions[k].shape
         return k, (int(self.rng.integers(h)), int(self.rng.integers(w)))
@@ -191,6 +200,10 @@ class PatchSampler:
         tgt, wt = target_and_weight(
             self.masks[k][top : top + p, left : left + p], self.sparse, self.k
         )
+        if self.teacher is not None:  # unpainted pixels: the teacher's class, weighted
+            lab, tw = (a[top : top + p, left : left + p] for a in self.teacher[k])
+            free = wt == 0
+            tgt[free], wt[free] = lab[free], tw[free]
         return pad_patch(img, tgt, wt, p)
 
 

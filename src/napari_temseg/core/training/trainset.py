@@ -16,6 +16,7 @@ from ..data.binning import auto_binning, mask_view, view
 from ..data.volume import annotated_slices, as_mask, as_volume, compute_norm, mask_values
 from ..errors import InputError
 from ..modelfile.format import TrainedModel
+from .objectives import background_counts
 from .sampling import PatchSampler, split_regions
 
 
@@ -207,10 +208,9 @@ def _training_data(cfg: TrainConfig, inputs: tuple, given, resume, binning=None)
     table = class_table(cfg, given, painted, items, resume)
     spec = input_spec(vols, items, cfg.context, resume, cfg.intensity_norm, binning)
     args = (spec, cfg.patch, cfg.sparse)
-    sampler = PatchSampler(
-        vols, mvols, train_r, *args, cfg.foreground_oversample, cfg.seed, k=table.k
-    )
-    val = PatchSampler(vols, mvols, val_r, *args, 0.0, cfg.seed, k=table.k) if val_r else None
+    kw = {"k": table.k, "background": background_counts(cfg)}
+    sampler = PatchSampler(vols, mvols, train_r, *args, cfg.foreground_oversample, cfg.seed, **kw)
+    val = PatchSampler(vols, mvols, val_r, *args, 0.0, cfg.seed, **kw) if val_r else None
     train_pixels = sampler.class_pixels()
     pixels = train_pixels + (val.class_pixels() if val else 0)
     return TrainingData(table, spec, sampler, val, train_pixels, pixels)

@@ -1,0 +1,187 @@
+"""The U-Net taught by the pixel classifier (scribbles).
+
+Strokes cover 0.4-1 % of the pixels: a U-Net trained on them alone sees little of each class
+and nothing of the class frequencies. Before the first step, :func:`teach` trains the pixel
+classifier on the strokes of the training part (seconds), predicts every pixel of the
+training regions with it, and gives the patch sampler its answer: an unpainted pixel learns
+the classifier's class with a loss weight of ``teacher_weight`` x its confidence (0 where
+the classifier hesitates between classes, 1 where it is sure); painted pixels keep weight 1.
+Patches are then drawn anywhere in the regions (every pixel teaches), so the classes come in
+the proportions the classifier sees, not in the strokes' (a few dots of a rare class do not
+make it half of the image).
+
+The classifier is validated on the same held-out strokes as the U-Net; :func:`better`
+keeps whichever scores higher and says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+
+import numpy as np
+
+from ..progress import Progress, StopToken
+from .classifier import TILE, _check_classes, _train_trees, collect, halo_features
+
+
+def teaching(cfg) -> bool:
+    """Whether fit() teaches the U-Net with the classifier (``teacher`` option)."""
+    if cfg.teacher == "auto":
+        return bool(cfg.sparse)
+    return cfg.teacher == "pixel-classifier"
+
+
+def confidence(p: np.ndarray) -> np.ndarray:
+    """(K, ...) probabilities -> (...) confidence in [0, 1]: 0 at 1/K, 1 at certainty."""
+    k = p.shape[0]
+    return np.clip((p.max(0) - 1.0 / k) / (1.0 - 1.0 / k), 0.0, 1.0)
+
+
+def region_answer(net, sampler, i: int, device) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's (class id uint8, confidence float16) over region ``i``."""
+    r = sampler.regions[i]
+    h, w = r.shape
+    lab, conf = np.zeros((h, w), np.uint8), np.zeros((h, w), np.float16)
+    trees = net.trees()
+    for y0 in range(0, h, TILE):
+        for x0 in range(0, w, TILE):
+            y1, x1 = min(h, y0 + TILE), min(w, x0 + TILE)
+            box = (r.y0 + y0, r.y0 + y1, r.x0 + x0, r.x0 + x1)
+            f = halo_features(net, sampler.volumes[r.image], r.z, sampler.spec, box, device)
+            p = trees.predict_proba(f.reshape(f.shape[0], -1).T).T.reshape(-1, y1 - y0, x1 - x0)
+            lab[y0:y1, x0:x1] = p.argmax(0)
+            conf[y0:y1, x0:x1] = confidence(p)
+    return lab, conf
+
+
+def _fit_teacher(d, cfg, device, stop, t0):
+    import dataclasses
+
+    from ..config.model import ModelConfig
+    from ..nets.classifier.module import PixelClassifier
+    from ..nets.registry import CLASSIFIER_ARCH
+
+    k, c = d.classes.k, d.classes.out_channels
+    mcfg = dataclasses.replace(
+        ModelConfig(arch=CLASSIFIER_ARCH), in_channels=d.spec.network_channels, slices=1, classes=c
+    )
+    net = PixelClassifier(mcfg.in_channels, c)
+    x, y = yield from collect(net, d.sampler, k, device, cfg.seed, stop=stop)
+    _check_classes(y, bool(stop))
+    return net, mcfg, _train_trees(net, x, y, d, t0)
+
+
+def teach(d, cfg, stop: StopToken | None = None) -> Generator[Progress, None, object]:
+    """Train the classifier on ``d``'s training strokes, hand its answer to ``d.sampler``
+    (``PatchSampler.teach``); yields Progress, returns the classifier's TrainedModel (its
+    history: one record with its validation scores)."""
+    from ..device import resolve_device
+    from ..modelfile.format import TrainedModel
+
+    t0, device = time.monotonic(), resolve_device("cpu" if cfg.device == "cpu" else cfg.device)
+    net, mcfg, rec = yield from _fit_teacher(d, cfg, device, stop, t0)
+    answers = []
+    for i in range(len(d.sampler.regions)):
+        if stop:
+            break
+        answers.append(region_answer(net, d.sampler, i, device))
+        yield Progress(
+            stage="teach",
+            step=i + 1,
+            total=len(d.sampler.regions),
+            elapsed=time.monotonic() - t0,
+            message=f"pixel classifier's answer on {i + 1} of {len(d.sampler.regions)} slices",
+        )
+    if len(answers) == len(d.sampler.regions):
+        d.sampler.teach(answers, cfg.teacher_weight)
+    rec["elapsed"] = round(time.monotonic() - t0, 2)
+    return TrainedModel(
+        net=net,
+        model_cfg=mcfg,
+        input_spec=d.spec,
+        threshold=cfg.threshold,
+        classes=d.classes,
+        train_cfg=cfg,
+        history=[rec],
+    )
+
+
+def apply(session, teacher) -> None:
+    """After :func:`teach`: the session's epoch records carry the classifier's scores, and
+    balanced class weights follow the classes the classifier sees, not the strokes."""
+    from .objectives import class_weights, loss_fn
+
+    session.teacher_record = teacher_scores(teacher)
+    sampler, cfg = session.sampler, session.cfg
+    if cfg.class_weights == "none" or sampler.teacher is None:
+        return
+    k = session.classes.k
+    seen = sum(np.bincount(lab[tw > 0].ravel(), minlength=k)[:k] for lab, tw in sampler.teacher)
+    session.loss_fn = loss_fn(cfg.loss, k, class_weights(seen + sampler.class_pixels(), "balanced"))
+
+
+def teacher_scores(teacher) -> dict:
+    """{'teacher_val_dice', 'teacher_val_iou'} of the classifier (empty without validation)."""
+    rec = teacher.history[0] if teacher is not None else {}
+    return {f"teacher_{k}": rec[k] for k in ("val_dice", "val_iou") if rec.get(k) is not None}
+
+
+def better(unet, best_dice: float, teacher) -> tuple[object, str | None]:
+    """The model to keep - the U-Net, unless the classifier scored a higher validation Dice
+    on the same held-out strokes - and the line that says which (:func:`comparison`)."""
+    t = teacher_scores(teacher).get("teacher_val_dice")
+    if t is None or best_dice < 0:
+        return unet, None
+    if t > best_dice:
+        teacher.history[-1]["unet_val_dice"] = round(float(best_dice), 4)
+        return teacher, comparison(teacher)
+    return unet, comparison(unet)
+
+
+def comparison(model) -> str | None:
+    """'the U-Net scored ... vs the pixel classifier's ...' from a taught training's kept
+    model (None for any other model)."""
+    hist = model.history or []
+    if hist and "unet_val_dice" in hist[-1]:
+        t, u = hist[-1].get("val_dice", 0.0), hist[-1]["unet_val_dice"]
+        return (
+            f"the pixel classifier scored higher on the held-out strokes than the U-Net "
+            f"(Dice {t:.3f} vs {u:.3f}): it is the model kept. Train again with a longer "
+            "time budget, or paint strokes where the two disagree"
+        )
+    scored = [h for h in hist if "teacher_val_dice" in h and h.get("val_dice") is not None]
+    if not scored:
+        return None
+    u, t = max(h["val_dice"] for h in scored), scored[-1]["teacher_val_dice"]
+    return (
+        f"the U-Net (validation Dice {u:.3f}) is kept over its teacher, the pixel "
+        f"classifier ({t:.3f})"
+    )
+
+
+def teach_session(session, stop: StopToken | None):
+    """fit()'s first stage: the classifier taught to the session's sampler (``teacher``
+    option); returns it, or None when the U-Net learns from the strokes alone."""
+    if not teaching(session.cfg):
+        return None
+    teacher = yield from teach(session.data, session.cfg, stop)
+    apply(session, teacher)
+    return teacher
+
+
+def keep_better(loop, model, teacher):
+    """fit()'s last stage: the better of the trained U-Net and the teacher (``keep_better``
+    option), with a last Progress saying which it is."""
+    if teacher is None or not loop.s.cfg.keep_better:
+        return model
+    kept, line = better(model, loop.best_dice, teacher)
+    if line:  # the console's and the CLI's progress printers show it
+        import dataclasses
+
+        last = loop.progress(None, {}, None)
+        warn = line if kept is teacher else last.warning
+        yield dataclasses.replace(
+            last, message=line, warning=warn, extra={**last.extra, "kept": line}
+        )
+    return kept

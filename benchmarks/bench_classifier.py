@@ -10,12 +10,20 @@ scikit-learn random forest and extra trees (100 trees, ilastik's default), the p
 backend (extra trees, 50 trees of at most 8 levels, leaves of >= 3 pixels), LightGBM,
 XGBoost (hist) and CatBoost (convpaint's choice), 2 threads each. The reference row is a
 plain scikit-image ``multiscale_basic_features`` + scikit-learn random forest (100 trees)
-on the same strokes, its feature time included. ``--unet-seconds S`` adds the default U-Net
-trained S seconds on the same strokes (``fit`` defaults, sparse, its own validation part).
+on the same strokes, its feature time included. ``--unet-seconds S`` adds U-Nets (small-unet)
+trained S seconds on the same strokes (``fit`` defaults, sparse, its own validation part),
+``--variants``: ``plain`` (strokes alone, ``teacher="none"``), ``taught`` (the default:
+taught by the pixel classifier, ``training.teacher``; ``taught@W`` with teacher weight W;
+the U-Net is scored even where the classifier would be kept) and ``autocontext`` (the
+classifier's probabilities as extra input channels; its training and answers count in the
+budget). ``--no-trees`` skips the tree libraries.
 The ``ours`` row is the package end to end
 (``fit`` with ``arch="pixel-classifier"`` on the sparse masks, ``predict_stack``): the
 number a user gets. MetalDAM scores the mean IoU over all five phases; STEM without the
 background.
+
+``dots``: the FIB-SEM sample with 15 dots of foreground and 15 of background on each of two
+slices, ``--seconds`` of training with and without the teacher, Dice on every slice.
 
 ``speed``: prediction Mpix/s on one 2048 x 2048 two-channel slice - the classifier vs the
 default U-Net (small-unet, random weights), both through ``predict_stack`` on the CPU,
@@ -279,10 +287,51 @@ def race(args) -> None:
         name = f"U-Net {v} (small-unet), {args.unet_seconds:.0f} s"
         if v == "autocontext":
             _autocontext(name, args.unet_seconds, *data)
-        else:
-            _fit_and_score(name, "small-unet", args.unet_seconds, *data, **UNET_VARIANTS[v])
+        else:  # "taught@0.8": the taught U-Net with teacher_weight 0.8
+            base, _, weight = v.partition("@")
+            options = {
+                **UNET_VARIANTS[base],
+                **({"teacher_weight": float(weight)} if weight else {}),
+            }
+            _fit_and_score(name, "small-unet", args.unet_seconds, *data, **options)
     what = "without background" if fg_only else "over all classes"
     _table(f"{args.dataset} scribbles: held-out mean IoU {what}", rows, list(classes))
+
+
+def dots(args) -> None:
+    """The issue's new-user case: the FIB-SEM sample, ~30 dots of foreground and of background
+    on two slices, a short training; Dice on every slice against the sample's ground truth."""
+    from napari_temseg._sample_data import FIBSEM_SHAPE, SEED
+    from napari_temseg.core.config.model import ModelConfig
+    from napari_temseg.core.config.predict import PredictConfig
+    from napari_temseg.core.config.train import TrainConfig
+    from napari_temseg.core.data.synthetic.fibsem import make_fibsem
+    from napari_temseg.core.evaluation.metrics import dice
+    from napari_temseg.core.inference.predict import predict_stack
+    from napari_temseg.core.progress import run
+    from napari_temseg.core.training import fit
+
+    img, truth = make_fibsem(FIBSEM_SHAPE, seed=SEED)
+    rng = np.random.default_rng(args.seed)
+    mask = np.zeros_like(truth)
+    for z in (4, 11):  # 15 dots (3 x 3 px) of each class per slice
+        for value, where in ((1, truth[z] == 1), (2, truth[z] == 0)):
+            for y, x in np.argwhere(where)[rng.choice(int(where.sum()), 15, replace=False)]:
+                mask[z, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] = value
+    print(f"fibsem sample {img.shape}, {100 * truth.mean():.0f} % foreground, dots on 2 slices")
+    for teacher in ("none", "pixel-classifier"):
+        cfg = TrainConfig(sparse=True, device="cpu", seconds=args.seconds, teacher=teacher)
+        cfg = TrainConfig(**{**cfg.__dict__, "keep_better": False})
+        t = time.perf_counter()
+        model = run(fit(img, mask, train_cfg=cfg, model_cfg=ModelConfig(), channel_axis=1))
+        fit_s = time.perf_counter() - t
+        prob = np.zeros(truth.shape, np.float32)
+        run(predict_stack(model, img, PredictConfig(device="cpu"), prob_out=prob, channel_axis=1))
+        pred = prob > 0.5
+        print(
+            f"  teacher {teacher}: fit {fit_s:.0f}s, Dice {dice(pred, truth):.3f}, "
+            f"predicted foreground {100 * pred.mean():.0f} %"
+        )
 
 
 def speed(args) -> None:
@@ -332,11 +381,14 @@ def main(argv=None) -> None:
         "--variants", default="plain,taught", help=f"U-Net variants: {', '.join(UNET_VARIANTS)}"
     )
     r.add_argument("--no-trees", action="store_true", help="skip the tree libraries' race")
+    d = sub.add_parser("dots", help="FIB-SEM sample, dots on two slices: plain vs taught")
+    d.add_argument("--seconds", type=float, default=60)
+    d.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("speed", help="prediction Mpix/s: classifier vs small-unet")
     s.add_argument("--size", type=int, default=2048)
     s.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args(argv)
-    {"race": race, "speed": speed}[args.cmd](args)
+    {"race": race, "dots": dots, "speed": speed}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ region", writing suggest.png (docs/user-guide.md).
 
 ``--live``: the Annotate dock's live preview - three strokes per phase on one slice of the
 4-phase sample, the pixel classifier's answer drawn without a button, writing live.png.
+``--taught``: the same strokes, then the Train dock trains a U-Net taught by the pixel
+classifier (its validation Dice the dotted line of the plot) and the Predict dock predicts
+the stack with the model kept, writing live.png, taught.png and taught-predict.png.
 
 ``--measure`` / ``--export`` (one or both): the TEM particles sample (as if opened with a
 pixel size of 0.5 nm), its ground truth painted into a new mask, a short training, then
@@ -277,6 +280,23 @@ def live(viewer, out: Path) -> str:
     return w.live.status.value
 
 
+def taught(viewer, out: Path, epochs: int) -> str:
+    """The whole loop: strokes -> live answer -> a U-Net taught by it -> prediction."""
+    said = live(viewer, out)
+    d = docks(viewer, names=("Train", "Predict"))
+    ice, mask = viewer.layers["phases ICE"], viewer.layers["phases ICE mask"]
+    viewer.layers["phases ICE live preview"].visible = False
+    tw = train(viewer, d, [ice], mask, epochs)
+    shot(viewer, out / "taught.png")
+    predict(viewer, d, [ice])
+    for name in ("phases ICE preview", "phases ICE probability"):
+        if name in viewer.layers:
+            viewer.layers[name].visible = False
+    viewer.layers["phases ICE prediction"].opacity = 0.6
+    shot(viewer, out / "taught-predict.png")
+    return f"{said}\n{tw.status.value}"
+
+
 def screen_shot(viewer, path: Path) -> None:
     """The whole screen inside the main window's frame: with the dialogs and popups open
     over it (``viewer.screenshot`` draws the main window alone)."""
@@ -429,6 +449,7 @@ def main() -> int:
     ap.add_argument("--suggest", action="store_true", help="the suggested-regions picture")
     ap.add_argument("--measure", action="store_true", help="the Measure dock picture")
     ap.add_argument("--live", action="store_true", help="the live preview picture")
+    ap.add_argument("--taught", action="store_true", help="live preview -> taught U-Net")
     ap.add_argument("--export", action="store_true", help="the model export picture")
     a = ap.parse_args()
     xvfb = None if a.current_display else own_display()
@@ -441,8 +462,8 @@ def main() -> int:
     viewer.window._qt_window.resize(*SIZE)  # noqa: SLF001 - window size for the pictures
     viewer.window._qt_window.move(0, 0)  # noqa: SLF001
     pictures = {p for p in ("measure", "export") if getattr(a, p)}
-    if a.live:
-        print(live(viewer, out))
+    if a.live or a.taught:
+        print(taught(viewer, out, a.epochs) if a.taught else live(viewer, out))
         viewer.close()
         if xvfb is not None:
             xvfb.terminate()

@@ -141,35 +141,39 @@ def test_paint_train_predict_evaluate_in_one_session(make_napari_viewer, qtbot):
         assert evaluate.table.rowCount() == 3 and "mean IoU" in evaluate.summary.value
 
 
-def test_train_dock_shows_painted_background_and_an_absent_class(docks, qtbot):
-    """Scribbles: background is scored, so the status and the plot show it; a class without
-    a validation pixel shows '-', never a score."""
-    from napari_temseg.core.config.classes import ClassTable
+def _unet(table, rec):
+    """A tiny untrained 3-class U-Net whose history is the one record ``rec``."""
     from napari_temseg.core.config.model import InputSpec, ModelConfig
     from napari_temseg.core.config.train import TrainConfig
     from napari_temseg.core.modelfile.format import TrainedModel
     from napari_temseg.core.nets.build import build_model
+
+    cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=1, classes=3)
+    return TrainedModel(
+        net=build_model(cfg).eval(),
+        model_cfg=cfg,
+        input_spec=InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,)),
+        classes=table,
+        train_cfg=TrainConfig(sparse=True),
+        history=[rec],
+    )
+
+
+def test_train_dock_shows_painted_background_and_an_absent_class(docks, qtbot):
+    """Scribbles: background is scored, so the status and the plot show it; a class without
+    a validation pixel shows '-', never a score."""
+    from napari_temseg.core.config.classes import ClassTable
     from napari_temseg.core.progress import Progress
 
     viewer, train, _, _ = docks
     table = ClassTable(("matrix", "pores", "grains"))
     rec = {"epoch": 1, "step": 5, "loss": 0.4, "val_dice": 0.5, "elapsed": 1.0}
     rec["val_dice_classes"] = [0.4, None, 0.6]
-    train._classes, train._run_info = table, {"sparse": True}
+    train._classes, train._run_info = table, {"sparse": True, "background": True}
     train._on_progress(Progress("train", 5, 10, extra={"epoch_record": rec}))
     assert set(train.plot.classes) == {"matrix", "grains"}  # pores: no point, not 1.0
 
-    cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=1, classes=3)
-    spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,))
-    model = TrainedModel(
-        net=build_model(cfg).eval(),
-        model_cfg=cfg,
-        input_spec=spec,
-        classes=table,
-        train_cfg=TrainConfig(sparse=True),
-        history=[rec],
-    )
-    train._on_done(model)
+    train._on_done(_unet(table, rec))
     assert "per class matrix 0.40, pores -, grains 0.60" in train.status.value
 
 
@@ -177,30 +181,16 @@ def test_train_dock_shows_the_teachers_score_and_which_model_is_kept(docks, qtbo
     """A U-Net taught by the pixel classifier: the plot draws the classifier's validation
     Dice next to the U-Net's, and the status says which of the two models the dock holds."""
     from napari_temseg.core.config.classes import ClassTable
-    from napari_temseg.core.config.model import InputSpec, ModelConfig
-    from napari_temseg.core.config.train import TrainConfig
-    from napari_temseg.core.modelfile.format import TrainedModel
-    from napari_temseg.core.nets.build import build_model
     from napari_temseg.core.progress import Progress
 
     viewer, train, _, _ = docks
     table = ClassTable(("matrix", "pores", "grains"))
     rec = {"epoch": 1, "step": 5, "loss": 0.4, "val_dice": 0.7, "elapsed": 1.0}
     rec.update(val_dice_classes=[0.6, 0.7, 0.8], teacher_val_dice=0.65)
-    train._classes, train._run_info = table, {"sparse": True}
+    train._classes, train._run_info = table, {"sparse": True, "background": True}
     train._on_progress(Progress("train", 5, 10, val_dice=0.7, extra={"epoch_record": rec}))
     assert train.plot.teacher == pytest.approx(0.65) and train.plot.dice
     train.plot.repaint()  # the dotted line and its label paint without error
 
-    cfg = ModelConfig(arch="small-unet", base_width=4, in_channels=1, classes=3)
-    spec = InputSpec(channels=1, norm_lo=(0.0,), norm_hi=(1.0,))
-    model = TrainedModel(
-        net=build_model(cfg).eval(),
-        model_cfg=cfg,
-        input_spec=spec,
-        classes=table,
-        train_cfg=TrainConfig(sparse=True),
-        history=[rec],
-    )
-    train._on_done(model)
+    train._on_done(_unet(table, rec))
     assert "the U-Net (validation Dice 0.700) is kept over its teacher" in train.status.value

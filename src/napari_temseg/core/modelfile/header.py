@@ -114,7 +114,7 @@ def _check_input_section(i: Any, model: dict, name: str) -> None:
         )
 
 
-def _check_classes(c: Any, model: dict, name: str) -> None:
+def check_classes(c: Any, model: dict, name: str) -> None:
     """The class table: absent (binary, files before format 2) or names + colours matching
     the network's output channels."""
     out = model.get("classes", 1)
@@ -150,7 +150,7 @@ def check_header(meta: Any, name: str = "model file") -> dict:
     hist = meta.get("history", [])
     ok = isinstance(hist, list) and all(isinstance(h, dict) for h in hist)
     _need(ok, name, f"history must be a list of epoch records, got {_show(hist)}")
-    _check_classes(meta.get("classes"), meta["model"], name)
+    check_classes(meta.get("classes"), meta["model"], name)
     train = meta.get("train")
     _need(
         train is None or isinstance(train, dict),

@@ -147,7 +147,7 @@ def _validation(net, d, k: int) -> dict:
     return rec
 
 
-def _check_classes(y: np.ndarray, stopped: bool) -> None:
+def check_classes(y: np.ndarray, stopped: bool) -> None:
     if len(np.unique(y)) >= 2:
         return
     from ..errors import InputError
@@ -163,7 +163,7 @@ def _check_classes(y: np.ndarray, stopped: bool) -> None:
     )
 
 
-def _train_trees(net, x: np.ndarray, y: np.ndarray, d, t0: float) -> dict:
+def train_trees(net, x: np.ndarray, y: np.ndarray, d, t0: float) -> dict:
     """Fit the trees on the collected pixels; the history record, validated like fit()'s."""
     from ..nets.classifier.forest import make_forest
 
@@ -180,6 +180,39 @@ def _train_trees(net, x: np.ndarray, y: np.ndarray, d, t0: float) -> dict:
     }
 
 
+def new_classifier(d, model_cfg=None):
+    """An untrained classifier for the training data ``d``: (net, its ModelConfig)."""
+    import dataclasses
+
+    from ..config.model import ModelConfig
+    from ..nets.classifier.module import PixelClassifier
+    from ..nets.registry import CLASSIFIER_ARCH
+
+    c = d.classes.out_channels
+    mcfg = dataclasses.replace(
+        model_cfg or ModelConfig(arch=CLASSIFIER_ARCH),
+        in_channels=d.spec.network_channels,
+        slices=1,
+        classes=c,
+    )
+    return PixelClassifier(mcfg.in_channels, c), mcfg
+
+
+def classifier_model(net, mcfg, d, cfg, rec: dict):
+    """The trained classifier as a TrainedModel (its history: the one record ``rec``)."""
+    from ..modelfile.format import TrainedModel
+
+    return TrainedModel(
+        net=net,
+        model_cfg=mcfg,
+        input_spec=d.spec,
+        threshold=cfg.threshold,
+        classes=d.classes,
+        train_cfg=cfg,
+        history=[rec],
+    )
+
+
 def fit_classifier(
     cfg, model_cfg, inputs: tuple, classes=None, resume=None, stop: StopToken | None = None
 ) -> Generator[Progress, None, object]:
@@ -188,27 +221,15 @@ def fit_classifier(
 
     Retrains from the painted pixels every time (a resumed classifier gives its classes and
     input normalisation; its trees are replaced). Yields Progress, returns a TrainedModel."""
-    import dataclasses
-
-    from ..config.model import ModelConfig
     from ..device import resolve_device
-    from ..modelfile.format import TrainedModel
-    from ..nets.classifier.module import PixelClassifier
-    from ..nets.registry import CLASSIFIER_ARCH
     from .trainset import training_data
 
     t0 = time.monotonic()
     d, notice = training_data(cfg, inputs, classes, resume)
-    k, c = d.classes.k, d.classes.out_channels
-    mcfg = dataclasses.replace(
-        model_cfg or ModelConfig(arch=CLASSIFIER_ARCH),
-        in_channels=d.spec.network_channels,
-        slices=1,
-        classes=c,
-    )
-    net = PixelClassifier(mcfg.in_channels, c)
+    k = d.classes.k
+    net, mcfg = new_classifier(d, model_cfg)
     x, y = yield from collect(net, d.sampler, k, resolve_device(cfg.device), cfg.seed, stop=stop)
-    _check_classes(y, bool(stop))
+    check_classes(y, bool(stop))
     yield Progress(
         stage="train",
         step=0,
@@ -216,7 +237,7 @@ def fit_classifier(
         elapsed=time.monotonic() - t0,
         message=f"training trees on {len(y)} pixels",
     )
-    rec = _train_trees(net, x, y, d, t0)
+    rec = train_trees(net, x, y, d, t0)
     yield Progress(
         stage="train",
         step=1,
@@ -228,12 +249,4 @@ def fit_classifier(
         message="trees trained",
         extra={"fraction": 1.0, "epoch_record": rec},
     )
-    return TrainedModel(
-        net=net,
-        model_cfg=mcfg,
-        input_spec=d.spec,
-        threshold=cfg.threshold,
-        classes=d.classes,
-        train_cfg=cfg,
-        history=[rec],
-    )
+    return classifier_model(net, mcfg, d, cfg, rec)

@@ -22,7 +22,15 @@ from collections.abc import Generator
 import numpy as np
 
 from ..progress import Progress, StopToken
-from .classifier import TILE, _check_classes, _train_trees, collect, halo_features
+from .classifier import (
+    TILE,
+    check_classes,
+    classifier_model,
+    collect,
+    halo_features,
+    new_classifier,
+    train_trees,
+)
 
 
 def teaching(cfg) -> bool:
@@ -56,20 +64,10 @@ def region_answer(net, sampler, i: int, device) -> tuple[np.ndarray, np.ndarray]
 
 
 def _fit_teacher(d, cfg, device, stop, t0):
-    import dataclasses
-
-    from ..config.model import ModelConfig
-    from ..nets.classifier.module import PixelClassifier
-    from ..nets.registry import CLASSIFIER_ARCH
-
-    k, c = d.classes.k, d.classes.out_channels
-    mcfg = dataclasses.replace(
-        ModelConfig(arch=CLASSIFIER_ARCH), in_channels=d.spec.network_channels, slices=1, classes=c
-    )
-    net = PixelClassifier(mcfg.in_channels, c)
-    x, y = yield from collect(net, d.sampler, k, device, cfg.seed, stop=stop)
-    _check_classes(y, bool(stop))
-    return net, mcfg, _train_trees(net, x, y, d, t0)
+    net, mcfg = new_classifier(d)
+    x, y = yield from collect(net, d.sampler, d.classes.k, device, cfg.seed, stop=stop)
+    check_classes(y, bool(stop))
+    return net, mcfg, train_trees(net, x, y, d, t0)
 
 
 def teach(d, cfg, stop: StopToken | None = None) -> Generator[Progress, None, object]:
@@ -77,9 +75,8 @@ def teach(d, cfg, stop: StopToken | None = None) -> Generator[Progress, None, ob
     (``PatchSampler.teach``); yields Progress, returns the classifier's TrainedModel (its
     history: one record with its validation scores)."""
     from ..device import resolve_device
-    from ..modelfile.format import TrainedModel
 
-    t0, device = time.monotonic(), resolve_device("cpu" if cfg.device == "cpu" else cfg.device)
+    t0, device = time.monotonic(), resolve_device(cfg.device)
     net, mcfg, rec = yield from _fit_teacher(d, cfg, device, stop, t0)
     answers = []
     for i in range(len(d.sampler.regions)):
@@ -96,15 +93,7 @@ def teach(d, cfg, stop: StopToken | None = None) -> Generator[Progress, None, ob
     if len(answers) == len(d.sampler.regions):
         d.sampler.teach(answers, cfg.teacher_weight)
     rec["elapsed"] = round(time.monotonic() - t0, 2)
-    return TrainedModel(
-        net=net,
-        model_cfg=mcfg,
-        input_spec=d.spec,
-        threshold=cfg.threshold,
-        classes=d.classes,
-        train_cfg=cfg,
-        history=[rec],
-    )
+    return classifier_model(net, mcfg, d, cfg, rec)
 
 
 def apply(session, teacher) -> None:

@@ -13,7 +13,8 @@ plain scikit-image ``multiscale_basic_features`` + scikit-learn random forest (1
 on the same strokes, its feature time included. ``--unet-seconds S`` adds U-Nets (small-unet)
 trained S seconds on the same strokes (``fit`` defaults, sparse, its own validation part),
 ``--variants``: ``plain`` (strokes alone, ``teacher="none"``), ``taught`` (the default:
-taught by the pixel classifier, ``training.teacher``; ``taught@W`` with teacher weight W;
+taught by the pixel classifier, ``training.teacher``; ``taught:teacher_weight=0.8`` with
+other TrainConfig options;
 the U-Net is scored even where the classifier would be kept) and ``autocontext`` (the
 classifier's probabilities as extra input channels; its training and answers count in the
 budget). ``--no-trees`` skips the tree libraries.
@@ -238,6 +239,15 @@ def _autocontext(name, seconds, k, train_imgs, sparse, test_imgs, test_t, fg_onl
     _score_model(name, t, model, test_imgs, test_t, k, fg_only, rows, prepare)
 
 
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 UNET_VARIANTS = {  # --variants: the U-Net contestants on the same strokes
     "plain": {"teacher": "none"},
     "taught": {"teacher": "pixel-classifier", "keep_better": False},
@@ -287,12 +297,10 @@ def race(args) -> None:
         name = f"U-Net {v} (small-unet), {args.unet_seconds:.0f} s"
         if v == "autocontext":
             _autocontext(name, args.unet_seconds, *data)
-        else:  # "taught@0.8": the taught U-Net with teacher_weight 0.8
-            base, _, weight = v.partition("@")
-            options = {
-                **UNET_VARIANTS[base],
-                **({"teacher_weight": float(weight)} if weight else {}),
-            }
+        else:  # "taught:teacher_weight=0.8": a variant with other TrainConfig options
+            base, *pairs = v.split(":")
+            given = dict(p.split("=") for p in pairs)
+            options = {**UNET_VARIANTS[base], **{k: _value(x) for k, x in given.items()}}
             _fit_and_score(name, "small-unet", args.unet_seconds, *data, **options)
     what = "without background" if fg_only else "over all classes"
     _table(f"{args.dataset} scribbles: held-out mean IoU {what}", rows, list(classes))
@@ -319,9 +327,15 @@ def dots(args) -> None:
             for y, x in np.argwhere(where)[rng.choice(int(where.sum()), 15, replace=False)]:
                 mask[z, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] = value
     print(f"fibsem sample {img.shape}, {100 * truth.mean():.0f} % foreground, dots on 2 slices")
-    for teacher in ("none", "pixel-classifier"):
-        cfg = TrainConfig(sparse=True, device="cpu", seconds=args.seconds, teacher=teacher)
-        cfg = TrainConfig(**{**cfg.__dict__, "keep_better": False})
+    for teacher, priors in (
+        ("none", False),
+        ("pixel-classifier", False),
+        ("pixel-classifier", True),
+    ):
+        cfg = TrainConfig(
+            sparse=True, device="cpu", seconds=args.seconds, teacher=teacher, keep_better=False
+        )
+        cfg = TrainConfig(**{**cfg.__dict__, "teacher_priors": priors})
         t = time.perf_counter()
         model = run(fit(img, mask, train_cfg=cfg, model_cfg=ModelConfig(), channel_axis=1))
         fit_s = time.perf_counter() - t
@@ -329,7 +343,8 @@ def dots(args) -> None:
         run(predict_stack(model, img, PredictConfig(device="cpu"), prob_out=prob, channel_axis=1))
         pred = prob > 0.5
         print(
-            f"  teacher {teacher}: fit {fit_s:.0f}s, Dice {dice(pred, truth):.3f}, "
+            f"  teacher {teacher}{', priors' if priors else ''}: fit {fit_s:.0f}s, "
+            f"Dice {dice(pred, truth):.3f}, "
             f"predicted foreground {100 * pred.mean():.0f} %"
         )
 

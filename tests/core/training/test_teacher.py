@@ -115,3 +115,17 @@ def test_a_unet_that_wins_is_kept_and_named():
         "the U-Net (validation Dice 0.800) is kept over its teacher, the pixel classifier (0.600)"
     )
     assert comparison(type("M", (), {"history": [{"val_dice": 0.8}]})()) is None
+
+
+def test_image_priors_find_the_images_class_shares_not_the_strokes():
+    from napari_temseg.core.training.teacher import answer, image_priors
+
+    rng = np.random.default_rng(0)
+    truth = (rng.random((64, 64)) < 0.2).astype(int)  # 20 % class 1
+    # a classifier trained on 50/50 strokes: calibrated for equal shares, a bit unsure
+    p1 = np.where(truth == 1, 0.8, 0.35) + rng.normal(0, 0.05, truth.shape)
+    p = np.stack([1 - p1, p1]).clip(0.01, 0.99)
+    pi = image_priors([p], np.array([0.5, 0.5]))
+    assert 0.1 < pi[1] < 0.3  # near the image's 20 %, far from the strokes' 50 %
+    lab, _ = answer(p, pi / 0.5)
+    assert lab.mean() <= (p.argmax(0)).mean()  # re-weighted: no more foreground than before

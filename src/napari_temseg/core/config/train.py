@@ -103,6 +103,12 @@ class TrainConfig:
         step=0.05,
         advanced=True,
     )
+    teacher_priors: bool = opt(
+        False,
+        "with a teacher: re-weight its answer to the class shares it finds in the images "
+        "(EM), not the strokes' shares (many strokes of a rare class)",
+        advanced=True,
+    )
     keep_better: bool = opt(
         True,
         "with a teacher: keep whichever of the U-Net and the pixel classifier scores higher "

@@ -46,11 +46,11 @@ def confidence(p: np.ndarray) -> np.ndarray:
     return np.clip((p.max(0) - 1.0 / k) / (1.0 - 1.0 / k), 0.0, 1.0)
 
 
-def region_answer(net, sampler, i: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """The classifier's (class id uint8, confidence float16) over region ``i``."""
+def region_answer(net, sampler, i: int, device) -> np.ndarray:
+    """The classifier's (K, h, w) float16 probabilities over region ``i``."""
     r = sampler.regions[i]
     h, w = r.shape
-    lab, conf = np.zeros((h, w), np.uint8), np.zeros((h, w), np.float16)
+    out = np.zeros((net.k, h, w), np.float16)
     trees = net.trees()
     for y0 in range(0, h, TILE):
         for x0 in range(0, w, TILE):
@@ -58,16 +58,42 @@ def region_answer(net, sampler, i: int, device) -> tuple[np.ndarray, np.ndarray]
             box = (r.y0 + y0, r.y0 + y1, r.x0 + x0, r.x0 + x1)
             f = halo_features(net, sampler.volumes[r.image], r.z, sampler.spec, box, device)
             p = trees.predict_proba(f.reshape(f.shape[0], -1).T).T.reshape(-1, y1 - y0, x1 - x0)
-            lab[y0:y1, x0:x1] = p.argmax(0)
-            conf[y0:y1, x0:x1] = confidence(p)
-    return lab, conf
+            out[:, y0:y1, x0:x1] = p
+    return out
+
+
+def image_priors(probs: list[np.ndarray], trained: np.ndarray, iters: int = 30) -> np.ndarray:
+    """The class shares of the images, estimated from a classifier trained on shares
+    ``trained`` (the strokes') by EM (Saerens, Latinne & Decaestecker 2002): posteriors
+    re-weighted by new / trained shares until the shares they imply stop changing."""
+    k = len(trained)
+    sample = np.concatenate([p.reshape(k, -1)[:, ::7].astype(np.float32) for p in probs], 1)
+    pi = trained.copy()
+    for _ in range(iters):
+        adj = sample * (pi / trained)[:, None]
+        adj /= adj.sum(0, keepdims=True).clip(1e-12)
+        pi = adj.mean(1).clip(1e-3)
+        pi /= pi.sum()
+    return pi
+
+
+def answer(p: np.ndarray, ratio: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(class id uint8, confidence float16) of (K, h, w) probabilities, re-weighted by the
+    prior ``ratio`` (K,) when given."""
+    p = p.astype(np.float32)
+    if ratio is not None:
+        p = p * ratio[:, None, None]
+        p /= p.sum(0, keepdims=True).clip(1e-12)
+    return p.argmax(0).astype(np.uint8), confidence(p).astype(np.float16)
 
 
 def _fit_teacher(d, cfg, device, stop, t0):
     net, mcfg = new_classifier(d)
     x, y = yield from collect(net, d.sampler, d.classes.k, device, cfg.seed, stop=stop)
     check_classes(y, bool(stop))
-    return net, mcfg, train_trees(net, x, y, d, t0)
+    shares = np.bincount(y, minlength=d.classes.k).astype(np.float64)
+    shares = (shares / shares.sum()).clip(1e-3)
+    return net, mcfg, train_trees(net, x, y, d, t0), shares / shares.sum()
 
 
 def teach(d, cfg, stop: StopToken | None = None) -> Generator[Progress, None, object]:
@@ -77,12 +103,12 @@ def teach(d, cfg, stop: StopToken | None = None) -> Generator[Progress, None, ob
     from ..device import resolve_device
 
     t0, device = time.monotonic(), resolve_device(cfg.device)
-    net, mcfg, rec = yield from _fit_teacher(d, cfg, device, stop, t0)
-    answers = []
+    net, mcfg, rec, trained = yield from _fit_teacher(d, cfg, device, stop, t0)
+    probs = []
     for i in range(len(d.sampler.regions)):
         if stop:
             break
-        answers.append(region_answer(net, d.sampler, i, device))
+        probs.append(region_answer(net, d.sampler, i, device))
         yield Progress(
             stage="teach",
             step=i + 1,
@@ -90,8 +116,13 @@ def teach(d, cfg, stop: StopToken | None = None) -> Generator[Progress, None, ob
             elapsed=time.monotonic() - t0,
             message=f"pixel classifier's answer on {i + 1} of {len(d.sampler.regions)} slices",
         )
-    if len(answers) == len(d.sampler.regions):
-        d.sampler.teach(answers, cfg.teacher_weight)
+    if len(probs) == len(d.sampler.regions):
+        ratio = None
+        if cfg.teacher_priors:
+            pi = image_priors(probs, trained)
+            ratio = pi / trained
+            rec["teacher_priors"] = [round(float(v), 4) for v in pi]
+        d.sampler.teach([answer(p, ratio) for p in probs], cfg.teacher_weight)
     rec["elapsed"] = round(time.monotonic() - t0, 2)
     return classifier_model(net, mcfg, d, cfg, rec)
 
